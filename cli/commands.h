@@ -1,0 +1,12 @@
+/* One function per subcommand; each lives in cli/<name>.c and returns the process exit code. */
+#ifndef CV_CLI_COMMANDS_H
+#define CV_CLI_COMMANDS_H
+
+#include "cvision/cvision.h"
+
+typedef int (*cli_command_fn)(cv_ctx *ctx, int argc, char **argv);
+
+/* Prints "cvision: <message>" on stderr and returns 1: the single error line of a failed command. */
+int cli_error(cv_ctx *ctx);
+
+#endif

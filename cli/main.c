@@ -1,0 +1,49 @@
+/* cvision: the command-line tool. Dispatches to one function per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const struct {
+    const char *name;
+    cli_command_fn fn;
+    const char *summary;
+} commands[] = {
+    {NULL, NULL, NULL},
+};
+
+int cli_error(cv_ctx *ctx)
+{
+    fprintf(stderr, "cvision: %s\n", cv_ctx_error(ctx));
+    return 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cvision <command> [options]\n\ncommands:\n");
+    for (int i = 0; commands[i].name; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'cvision <command> --help' describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (int i = 0; commands[i].name; i++) {
+        if (strcmp(argv[1], commands[i].name)) continue;
+        cv_ctx *ctx = cv_ctx_new();
+        if (!ctx) {
+            fprintf(stderr, "cvision: out of memory\n");
+            return 1;
+        }
+        int rc = commands[i].fn(ctx, argc - 1, argv + 1);
+        cv_ctx_free(ctx);
+        return rc;
+    }
+    fprintf(stderr, "cvision: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
