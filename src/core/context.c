@@ -57,8 +57,8 @@ void cv_ctx_set_threads(cv_ctx *ctx, int threads)
 
 const char *cv_status_name(cv_status s)
 {
-    static const char *names[] = {"ok",          "i/o error",   "format error",  "invalid argument",
-                                  "out of memory", "unsupported", "not found",     "shape mismatch",
-                                  "network error", "internal error"};
+    static const char *names[] = {
+        "ok",          "i/o error", "format error",   "invalid argument", "out of memory",
+        "unsupported", "not found", "shape mismatch", "network error",    "internal error"};
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "unknown error";
 }

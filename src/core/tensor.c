@@ -9,9 +9,9 @@ static const struct {
     size_t size;
     const char *name;
 } dtypes[CV_DTYPE_COUNT] = {
-    [CV_F32] = {4, "float32"}, [CV_F64] = {8, "float64"}, [CV_F16] = {2, "float16"},
-    [CV_BF16] = {2, "bfloat16"}, [CV_I64] = {8, "int64"}, [CV_I32] = {4, "int32"},
-    [CV_I16] = {2, "int16"},   [CV_I8] = {1, "int8"},     [CV_U8] = {1, "uint8"},
+    [CV_F32] = {4, "float32"},   [CV_F64] = {8, "float64"}, [CV_F16] = {2, "float16"},
+    [CV_BF16] = {2, "bfloat16"}, [CV_I64] = {8, "int64"},   [CV_I32] = {4, "int32"},
+    [CV_I16] = {2, "int16"},     [CV_I8] = {1, "int8"},     [CV_U8] = {1, "uint8"},
     [CV_BOOL] = {1, "bool"},
 };
 

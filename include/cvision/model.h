@@ -1,0 +1,56 @@
+/* Models: torchvision's architectures by constructor name, with torchvision's state_dict keys. */
+#ifndef CVISION_MODEL_H
+#define CVISION_MODEL_H
+
+#include "cvision/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cv_model cv_model;
+
+typedef enum {
+    CV_BACKEND_CPU = 0, /* oneDNN, with conv+BN folding and fused post-ops */
+    CV_BACKEND_REF,     /* plain C, op by op: the ground truth for tests */
+} cv_backend_kind;
+
+/* Architectures cvision can build, in a stable order. */
+int cv_arch_count(void);
+const char *cv_arch_name(int i);
+
+/* Builds `arch` with a head of `num_classes` outputs (torchvision's num_classes argument).
+ * Parameters start as PyTorch's fresh modules would be before init (zeros; BN weight 1, var 1):
+ * call cv_model_init_weights or load a state to get something useful. */
+cv_status cv_model_create(cv_ctx *ctx, const char *arch, int num_classes, cv_model **out);
+void cv_model_free(cv_model *m);
+const char *cv_model_arch(const cv_model *m);
+int cv_model_num_classes(const cv_model *m);
+/* The model's parameters and buffers by state_dict name, in torchvision's order. Writing into
+ * these tensors is allowed; call cv_model_params_changed afterwards. */
+cv_state *cv_model_params(cv_model *m);
+void cv_model_params_changed(cv_model *m);
+/* The names of the classifier head's parameters ("fc.weight", "fc.bias", ...). */
+int cv_model_head_count(const cv_model *m);
+const char *cv_model_head_name(const cv_model *m, int i);
+
+typedef enum {
+    CV_LOAD_STRICT = 0,    /* every key present, no extra keys, shapes equal */
+    CV_LOAD_NONSTRICT = 1, /* missing and unexpected keys allowed (load_state_dict(strict=False)) */
+    CV_LOAD_SKIP_HEAD = 2, /* the head's keys in the file are ignored (fine-tuning a new head) */
+} cv_load_flags;
+
+/* Copies tensors from `st` by name. Errors list the missing/unexpected/mismatched keys. A missing
+ * num_batches_tracked (checkpoints from PyTorch < 0.4.1) is always tolerated. Float64/16 tensors
+ * are converted to float32. */
+cv_status cv_model_load_state(cv_ctx *ctx, cv_model *m, const cv_state *st, int flags);
+
+cv_status cv_model_set_backend(cv_ctx *ctx, cv_model *m, cv_backend_kind kind);
+
+/* Eval-mode forward: x is float32 [N, 3, H, W]; *out becomes a new float32 [N, num_classes]. */
+cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tensor **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,405 @@
+/* Graph construction (the builder used by model definitions) and shape inference. */
+#include "core/graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *op_names[OP_COUNT] = {
+    [OP_INPUT] = "input",
+    [OP_CONV] = "conv2d",
+    [OP_BN] = "batch_norm",
+    [OP_ACT] = "activation",
+    [OP_MAXPOOL] = "max_pool2d",
+    [OP_AVGPOOL] = "avg_pool2d",
+    [OP_ADAPTIVE_AVGPOOL] = "adaptive_avg_pool2d",
+    [OP_LINEAR] = "linear",
+    [OP_ADD] = "add",
+    [OP_MUL] = "mul",
+    [OP_CONCAT] = "cat",
+    [OP_FLATTEN] = "flatten",
+    [OP_DROPOUT] = "dropout",
+    [OP_SOFTMAX] = "softmax",
+};
+
+const char *op_name(cv_op op)
+{
+    return (unsigned)op < OP_COUNT ? op_names[op] : "?";
+}
+
+void graph_free(cv_graph *g)
+{
+    if (!g) return;
+    free(g->nodes);
+    free(g);
+}
+
+/* ---- scopes ---- */
+
+void b_push(cv_builder *b, const char *name)
+{
+    size_t len = strlen(b->scope);
+    if (b->depth >= 32 || len + strlen(name) + 2 >= sizeof b->scope) {
+        if (!b->err)
+            b->err = cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: scope too deep at %s", b->scope);
+        return;
+    }
+    b->scope_len[b->depth++] = (int)len;
+    snprintf(b->scope + len, sizeof b->scope - len, "%s%s", len ? "." : "", name);
+}
+
+void b_pushi(cv_builder *b, int index)
+{
+    char s[16];
+    snprintf(s, sizeof s, "%d", index);
+    b_push(b, s);
+}
+
+void b_pop(cv_builder *b)
+{
+    if (b->depth > 0) b->scope[b->scope_len[--b->depth]] = 0;
+}
+
+/* ---- nodes and parameters ---- */
+
+static int add_node(cv_builder *b, cv_op op, int nin, const int *in, int channels, int rank)
+{
+    if (b->err) return -1;
+    for (int i = 0; i < nin; i++)
+        if (in[i] < 0 || in[i] >= b->g->n) {
+            b->err = cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: bad input to %s at %s", op_name(op),
+                             b->scope);
+            return -1;
+        }
+    cv_graph *g = b->g;
+    if (g->n == g->cap) {
+        int cap = g->cap ? g->cap * 2 : 64;
+        cv_node *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
+        if (!nodes) {
+            b->err = cv_fail(b->ctx, CV_ERR_NOMEM, "builder: out of memory");
+            return -1;
+        }
+        g->nodes = nodes;
+        g->cap = cap;
+    }
+    cv_node *n = &g->nodes[g->n];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->nin = nin;
+    memcpy(n->in, in, (size_t)nin * sizeof *in);
+    for (int i = 0; i < CV_MAX_PARAMS; i++) n->param[i] = -1;
+    n->channels = channels;
+    n->rank = rank;
+    g->output = g->n;
+    return g->n++;
+}
+
+/* Registers parameter <scope>.<name>.<leaf> with the given shape and returns its index. */
+static int add_param(cv_builder *b, const char *name, const char *leaf, cv_dtype dt, int ndim,
+                     const int64_t *shape)
+{
+    if (b->err) return -1;
+    char full[640];
+    snprintf(full, sizeof full, "%s%s%s%s%s", b->scope, *b->scope && *name ? "." : "", name,
+             *b->scope || *name ? "." : "", leaf);
+    cv_tensor *t;
+    if ((b->err = cv_tensor_new(b->ctx, dt, ndim, shape, &t))) return -1;
+    if (cv_state_get(b->params, full)) {
+        cv_tensor_free(t);
+        b->err = cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: parameter %s defined twice", full);
+        return -1;
+    }
+    if ((b->err = cv_state_put(b->ctx, b->params, full, t))) return -1;
+    return cv_state_count(b->params) - 1;
+}
+
+static int channels_of(cv_builder *b, int x)
+{
+    return x >= 0 && x < b->g->n ? b->g->nodes[x].channels : 0;
+}
+
+int b_input(cv_builder *b, int channels)
+{
+    return add_node(b, OP_INPUT, 0, NULL, channels, 4);
+}
+
+int b_conv2(cv_builder *b, int x, const char *name, int out, int kh, int kw, int sh, int sw, int ph,
+            int pw, int groups, int bias)
+{
+    int cin = channels_of(b, x);
+    if (!b->err && (groups <= 0 || cin % groups || out % groups)) {
+        b->err = cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: %s.%s: %d->%d channels, %d groups",
+                         b->scope, name, cin, out, groups);
+        return -1;
+    }
+    int id = add_node(b, OP_CONV, 1, &x, out, 4);
+    if (id < 0) return -1;
+    int64_t ws[4] = {out, cin / groups, kh, kw}, bs[1] = {out};
+    int w = add_param(b, name, "weight", CV_F32, 4, ws);
+    int bi = bias ? add_param(b, name, "bias", CV_F32, 1, bs) : -1;
+    if (b->err) return -1;
+    cv_node *n = &b->g->nodes[id];
+    n->nparam = 2;
+    n->param[0] = w;
+    n->param[1] = bi;
+    n->a = (cv_attrs){.kh = kh,
+                      .kw = kw,
+                      .sh = sh,
+                      .sw = sw,
+                      .ph = ph,
+                      .pw = pw,
+                      .dh = 1,
+                      .dw = 1,
+                      .groups = groups};
+    return id;
+}
+
+int b_conv(cv_builder *b, int x, const char *name, int out, int k, int stride, int pad,
+           int dilation, int groups, int bias)
+{
+    int id = b_conv2(b, x, name, out, k, k, stride, stride, pad, pad, groups, bias);
+    if (id >= 0) b->g->nodes[id].a.dh = b->g->nodes[id].a.dw = dilation;
+    return id;
+}
+
+int b_bn(cv_builder *b, int x, const char *name, float eps)
+{
+    int c = channels_of(b, x);
+    int id = add_node(b, OP_BN, 1, &x, c, 4);
+    if (id < 0) return -1;
+    int64_t s[1] = {c};
+    int p0 = add_param(b, name, "weight", CV_F32, 1, s);
+    int p1 = add_param(b, name, "bias", CV_F32, 1, s);
+    int p2 = add_param(b, name, "running_mean", CV_F32, 1, s);
+    int p3 = add_param(b, name, "running_var", CV_F32, 1, s);
+    int p4 = add_param(b, name, "num_batches_tracked", CV_I64, 0, NULL);
+    if (b->err) return -1;
+    /* PyTorch's initial state: weight 1, bias 0, running_var 1 */
+    float *wt = cv_state_tensor(b->params, p0)->data, *rv = cv_state_tensor(b->params, p3)->data;
+    for (int i = 0; i < c; i++) wt[i] = rv[i] = 1.0f;
+    cv_node *n = &b->g->nodes[id];
+    n->nparam = 5;
+    n->param[0] = p0, n->param[1] = p1, n->param[2] = p2, n->param[3] = p3, n->param[4] = p4;
+    n->a.eps = eps;
+    n->a.momentum = 0.1f;
+    return id;
+}
+
+int b_act(cv_builder *b, int x, cv_act act)
+{
+    int id =
+        add_node(b, OP_ACT, 1, &x, channels_of(b, x), x >= 0 && !b->err ? b->g->nodes[x].rank : 4);
+    if (id >= 0) b->g->nodes[id].a.act = act;
+    return id;
+}
+
+static int pool(cv_builder *b, cv_op op, int x, int k, int stride, int pad, int ceil_mode, int cip)
+{
+    int id = add_node(b, op, 1, &x, channels_of(b, x), 4);
+    if (id >= 0)
+        b->g->nodes[id].a = (cv_attrs){.kh = k,
+                                       .kw = k,
+                                       .sh = stride,
+                                       .sw = stride,
+                                       .ph = pad,
+                                       .pw = pad,
+                                       .dh = 1,
+                                       .dw = 1,
+                                       .ceil_mode = ceil_mode,
+                                       .count_include_pad = cip};
+    return id;
+}
+
+int b_maxpool(cv_builder *b, int x, int k, int stride, int pad, int ceil_mode)
+{
+    return pool(b, OP_MAXPOOL, x, k, stride, pad, ceil_mode, 0);
+}
+
+int b_avgpool(cv_builder *b, int x, int k, int stride, int pad, int ceil_mode,
+              int count_include_pad)
+{
+    return pool(b, OP_AVGPOOL, x, k, stride, pad, ceil_mode, count_include_pad);
+}
+
+int b_adaptive_avgpool(cv_builder *b, int x, int out_h, int out_w)
+{
+    int id = add_node(b, OP_ADAPTIVE_AVGPOOL, 1, &x, channels_of(b, x), 4);
+    if (id >= 0) b->g->nodes[id].a.out_h = out_h, b->g->nodes[id].a.out_w = out_w;
+    return id;
+}
+
+int b_linear(cv_builder *b, int x, const char *name, int out, int bias)
+{
+    int in = channels_of(b, x);
+    int id = add_node(b, OP_LINEAR, 1, &x, out, 2);
+    if (id < 0) return -1;
+    int64_t ws[2] = {out, in}, bs[1] = {out};
+    int w = add_param(b, name, "weight", CV_F32, 2, ws);
+    int bi = bias ? add_param(b, name, "bias", CV_F32, 1, bs) : -1;
+    if (b->err) return -1;
+    b->g->nodes[id].nparam = 2;
+    b->g->nodes[id].param[0] = w;
+    b->g->nodes[id].param[1] = bi;
+    return id;
+}
+
+int b_add(cv_builder *b, int x, int y)
+{
+    int in[2] = {x, y};
+    return add_node(b, OP_ADD, 2, in, channels_of(b, x), 4);
+}
+
+int b_mul(cv_builder *b, int x, int y)
+{
+    int in[2] = {x, y};
+    return add_node(b, OP_MUL, 2, in, channels_of(b, x), 4);
+}
+
+int b_concat(cv_builder *b, int n, const int *xs)
+{
+    if (n < 1 || n > CV_MAX_INPUTS) {
+        if (!b->err) b->err = cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: concat of %d inputs", n);
+        return -1;
+    }
+    int c = 0;
+    for (int i = 0; i < n; i++) c += channels_of(b, xs[i]);
+    return add_node(b, OP_CONCAT, n, xs, c, 4);
+}
+
+/* The feature count must be known when the following linear is built: it is C*oh*ow after an
+ * adaptive pool (VGG, AlexNet) and C when the spatial size is 1x1 (every global-pool model). */
+int b_flatten(cv_builder *b, int x)
+{
+    int f = channels_of(b, x);
+    if (x >= 0 && x < b->g->n && b->g->nodes[x].op == OP_ADAPTIVE_AVGPOOL)
+        f *= b->g->nodes[x].a.out_h * b->g->nodes[x].a.out_w;
+    return add_node(b, OP_FLATTEN, 1, &x, f, 2);
+}
+
+int b_dropout(cv_builder *b, int x, float p)
+{
+    int id = add_node(b, OP_DROPOUT, 1, &x, channels_of(b, x),
+                      x >= 0 && !b->err ? b->g->nodes[x].rank : 4);
+    if (id >= 0) b->g->nodes[id].a.p = p;
+    return id;
+}
+
+int b_softmax(cv_builder *b, int x)
+{
+    return add_node(b, OP_SOFTMAX, 1, &x, channels_of(b, x), 2);
+}
+
+/* ---- shape inference ---- */
+
+int64_t shape_numel(const cv_shape4 *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) n *= s->d[i];
+    return n;
+}
+
+int64_t pool_out_size(int64_t in, int k, int s, int p, int d, int ceil_mode)
+{
+    int64_t span = in + 2 * p - (int64_t)d * (k - 1) - 1;
+    if (span < 0) return 0;
+    int64_t out = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (out - 1) * s >= in + p) out--; /* last window must start inside */
+    return out;
+}
+
+cv_status graph_infer_shapes(cv_ctx *ctx, const cv_graph *g, const cv_state *params, int64_t n,
+                             int64_t c, int64_t h, int64_t w, cv_shape4 *shapes)
+{
+    for (int i = 0; i < g->n; i++) {
+        const cv_node *nd = &g->nodes[i];
+        cv_shape4 *o = &shapes[i];
+        const cv_shape4 *x = nd->nin ? &shapes[nd->in[0]] : NULL;
+        memset(o, 0, sizeof *o);
+        switch (nd->op) {
+        case OP_INPUT:
+            if (c != nd->channels)
+                return cv_fail(ctx, CV_ERR_SHAPE, "input has %lld channels, the model expects %d",
+                               (long long)c, nd->channels);
+            *o = (cv_shape4){{n, c, h, w}, 4};
+            break;
+        case OP_CONV: {
+            const cv_tensor *wt = cv_state_tensor(params, nd->param[0]);
+            int kh = (int)wt->shape[2], kw = (int)wt->shape[3];
+            *o = (cv_shape4){{n, wt->shape[0],
+                              pool_out_size(x->d[2], kh, nd->a.sh, nd->a.ph, nd->a.dh, 0),
+                              pool_out_size(x->d[3], kw, nd->a.sw, nd->a.pw, nd->a.dw, 0)},
+                             4};
+            if (wt->shape[1] * nd->a.groups != x->d[1])
+                return cv_fail(ctx, CV_ERR_SHAPE,
+                               "conv node %d: weight expects %lld input channels, got %lld", i,
+                               (long long)(wt->shape[1] * nd->a.groups), (long long)x->d[1]);
+            break;
+        }
+        case OP_MAXPOOL:
+        case OP_AVGPOOL:
+            *o = (cv_shape4){
+                {n, x->d[1],
+                 pool_out_size(x->d[2], nd->a.kh, nd->a.sh, nd->a.ph, nd->a.dh, nd->a.ceil_mode),
+                 pool_out_size(x->d[3], nd->a.kw, nd->a.sw, nd->a.pw, nd->a.dw, nd->a.ceil_mode)},
+                4};
+            if (2 * nd->a.ph > nd->a.kh || 2 * nd->a.pw > nd->a.kw)
+                return cv_fail(ctx, CV_ERR_INTERNAL,
+                               "pool node %d: padding exceeds half the kernel", i);
+            break;
+        case OP_ADAPTIVE_AVGPOOL:
+            *o = (cv_shape4){{n, x->d[1], nd->a.out_h, nd->a.out_w}, 4};
+            if (x->d[2] < 1 || x->d[3] < 1)
+                return cv_fail(ctx, CV_ERR_SHAPE, "adaptive pool node %d: empty input", i);
+            break;
+        case OP_LINEAR: {
+            const cv_tensor *wt = cv_state_tensor(params, nd->param[0]);
+            if (x->rank != 2 || x->d[1] != wt->shape[1])
+                return cv_fail(ctx, CV_ERR_SHAPE, "linear node %d: expects %lld features, got %lld",
+                               i, (long long)wt->shape[1],
+                               (long long)(x->rank == 2 ? x->d[1] : -1));
+            *o = (cv_shape4){{n, wt->shape[0]}, 2};
+            break;
+        }
+        case OP_ADD:
+        case OP_MUL: {
+            const cv_shape4 *y = &shapes[nd->in[1]];
+            int bcast = nd->op == OP_MUL && y->rank == 4 && y->d[2] == 1 && y->d[3] == 1 &&
+                        y->d[1] == x->d[1];
+            if (!bcast && memcmp(x->d, y->d, sizeof x->d))
+                return cv_fail(ctx, CV_ERR_SHAPE, "%s node %d: operand shapes differ",
+                               op_name(nd->op), i);
+            *o = *x;
+            break;
+        }
+        case OP_CONCAT: {
+            *o = *x;
+            o->d[1] = 0;
+            for (int k = 0; k < nd->nin; k++) {
+                const cv_shape4 *y = &shapes[nd->in[k]];
+                if (y->d[2] != x->d[2] || y->d[3] != x->d[3])
+                    return cv_fail(ctx, CV_ERR_SHAPE, "cat node %d: spatial sizes differ", i);
+                o->d[1] += y->d[1];
+            }
+            break;
+        }
+        case OP_FLATTEN:
+            *o = (cv_shape4){{n, x->rank == 4 ? x->d[1] * x->d[2] * x->d[3] : x->d[1]}, 2};
+            break;
+        case OP_BN:
+        case OP_ACT:
+        case OP_DROPOUT:
+        case OP_SOFTMAX:
+            *o = *x;
+            break;
+        default:
+            return cv_fail(ctx, CV_ERR_INTERNAL, "node %d: unknown op %d", i, (int)nd->op);
+        }
+        for (int k = 0; k < o->rank; k++)
+            if (o->d[k] < 1)
+                return cv_fail(ctx, CV_ERR_SHAPE,
+                               "input %lldx%lld is too small for this architecture (%s node %d "
+                               "would be empty)",
+                               (long long)h, (long long)w, op_name(nd->op), i);
+    }
+    return CV_OK;
+}

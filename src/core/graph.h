@@ -1,0 +1,121 @@
+/* The model graph: a flat list of nodes, each producing one value, built once by a model
+ * definition (src/models/) and planned for a given input size by a backend (src/backend/).
+ *
+ * Parameters live in the model's cv_state under torchvision's state_dict names; nodes refer to
+ * them by index into that table (indices are stable: parameters are only ever replaced). */
+#ifndef CV_GRAPH_H
+#define CV_GRAPH_H
+
+#include "cvision/core.h"
+
+typedef enum {
+    OP_INPUT = 0,
+    OP_CONV,    /* in: x; params: weight [O, I/g, kh, kw], bias? */
+    OP_BN,      /* in: x; params: weight, bias, running_mean, running_var, num_batches_tracked */
+    OP_ACT,     /* in: x; a.act */
+    OP_MAXPOOL, /* in: x; kernel/stride/pad/dilation/ceil_mode */
+    OP_AVGPOOL, /* in: x; kernel/stride/pad/ceil_mode/count_include_pad */
+    OP_ADAPTIVE_AVGPOOL, /* in: x; a.out_h, a.out_w */
+    OP_LINEAR,           /* in: x [N, F]; params: weight [O, F], bias? */
+    OP_ADD,              /* in: a, b (same shape) */
+    OP_MUL,              /* in: a [N,C,H,W], b [N,C,H,W] or [N,C,1,1] (broadcast) */
+    OP_CONCAT,           /* in: n values, along channels */
+    OP_FLATTEN,          /* in: x [N, C, H, W] -> [N, C*H*W] */
+    OP_DROPOUT,          /* identity in eval; a.p */
+    OP_SOFTMAX,          /* in: x [N, F], along F */
+    OP_COUNT
+} cv_op;
+
+typedef enum {
+    ACT_NONE = 0,
+    ACT_RELU,
+    ACT_RELU6,
+    ACT_HARDSWISH,
+    ACT_HARDSIGMOID,
+    ACT_SILU,
+    ACT_GELU,
+    ACT_SIGMOID,
+} cv_act;
+
+#define CV_MAX_INPUTS 8
+#define CV_MAX_PARAMS 5
+
+typedef struct {
+    int kh, kw, sh, sw, ph, pw, dh, dw, groups;
+    int ceil_mode, count_include_pad;
+    int out_h, out_w; /* adaptive pooling */
+    cv_act act;
+    float eps, momentum, p;
+} cv_attrs;
+
+typedef struct {
+    cv_op op;
+    int nin, in[CV_MAX_INPUTS];       /* producing node indices */
+    int nparam, param[CV_MAX_PARAMS]; /* indices into the model's cv_state, -1 = absent */
+    cv_attrs a;
+    int channels; /* output channels (features for 2-D values), known at build time */
+    int rank;     /* 4 (N,C,H,W) or 2 (N,F) */
+} cv_node;
+
+typedef struct cv_graph {
+    cv_node *nodes;
+    int n, cap;
+    int output; /* the node whose value is the model's output */
+} cv_graph;
+
+/* A builder turns model definitions into graph nodes and parameters whose names come out as
+ * torchvision's by construction: a scope stack ("layer1", "0", "conv1") prefixes every name. */
+typedef struct cv_builder {
+    cv_ctx *ctx;
+    cv_graph *g;
+    cv_state *params;
+    char scope[512];
+    int scope_len[32];
+    int depth;
+    cv_status err; /* sticky: once set, every builder call returns -1 */
+} cv_builder;
+
+void graph_free(cv_graph *g);
+
+void b_push(cv_builder *b, const char *name);
+void b_pushi(cv_builder *b, int index);
+void b_pop(cv_builder *b);
+
+int b_input(cv_builder *b, int channels);
+/* conv2d(in -> out, k, stride, padding, dilation, groups, bias) named <scope>.<name> */
+int b_conv(cv_builder *b, int x, const char *name, int out, int k, int stride, int pad,
+           int dilation, int groups, int bias);
+int b_conv2(cv_builder *b, int x, const char *name, int out, int kh, int kw, int sh, int sw, int ph,
+            int pw, int groups, int bias);
+int b_bn(cv_builder *b, int x, const char *name, float eps);
+int b_act(cv_builder *b, int x, cv_act act);
+int b_maxpool(cv_builder *b, int x, int k, int stride, int pad, int ceil_mode);
+int b_avgpool(cv_builder *b, int x, int k, int stride, int pad, int ceil_mode,
+              int count_include_pad);
+int b_adaptive_avgpool(cv_builder *b, int x, int out_h, int out_w);
+int b_linear(cv_builder *b, int x, const char *name, int out, int bias);
+int b_add(cv_builder *b, int x, int y);
+int b_mul(cv_builder *b, int x, int y);
+int b_concat(cv_builder *b, int n, const int *xs);
+int b_flatten(cv_builder *b, int x);
+int b_dropout(cv_builder *b, int x, float p);
+int b_softmax(cv_builder *b, int x);
+
+/* ---- shapes ---- */
+typedef struct {
+    int64_t d[4]; /* N, C, H, W (rank 4) or N, F (rank 2) */
+    int rank;
+} cv_shape4;
+
+/* Infers every node's output shape for an input of n x c x h x w. Fails with a message naming the
+ * node when the input is too small for the architecture. `shapes` has g->n entries. */
+cv_status graph_infer_shapes(cv_ctx *ctx, const cv_graph *g, const cv_state *params, int64_t n,
+                             int64_t c, int64_t h, int64_t w, cv_shape4 *shapes);
+int64_t shape_numel(const cv_shape4 *s);
+/* PyTorch's pooling output size, including ceil_mode's rule that the last window must start
+ * inside the input or left padding. */
+int64_t pool_out_size(int64_t in, int k, int s, int p, int d, int ceil_mode);
+
+const char *op_name(cv_op op);
+
+#endif

@@ -1,0 +1,272 @@
+/* cv_model: an architecture's graph, its parameters, and a cached plan for the last input size. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "cvision/model.h"
+#include "models/models.h"
+
+struct cv_model {
+    const cv_arch *arch;
+    int num_classes;
+    cv_graph *g;
+    cv_state *params;
+    const cv_backend_ops *backend;
+    cv_exec *exec; /* planned for exec_shape with the parameters as they were then */
+    cv_shape4 *shapes;
+    int64_t exec_n, exec_h, exec_w;
+};
+
+cv_status cv_model_create(cv_ctx *ctx, const char *arch, int num_classes, cv_model **out)
+{
+    *out = NULL;
+    const cv_arch *a = arch_find(arch);
+    if (!a)
+        return cv_fail(ctx, CV_ERR_NOT_FOUND, "unknown architecture '%s' (see 'cvision models')",
+                       arch);
+    if (num_classes < 1)
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: num_classes must be positive, got %d", arch,
+                       num_classes);
+    cv_model *m = calloc(1, sizeof *m);
+    cv_builder b = {.ctx = ctx};
+    if (!m || !(b.g = calloc(1, sizeof *b.g)) || !(b.params = cv_state_new())) {
+        free(m);
+        graph_free(b.g);
+        return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", arch);
+    }
+    int y = a->build(&b, a->cfg, num_classes);
+    if (y < 0 || b.err) {
+        graph_free(b.g);
+        cv_state_free(b.params);
+        free(m);
+        return b.err ? b.err : cv_fail(ctx, CV_ERR_INTERNAL, "%s: builder failed", arch);
+    }
+    b.g->output = y;
+    m->arch = a;
+    m->num_classes = num_classes;
+    m->g = b.g;
+    m->params = b.params;
+    m->backend = &cv_backend_dnnl;
+    *out = m;
+    return CV_OK;
+}
+
+void cv_model_params_changed(cv_model *m)
+{
+    if (m->exec) m->backend->free(m->exec);
+    m->exec = NULL;
+}
+
+void cv_model_free(cv_model *m)
+{
+    if (!m) return;
+    cv_model_params_changed(m);
+    free(m->shapes);
+    graph_free(m->g);
+    cv_state_free(m->params);
+    free(m);
+}
+
+const char *cv_model_arch(const cv_model *m)
+{
+    return m->arch->name;
+}
+
+int cv_model_num_classes(const cv_model *m)
+{
+    return m->num_classes;
+}
+
+cv_state *cv_model_params(cv_model *m)
+{
+    return m->params;
+}
+
+int cv_model_head_count(const cv_model *m)
+{
+    int n = 0;
+    while (n < 4 && m->arch->head[n]) n++;
+    return n;
+}
+
+const char *cv_model_head_name(const cv_model *m, int i)
+{
+    return i >= 0 && i < cv_model_head_count(m) ? m->arch->head[i] : NULL;
+}
+
+static int is_head(const cv_model *m, const char *name)
+{
+    for (int i = 0; i < cv_model_head_count(m); i++)
+        if (!strcmp(m->arch->head[i], name)) return 1;
+    return 0;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* Converts one value of any float/int dtype to double. */
+static double load_value(const cv_tensor *t, int64_t i)
+{
+    const void *p = t->data;
+    switch (t->dtype) {
+    case CV_F32:
+        return ((const float *)p)[i];
+    case CV_F64:
+        return ((const double *)p)[i];
+    case CV_F16: {
+        uint16_t h = ((const uint16_t *)p)[i];
+        int e = (h >> 10) & 31, f = h & 1023;
+        double v = e == 0    ? ldexp(f, -24)
+                   : e == 31 ? (f ? NAN : INFINITY)
+                             : ldexp(f + 1024, e - 25);
+        return h & 0x8000 ? -v : v;
+    }
+    case CV_BF16: {
+        uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    case CV_I64:
+        return (double)((const int64_t *)p)[i];
+    case CV_I32:
+        return ((const int32_t *)p)[i];
+    case CV_I16:
+        return ((const int16_t *)p)[i];
+    case CV_I8:
+        return ((const int8_t *)p)[i];
+    case CV_U8:
+    case CV_BOOL:
+        return ((const uint8_t *)p)[i];
+    default:
+        return 0;
+    }
+}
+
+static cv_status copy_into(cv_ctx *ctx, cv_tensor *dst, const cv_tensor *src, const char *name)
+{
+    int64_t n = cv_tensor_numel(dst);
+    if (src->dtype == dst->dtype) {
+        memcpy(dst->data, src->data, dst->nbytes);
+    } else if (dst->dtype == CV_F32) {
+        for (int64_t i = 0; i < n; i++) ((float *)dst->data)[i] = (float)load_value(src, i);
+    } else if (dst->dtype == CV_I64 && src->dtype != CV_F32 && src->dtype != CV_F64) {
+        for (int64_t i = 0; i < n; i++) ((int64_t *)dst->data)[i] = (int64_t)load_value(src, i);
+    } else {
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: cannot load %s into %s", name,
+                       cv_dtype_name(src->dtype), cv_dtype_name(dst->dtype));
+    }
+    return CV_OK;
+}
+
+/* Appends `name` to a comma-separated list, keeping the message short. */
+static void list_add(char *buf, size_t size, int *count, const char *name)
+{
+    if (++*count > 8) return;
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, "%s%s", len ? ", " : "", name);
+}
+
+cv_status cv_model_load_state(cv_ctx *ctx, cv_model *m, const cv_state *st, int flags)
+{
+    char missing[512] = "", unexpected[512] = "", mismatch[512] = "";
+    int nmissing = 0, nunexpected = 0, nmismatch = 0;
+    int skip_head = flags & CV_LOAD_SKIP_HEAD, nonstrict = flags & CV_LOAD_NONSTRICT;
+    for (int i = 0; i < cv_state_count(m->params); i++) {
+        const char *name = cv_state_name(m->params, i);
+        const cv_tensor *src = cv_state_get(st, name), *dst = cv_state_tensor(m->params, i);
+        if (skip_head && is_head(m, name)) continue;
+        if (!src) {
+            if (!nonstrict && !ends_with(name, "num_batches_tracked"))
+                list_add(missing, sizeof missing, &nmissing, name);
+        } else if (!cv_tensor_same_shape(src, dst)) {
+            char a[64], b[64], item[256];
+            snprintf(item, sizeof item, "%s (file %s, model %s)", name,
+                     cv_shape_str(src->ndim, src->shape, a, sizeof a),
+                     cv_shape_str(dst->ndim, dst->shape, b, sizeof b));
+            list_add(mismatch, sizeof mismatch, &nmismatch, item);
+        }
+    }
+    for (int i = 0; i < cv_state_count(st); i++) {
+        const char *name = cv_state_name(st, i);
+        if (!cv_state_get(m->params, name) && !nonstrict && !(skip_head && is_head(m, name)))
+            list_add(unexpected, sizeof unexpected, &nunexpected, name);
+    }
+    if (nmissing || nunexpected || nmismatch) {
+        char msg[1024] = "";
+        size_t len;
+        if (nmismatch) {
+            len = strlen(msg);
+            snprintf(msg + len, sizeof msg - len, "; %d shape mismatches: %s%s", nmismatch,
+                     mismatch, nmismatch > 8 ? ", ..." : "");
+        }
+        if (nmissing) {
+            len = strlen(msg);
+            snprintf(msg + len, sizeof msg - len, "; %d missing keys: %s%s", nmissing, missing,
+                     nmissing > 8 ? ", ..." : "");
+        }
+        if (nunexpected) {
+            len = strlen(msg);
+            snprintf(msg + len, sizeof msg - len, "; %d unexpected keys: %s%s", nunexpected,
+                     unexpected, nunexpected > 8 ? ", ..." : "");
+        }
+        return cv_fail(ctx, CV_ERR_SHAPE, "weights do not fit %s with %d classes%s", m->arch->name,
+                       m->num_classes, msg);
+    }
+    for (int i = 0; i < cv_state_count(m->params); i++) {
+        const char *name = cv_state_name(m->params, i);
+        const cv_tensor *src = cv_state_get(st, name);
+        if (!src || (skip_head && is_head(m, name))) continue;
+        cv_status s = copy_into(ctx, cv_state_tensor(m->params, i), src, name);
+        if (s) return s;
+    }
+    cv_model_params_changed(m);
+    return CV_OK;
+}
+
+cv_status cv_model_set_backend(cv_ctx *ctx, cv_model *m, cv_backend_kind kind)
+{
+    const cv_backend_ops *b = kind == CV_BACKEND_REF   ? &cv_backend_ref
+                              : kind == CV_BACKEND_CPU ? &cv_backend_dnnl
+                                                       : NULL;
+    if (!b) return cv_fail(ctx, CV_ERR_INVALID, "unknown backend %d", (int)kind);
+    cv_model_params_changed(m);
+    m->backend = b;
+    return CV_OK;
+}
+
+cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tensor **out)
+{
+    *out = NULL;
+    if (x->dtype != CV_F32 || x->ndim != 4) {
+        char b[96];
+        return cv_fail(ctx, CV_ERR_SHAPE, "%s expects a float32 N x 3 x H x W input, got %s %s",
+                       m->arch->name, cv_dtype_name(x->dtype),
+                       cv_shape_str(x->ndim, x->shape, b, sizeof b));
+    }
+    int64_t n = x->shape[0], h = x->shape[2], w = x->shape[3];
+    if (!m->exec || n != m->exec_n || h != m->exec_h || w != m->exec_w) {
+        cv_model_params_changed(m);
+        cv_shape4 *shapes = realloc(m->shapes, (size_t)m->g->n * sizeof *shapes);
+        if (!shapes) return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+        m->shapes = shapes;
+        cv_status s = graph_infer_shapes(ctx, m->g, m->params, n, x->shape[1], h, w, shapes);
+        if (!s) s = m->backend->plan(ctx, m->g, m->params, shapes, &m->exec);
+        if (s) return s;
+        m->exec_n = n, m->exec_h = h, m->exec_w = w;
+    }
+    const cv_shape4 *os = &m->shapes[m->g->output];
+    cv_status s = cv_tensor_new(ctx, CV_F32, os->rank, os->d, out);
+    if (s) return s;
+    s = m->backend->run(ctx, m->exec, x->data, (*out)->data);
+    if (s) {
+        cv_tensor_free(*out);
+        *out = NULL;
+    }
+    return s;
+}

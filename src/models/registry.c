@@ -1,0 +1,59 @@
+/* Architecture names -> builders, in the order `cvision models` lists them. */
+#include <string.h>
+
+#include "models/models.h"
+
+#define RESNET(n, bott, l0, l1, l2, l3, g, w)                                                      \
+    {                                                                                              \
+        n, build_resnet, &(const resnet_cfg){bott, {l0, l1, l2, l3}, g, w},                        \
+        {                                                                                          \
+            "fc.weight", "fc.bias"                                                                 \
+        }                                                                                          \
+    }
+#define VGG(n, layout, bn)                                                                         \
+    {                                                                                              \
+        n, build_vgg, &(const vgg_cfg){layout, bn},                                                \
+        {                                                                                          \
+            "classifier.6.weight", "classifier.6.bias"                                             \
+        }                                                                                          \
+    }
+
+static const cv_arch archs[] = {
+    {"alexnet", build_alexnet, NULL, {"classifier.6.weight", "classifier.6.bias"}},
+    {"mobilenet_v2", build_mobilenet_v2, NULL, {"classifier.1.weight", "classifier.1.bias"}},
+    RESNET("resnet18", 0, 2, 2, 2, 2, 1, 64),
+    RESNET("resnet34", 0, 3, 4, 6, 3, 1, 64),
+    RESNET("resnet50", 1, 3, 4, 6, 3, 1, 64),
+    RESNET("resnet101", 1, 3, 4, 23, 3, 1, 64),
+    RESNET("resnet152", 1, 3, 8, 36, 3, 1, 64),
+    RESNET("resnext50_32x4d", 1, 3, 4, 6, 3, 32, 4),
+    RESNET("resnext101_32x8d", 1, 3, 4, 23, 3, 32, 8),
+    RESNET("resnext101_64x4d", 1, 3, 4, 23, 3, 64, 4),
+    VGG("vgg11", vgg_cfg_a, 0),
+    VGG("vgg11_bn", vgg_cfg_a, 1),
+    VGG("vgg13", vgg_cfg_b, 0),
+    VGG("vgg13_bn", vgg_cfg_b, 1),
+    VGG("vgg16", vgg_cfg_d, 0),
+    VGG("vgg16_bn", vgg_cfg_d, 1),
+    VGG("vgg19", vgg_cfg_e, 0),
+    VGG("vgg19_bn", vgg_cfg_e, 1),
+    RESNET("wide_resnet50_2", 1, 3, 4, 6, 3, 1, 128),
+    RESNET("wide_resnet101_2", 1, 3, 4, 23, 3, 1, 128),
+};
+
+int cv_arch_count(void)
+{
+    return (int)(sizeof archs / sizeof archs[0]);
+}
+
+const char *cv_arch_name(int i)
+{
+    return i >= 0 && i < cv_arch_count() ? archs[i].name : NULL;
+}
+
+const cv_arch *arch_find(const char *name)
+{
+    for (int i = 0; i < cv_arch_count(); i++)
+        if (!strcmp(archs[i].name, name)) return &archs[i];
+    return NULL;
+}
