@@ -9,6 +9,7 @@ static const struct {
     cli_command_fn fn;
     const char *summary;
 } commands[] = {
+    {"npy", cmd_npy, "inspect a NumPy .npy array (dtype, shape, value range)"},
     {NULL, NULL, NULL},
 };
 

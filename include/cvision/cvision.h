@@ -5,5 +5,6 @@
 
 #include "cvision/core.h"
 #include "cvision/model.h"
+#include "cvision/npy.h"
 
 #endif
