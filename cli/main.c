@@ -9,6 +9,8 @@ static const struct {
     cli_command_fn fn;
     const char *summary;
 } commands[] = {
+    {"bench", cmd_bench, "images/s of a model's forward pass"},
+    {"forward", cmd_forward, "logits for a .npy batch (eval mode)"},
     {"npy", cmd_npy, "inspect a NumPy .npy array (dtype, shape, value range)"},
     {NULL, NULL, NULL},
 };

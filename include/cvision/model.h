@@ -34,6 +34,10 @@ void cv_model_params_changed(cv_model *m);
 int cv_model_head_count(const cv_model *m);
 const char *cv_model_head_name(const cv_model *m, int i);
 
+/* torchvision's initialisation: convolutions kaiming-normal (fan_out, relu), batch norm weight 1
+ * and bias 0, linear layers U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias. Seeded. */
+cv_status cv_model_init_weights(cv_ctx *ctx, cv_model *m, uint64_t seed);
+
 typedef enum {
     CV_LOAD_STRICT = 0,    /* every key present, no extra keys, shapes equal */
     CV_LOAD_NONSTRICT = 1, /* missing and unexpected keys allowed (load_state_dict(strict=False)) */

@@ -1,0 +1,82 @@
+#include "util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <time.h>
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+cv_status cli_int(cv_ctx *ctx, const char *opt, const char *s, int min, int max, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: expected an integer in [%d, %d], got '%s'", opt, min,
+                       max, s);
+    *out = (int)v;
+    return CV_OK;
+}
+
+int cli_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cvision/weights.h"
+
+cv_status cli_load_model(cv_ctx *ctx, const char *arch, const char *wspec, int num_classes,
+                         cv_model **out, const struct cv_weights_info **info_out)
+{
+    *out = NULL;
+    if (info_out) *info_out = NULL;
+    char path[4096];
+    struct stat sb;
+    const cv_weights_info *info = NULL;
+    if (stat(wspec, &sb) == 0) {
+        snprintf(path, sizeof path, "%s", wspec);
+    } else {
+        info = cv_catalog_find(arch, wspec);
+        if (!info)
+            return cv_fail(ctx, CV_ERR_NOT_FOUND,
+                           "%s: no such file, and no weights of that name for %s (see 'cvision models')",
+                           wspec, arch);
+        cv_status s = cv_weights_fetch(ctx, info->url, info->file, path, sizeof path);
+        if (s) return s;
+    }
+    cv_state *st = NULL;
+    cv_model *m = NULL;
+    cv_status s = cv_weights_load(ctx, path, &st);
+    if (!s && num_classes <= 0) {
+        /* the head's output count as stored, else the architecture's ImageNet default */
+        if ((s = cv_model_create(ctx, arch, 1000, &m))) goto done;
+        const cv_tensor *head = cv_state_get(st, cv_model_head_name(m, 0));
+        num_classes = head && head->ndim >= 1 ? (int)head->shape[0] : 1000;
+        cv_model_free(m);
+        m = NULL;
+    }
+    if (!s) s = cv_model_create(ctx, arch, num_classes, &m);
+    if (!s && (s = cv_model_load_state(ctx, m, st, CV_LOAD_STRICT))) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
+        s = cv_fail(ctx, s, "%s: %s", path, msg);
+    }
+done:
+    cv_state_free(st);
+    if (s) {
+        cv_model_free(m);
+        return s;
+    }
+    *out = m;
+    if (info_out) *info_out = info;
+    return CV_OK;
+}

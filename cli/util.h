@@ -1,0 +1,21 @@
+/* Small helpers shared by the subcommands. */
+#ifndef CV_CLI_UTIL_H
+#define CV_CLI_UTIL_H
+
+#include "cvision/cvision.h"
+
+/* Monotonic seconds. */
+double cli_now(void);
+/* Parses a positive int option value; on failure records an error naming the option. */
+cv_status cli_int(cv_ctx *ctx, const char *opt, const char *s, int min, int max, int *out);
+int cli_cmp_double(const void *a, const void *b);
+
+#endif
+
+/* Builds `arch` and loads weights named by `wspec`: a file path (.pth in either torch.save format,
+ * or .safetensors), or a catalog weight name ("IMAGENET1K_V1", "DEFAULT") resolved through the
+ * torch hub cache. num_classes <= 0 takes the class count from the file's head. `info_out`, when
+ * not NULL, receives the catalog entry (NULL for a plain file). */
+struct cv_weights_info;
+cv_status cli_load_model(cv_ctx *ctx, const char *arch, const char *wspec, int num_classes,
+                         cv_model **out, const struct cv_weights_info **info_out);
