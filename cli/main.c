@@ -11,6 +11,7 @@ static const struct {
 } commands[] = {
     {"bench", cmd_bench, "images/s of a model's forward pass"},
     {"forward", cmd_forward, "logits for a .npy batch (eval mode)"},
+    {"predict", cmd_predict, "classify images with a pretrained model"},
     {"npy", cmd_npy, "inspect a NumPy .npy array (dtype, shape, value range)"},
     {NULL, NULL, NULL},
 };

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# All side-by-side benchmarks (slow; not part of the tests). See docs/performance.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+/usr/bin/python3 bench/engine.py --build build "$@"

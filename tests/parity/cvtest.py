@@ -1,0 +1,62 @@
+"""Shared helpers for the parity tests: run the cvision CLI, write safetensors/npy, report."""
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+CVISION = os.environ.get("CVISION", "build/cvision")
+SRC = os.environ.get("CVISION_SRC", os.getcwd())
+
+_failures = []
+
+
+def run(*args, check=True, timeout=600):
+    """Runs the cvision CLI; returns the CompletedProcess (text mode)."""
+    p = subprocess.run([CVISION, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"cvision {' '.join(map(str, args))} failed ({p.returncode}): {p.stderr.strip()}")
+    return p
+
+
+def save_safetensors(tensors, path, metadata=None):
+    """A safetensors writer (the python package is not in Debian bookworm): header padded to 8."""
+    import torch
+    dtypes = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
+              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8",
+              torch.uint8: "U8", torch.bool: "BOOL"}
+    header, blobs, off = {}, [], 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, t in tensors.items():
+        t = t.detach().contiguous().cpu()
+        b = t.view(torch.uint8).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes()
+        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for b in blobs:
+            f.write(b)
+
+
+def check(cond, what):
+    """Records a failed expectation without stopping the test."""
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        _failures.append(what)
+
+
+def finish():
+    if _failures:
+        print(f"{len(_failures)} checks failed", file=sys.stderr)
+        sys.exit(1)
+
+
+def tmpdir():
+    return tempfile.mkdtemp(prefix="cvtest-")
