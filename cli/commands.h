@@ -11,5 +11,6 @@ typedef int (*cli_command_fn)(cv_ctx *ctx, int argc, char **argv);
 int cli_error(cv_ctx *ctx);
 
 int cmd_npy(cv_ctx *ctx, int argc, char **argv);
+int cmd_transform(cv_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -10,6 +10,8 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"npy", cmd_npy, "inspect a NumPy .npy array (dtype, shape, value range)"},
+    {"transform", cmd_transform,
+     "apply a transform pipeline to an image, write the tensor as .npy"},
     {NULL, NULL, NULL},
 };
 

@@ -4,6 +4,8 @@
 #define CVISION_H
 
 #include "cvision/core.h"
+#include "cvision/image.h"
 #include "cvision/npy.h"
+#include "cvision/transforms.h"
 
 #endif
