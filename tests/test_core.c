@@ -43,8 +43,7 @@ static void test_state(void)
     CHECK(t && t->shape[0] == 3);
     cv_tensor_free(t);
     CHECK(cv_state_count(st) == 999 && cv_state_get(st, "layer3.weight") == NULL);
-    CHECK(cv_state_get(st, "layer4.weight") != NULL &&
-          strcmp(cv_state_name(st, 3), "layer4.weight") == 0);
+    CHECK(cv_state_get(st, "layer4.weight") != NULL && strcmp(cv_state_name(st, 3), "layer4.weight") == 0);
     CHECK_OK(ctx, cv_state_set_meta(ctx, st, "format", "pt"));
     CHECK_OK(ctx, cv_state_set_meta(ctx, st, "format", "np"));
     CHECK(strcmp(cv_state_get_meta(st, "format"), "np") == 0 && cv_state_meta_count(st) == 1);
