@@ -13,6 +13,8 @@ static const struct {
     {"forward", cmd_forward, "logits for a .npy batch (eval mode)"},
     {"predict", cmd_predict, "classify images with a pretrained model"},
     {"npy", cmd_npy, "inspect a NumPy .npy array (dtype, shape, value range)"},
+    {"transform", cmd_transform,
+     "apply a transform pipeline to an image, write the tensor as .npy"},
     {NULL, NULL, NULL},
 };
 

@@ -5,6 +5,8 @@
 
 #include "cvision/core.h"
 #include "cvision/model.h"
+#include "cvision/image.h"
 #include "cvision/npy.h"
+#include "cvision/transforms.h"
 
 #endif

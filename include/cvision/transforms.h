@@ -1,0 +1,108 @@
+/* Image transforms with torchvision 0.14's semantics.
+ *
+ * Two representations, as in torchvision:
+ *  - cv_image (uint8 HWC): resizing follows Pillow's Resample.c bit for bit (torchvision's PIL
+ *    path); the other ops follow torchvision's tensor ops on uint8 tensors (compute in float, then
+ *    truncate or round back to uint8 exactly where torchvision does).
+ *  - float CHW planes (c x h x w floats): torchvision's tensor ops on float tensors.
+ * Pipelines (a short string, see docs/transforms.md) chain them with per-sample random state. */
+#ifndef CVISION_TRANSFORMS_H
+#define CVISION_TRANSFORMS_H
+
+#include "cvision/core.h"
+#include "cvision/image.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    CV_INTERP_NEAREST = 0,
+    CV_INTERP_BILINEAR,
+    CV_INTERP_BICUBIC,
+    CV_INTERP_BOX,
+    CV_INTERP_HAMMING,
+    CV_INTERP_LANCZOS,
+} cv_interp;
+
+/* "nearest", "bilinear", "bicubic", "box", "hamming", "lanczos" -> enum; -1 if unknown. */
+int cv_interp_from_name(const char *name);
+const char *cv_interp_name(cv_interp interp);
+
+/* ---- counter-based random numbers: a sample's stream depends only on (seed, stream) ---- */
+typedef struct cv_rng {
+    uint64_t state;
+} cv_rng;
+
+void cv_rng_init(cv_rng *rng, uint64_t seed, uint64_t stream);
+uint64_t cv_rng_next(cv_rng *rng);
+double cv_rng_uniform(cv_rng *rng);                          /* [0, 1) with 53 random bits */
+double cv_rng_range(cv_rng *rng, double lo, double hi);      /* U[lo, hi) */
+int64_t cv_rng_randint(cv_rng *rng, int64_t lo, int64_t hi); /* [lo, hi), unbiased */
+double cv_rng_normal(cv_rng *rng);
+double cv_rng_gamma(cv_rng *rng, double shape);
+double cv_rng_beta(cv_rng *rng, double a, double b);
+
+/* ---- uint8 images: Pillow-exact geometry ---- */
+
+/* Image.resize((w, h), filter) exactly: Pillow's separable fixed-point resampling (antialiased,
+ * support scaled by the downscale factor) or its nearest-neighbour scaling. */
+cv_status cv_image_resize(cv_ctx *ctx, const cv_image *in, int w, int h, cv_interp interp,
+                          cv_image **out);
+/* torchvision's Resize(size) output size for an int size: shorter side -> size, longer side ->
+ * int(size * long / short); max_size (0 = none) caps the longer side as torchvision does. */
+void cv_resize_output_size(int w, int h, int size, int max_size, int *ow, int *oh);
+/* A crop at (top, left) of size h x w; parts outside the image are zero (as F.crop pads). */
+cv_status cv_image_crop(cv_ctx *ctx, const cv_image *in, int top, int left, int h, int w,
+                        cv_image **out);
+/* torchvision's center_crop: zero padding when the crop is larger, round-half-even offsets. */
+cv_status cv_image_center_crop(cv_ctx *ctx, const cv_image *in, int h, int w, cv_image **out);
+/* Gray -> RGB (replicate) or RGB -> gray (Pillow's L conversion); c = 1 or 3. */
+cv_status cv_image_convert(cv_ctx *ctx, const cv_image *in, int c, cv_image **out);
+
+/* torchvision's ImageClassification preset on a PIL image, bit-exact: Resize(resize) with
+ * `interpolation` ("bilinear" | "bicubic" | "nearest"), CenterCrop(crop), /255, Normalize(mean,
+ * std) in float32. A gray image is treated as its RGB conversion. out_chw holds 3*crop*crop floats.
+ */
+cv_status cv_preprocess_classification(cv_ctx *ctx, const cv_image *img, int resize, int crop,
+                                       const char *interpolation, const float mean[3],
+                                       const float std[3], float *out_chw);
+
+/* ---- float CHW planes: torchvision tensor semantics ----
+ * A plane set is c x h x w floats, C-contiguous. `bound` is the value range's top (1 for float
+ * images, 255 for uint8 data held in floats). */
+typedef struct cv_planes {
+    int c, h, w;
+    float *data;
+} cv_planes;
+
+cv_status cv_planes_new(cv_ctx *ctx, int c, int h, int w, cv_planes **out);
+void cv_planes_free(cv_planes *p);
+/* HWC uint8 -> CHW float divided by `divisor`: 255 for ToTensor, 1 to keep 0..255. */
+cv_status cv_planes_from_image(cv_ctx *ctx, const cv_image *img, float divisor, cv_planes **out);
+
+/* ---- pipelines ----
+ * A pipeline string is a comma-separated list of ops with optional arguments, e.g.
+ * "resize(256),center_crop(224),to_tensor,normalize(imagenet)" or
+ * "rrc(224),hflip,randaugment(2,9),to_tensor,normalize(imagenet)". docs/transforms.md lists the
+ * ops. Ops before to_tensor work on the uint8 image, ops after it on float CHW in [0, 1]; to_tensor
+ * is implied at the end (and before the first op that needs floats). */
+typedef struct cv_transform_pipeline cv_transform_pipeline;
+
+/* A malformed string is an error naming the offending token. */
+cv_status cv_transform_pipeline_parse(cv_ctx *ctx, const char *spec, cv_transform_pipeline **out);
+void cv_transform_pipeline_free(cv_transform_pipeline *pipe);
+/* Whether any op draws random numbers. */
+int cv_transform_pipeline_is_random(const cv_transform_pipeline *pipe);
+/* Applies the pipeline to one image; the result is a new float32 tensor [C, H, W]. All randomness
+ * comes from a generator seeded with `seed` alone: use a per-sample seed (e.g. from
+ * cv_transform_sample_seed) to get the same augmentation whatever the thread count. */
+cv_status cv_transform_apply(cv_ctx *ctx, const cv_transform_pipeline *pipe, const cv_image *img,
+                             uint64_t seed, cv_tensor **out);
+/* A sample's seed from the run's seed, the epoch and the sample index (a hash, not a sum). */
+uint64_t cv_transform_sample_seed(uint64_t seed, uint64_t epoch, uint64_t index);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

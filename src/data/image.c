@@ -1,0 +1,509 @@
+/* Image decoding (JPEG via TurboJPEG, PNG via libpng, binary PGM/PPM) and PNG writing.
+ *
+ * The goal is Pillow's pixels: the same libjpeg-turbo with its default (accurate, "islow") IDCT and
+ * fancy upsampling that Pillow uses, and Pillow's mode conversions (convert("RGB"), convert("L"),
+ * CMYK JPEGs inverted as Adobe writes them). */
+#include "cvision/image.h"
+
+#include <errno.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <turbojpeg.h>
+#include <unistd.h>
+
+/* Pillow's Image.MAX_IMAGE_PIXELS * 2: above this Pillow raises DecompressionBombError. */
+#define MAX_PIXELS 178956970LL
+
+cv_status cv_image_new(cv_ctx *ctx, int w, int h, int c, cv_image **out)
+{
+    *out = NULL;
+    if (w <= 0 || h <= 0 || (c != 1 && c != 3) || (int64_t)w * h > MAX_PIXELS)
+        return cv_fail(ctx, CV_ERR_INVALID, "image: bad size %dx%dx%d", w, h, c);
+    cv_image *img = calloc(1, sizeof *img);
+    if (!img) return cv_fail(ctx, CV_ERR_NOMEM, "image: out of memory");
+    img->data = calloc((size_t)w * h * c, 1);
+    if (!img->data) {
+        free(img);
+        return cv_fail(ctx, CV_ERR_NOMEM, "image: cannot allocate %dx%dx%d", w, h, c);
+    }
+    img->w = w;
+    img->h = h;
+    img->c = c;
+    *out = img;
+    return CV_OK;
+}
+
+void cv_image_free(cv_image *img)
+{
+    if (!img) return;
+    free(img->data);
+    free(img);
+}
+
+cv_status cv_read_file(cv_ctx *ctx, const char *path, void **buf, size_t *n)
+{
+    *buf = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return cv_fail(ctx, CV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return cv_fail(ctx, CV_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t size = (size_t)st.st_size;
+    void *b = malloc(size ? size : 1);
+    if (!b) {
+        fclose(f);
+        return cv_fail(ctx, CV_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, size);
+    }
+    if (fread(b, 1, size, f) != size) {
+        free(b);
+        fclose(f);
+        return cv_fail(ctx, CV_ERR_IO, "%s: read error", path);
+    }
+    fclose(f);
+    *buf = b;
+    *n = size;
+    return CV_OK;
+}
+
+/* Pillow's RGB -> L (Convert.c, L24): ITU-R 601-2 luma in 16-bit fixed point, rounded. */
+static inline uint8_t luma(const uint8_t *p)
+{
+    return (uint8_t)((p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16);
+}
+
+/* Converts rows of `sc` interleaved channels (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) to `dc` (1 or 3)
+ * in place-safe order (dc <= sc, or processed back to front when expanding). */
+static void convert_pixels(uint8_t *dst, int dc, const uint8_t *src, int sc, size_t npix)
+{
+    if (dc == sc) {
+        if (dst != src) memmove(dst, src, npix * (size_t)sc);
+        return;
+    }
+    if (dc > sc) { /* gray (+alpha) -> RGB: back to front so dst may alias src */
+        for (size_t i = npix; i-- > 0;) {
+            uint8_t v = src[i * (size_t)sc];
+            dst[i * 3] = dst[i * 3 + 1] = dst[i * 3 + 2] = v;
+        }
+        return;
+    }
+    for (size_t i = 0; i < npix; i++) {
+        const uint8_t *p = src + i * (size_t)sc;
+        if (dc == 1)
+            dst[i] = sc >= 3 ? luma(p) : p[0];
+        else {
+            uint8_t r = p[0], g = p[1], b = p[2];
+            dst[i * 3] = r;
+            dst[i * 3 + 1] = g;
+            dst[i * 3 + 2] = b;
+        }
+    }
+}
+
+static int target_channels(int want, int stored_gray)
+{
+    return want ? want : stored_gray ? 1 : 3;
+}
+
+/* ---- JPEG ---- */
+
+static cv_status jpeg_decode(cv_ctx *ctx, const uint8_t *buf, size_t n, const char *name, int want,
+                             int min_w, int min_h, cv_image **out)
+{
+    tjhandle tj = tjInitDecompress();
+    if (!tj) return cv_fail(ctx, CV_ERR_NOMEM, "%s: cannot start the JPEG decoder", name);
+    cv_status s = CV_OK;
+    uint8_t *raw = NULL;
+    int w, h, subsamp, cs;
+    if (tjDecompressHeader3(tj, buf, (unsigned long)n, &w, &h, &subsamp, &cs)) {
+        s = cv_fail(ctx, CV_ERR_FORMAT, "%s: corrupt JPEG: %s", name, tjGetErrorStr2(tj));
+        goto done;
+    }
+    if (w <= 0 || h <= 0 || (int64_t)w * h > MAX_PIXELS) {
+        s = cv_fail(ctx, CV_ERR_FORMAT, "%s: JPEG size %dx%d is out of range", name, w, h);
+        goto done;
+    }
+    /* The smallest DCT scale factor that still covers min_w x min_h. */
+    int sw = w, sh = h;
+    if (min_w > 0 || min_h > 0) {
+        int nf;
+        tjscalingfactor *sf = tjGetScalingFactors(&nf);
+        for (int i = 0; sf && i < nf; i++) {
+            int tw = TJSCALED(w, sf[i]), th = TJSCALED(h, sf[i]);
+            if (sf[i].num > sf[i].denom || tw < min_w || th < min_h) continue;
+            if ((int64_t)tw * th < (int64_t)sw * sh) {
+                sw = tw;
+                sh = th;
+            }
+        }
+    }
+    int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK, gray = cs == TJCS_GRAY;
+    int pf = gray ? TJPF_GRAY : cmyk ? TJPF_CMYK : TJPF_RGB, pc = gray ? 1 : cmyk ? 4 : 3;
+    raw = malloc((size_t)sw * sh * pc);
+    if (!raw) {
+        s = cv_fail(ctx, CV_ERR_NOMEM, "%s: cannot allocate a %dx%d image", name, sw, sh);
+        goto done;
+    }
+    if (tjDecompress2(tj, buf, (unsigned long)n, raw, sw, 0, sh, pf,
+                      TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS)) {
+        /* libjpeg warnings (e.g. extraneous bytes) are ignored as Pillow ignores them, except
+         * running out of data: Pillow calls that "image file is truncated". */
+        const char *msg = tjGetErrorStr2(tj);
+        if (tjGetErrorCode(tj) != TJERR_WARNING || strstr(msg, "Premature end")) {
+            s = cv_fail(ctx, CV_ERR_FORMAT, "%s: corrupt or truncated JPEG: %s", name, msg);
+            goto done;
+        }
+    }
+    int dc = target_channels(want, gray);
+    if (cmyk) {
+        /* Pillow reads CMYK JPEGs as inverted ("CMYK;I", Adobe's convention), then converts to RGB
+         * with cmyk2rgb: nk = 255 - k; out = nk - nk * c / 255 (rounded as MULDIV255). */
+        for (size_t i = 0; i < (size_t)sw * sh; i++) {
+            uint8_t *p = raw + i * 4;
+            int nk = p[3]; /* 255 - (255 - raw k) */
+            for (int j = 0; j < 3; j++) {
+                int c = 255 - p[j], t = c * nk + 128;
+                int v = nk - (((t >> 8) + t) >> 8);
+                p[j] = (uint8_t)(v < 0 ? 0 : v);
+            }
+        }
+    }
+    s = cv_image_new(ctx, sw, sh, dc, out);
+    if (s) {
+        s = cv_fail(ctx, s, "%s: %s", name, cv_ctx_error(ctx));
+        goto done;
+    }
+    convert_pixels((*out)->data, dc, raw, pc, (size_t)sw * sh);
+done:
+    free(raw);
+    tjDestroy(tj);
+    return s;
+}
+
+/* ---- PNG ---- */
+
+typedef struct {
+    const uint8_t *buf;
+    size_t n, off;
+    char msg[200];
+    jmp_buf jmp;
+    uint8_t *pixels;
+    png_bytep *rows;
+} png_job;
+
+static void png_on_error(png_structp png, png_const_charp msg)
+{
+    png_job *job = png_get_error_ptr(png);
+    snprintf(job->msg, sizeof job->msg, "%s", msg);
+    longjmp(job->jmp, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg;
+}
+
+static void png_on_read(png_structp png, png_bytep out, size_t len)
+{
+    png_job *job = png_get_io_ptr(png);
+    if (len > job->n - job->off) png_error(png, "file is truncated");
+    memcpy(out, job->buf + job->off, len);
+    job->off += len;
+}
+
+/* Runs libpng; everything that must survive a longjmp lives in *job. */
+static cv_status png_run(cv_ctx *ctx, png_job *job, const char *name, int want, cv_image **out)
+{
+    png_structp png =
+        png_create_read_struct(PNG_LIBPNG_VER_STRING, job, png_on_error, png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return cv_fail(ctx, CV_ERR_NOMEM, "%s: cannot start the PNG decoder", name);
+    }
+    if (setjmp(job->jmp)) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: corrupt PNG: %s", name, job->msg);
+    }
+    png_set_read_fn(png, job, png_on_read);
+    png_read_info(png, info);
+    png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    int ct = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+    /* Reduce everything to 8 bits per sample: 16-bit keeps the high byte (as Pillow does for RGB
+     * and RGBA), palettes are expanded, 1/2/4-bit gray scaled to 0..255. tRNS is ignored: alpha is
+     * dropped anyway. */
+    if (depth == 16) png_set_strip_16(png);
+    if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (ct == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    int sc = png_get_channels(png, info);
+    size_t rowbytes = png_get_rowbytes(png, info);
+    if (w == 0 || h == 0 || (int64_t)w * h > MAX_PIXELS || sc < 1 || sc > 4 ||
+        rowbytes != (size_t)w * sc)
+        png_error(png, "unsupported size or layout");
+    /* deflate expands at most 1032:1, so a file this small cannot hold that many pixels. */
+    if (((uint64_t)w * sc * depth / 8 + 1) * h > (uint64_t)job->n * 1032 + 1024)
+        png_error(png, "header declares more pixels than the file can hold");
+    job->pixels = malloc((size_t)h * rowbytes);
+    job->rows = malloc(h * sizeof *job->rows);
+    if (!job->pixels || !job->rows) png_error(png, "out of memory");
+    for (png_uint_32 y = 0; y < h; y++) job->rows[y] = job->pixels + y * rowbytes;
+    png_read_image(png, job->rows);
+    png_read_end(png, NULL);
+    int dc = target_channels(want, sc <= 2);
+    png_destroy_read_struct(&png, &info, NULL);
+    cv_status s = cv_image_new(ctx, (int)w, (int)h, dc, out);
+    if (s) return cv_fail(ctx, s, "%s: %s", name, cv_ctx_error(ctx));
+    convert_pixels((*out)->data, dc, job->pixels, sc, (size_t)w * h);
+    return CV_OK;
+}
+
+static cv_status png_decode(cv_ctx *ctx, const uint8_t *buf, size_t n, const char *name, int want,
+                            cv_image **out)
+{
+    png_job *job = calloc(1, sizeof *job);
+    if (!job) return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", name);
+    job->buf = buf;
+    job->n = n;
+    cv_status s = png_run(ctx, job, name, want, out);
+    free(job->pixels);
+    free(job->rows);
+    free(job);
+    return s;
+}
+
+/* ---- binary PGM / PPM (P5, P6) ---- */
+
+static int pnm_int(const uint8_t *b, size_t n, size_t *off, int *v)
+{
+    for (;;) { /* whitespace and # comments */
+        while (*off < n &&
+               (b[*off] == ' ' || b[*off] == '\t' || b[*off] == '\n' || b[*off] == '\r'))
+            (*off)++;
+        if (*off < n && b[*off] == '#') {
+            while (*off < n && b[*off] != '\n') (*off)++;
+        } else
+            break;
+    }
+    if (*off >= n || b[*off] < '0' || b[*off] > '9') return 0;
+    long long x = 0;
+    while (*off < n && b[*off] >= '0' && b[*off] <= '9') {
+        x = x * 10 + (b[(*off)++] - '0');
+        if (x > 1 << 30) return 0;
+    }
+    *v = (int)x;
+    return 1;
+}
+
+static cv_status pnm_decode(cv_ctx *ctx, const uint8_t *b, size_t n, const char *name, int want,
+                            cv_image **out)
+{
+    size_t off = 2;
+    int w, h, maxval, sc = b[1] == '5' ? 1 : 3;
+    if (!pnm_int(b, n, &off, &w) || !pnm_int(b, n, &off, &h) || !pnm_int(b, n, &off, &maxval) ||
+        off >= n)
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: corrupt PGM/PPM header", name);
+    off++; /* the single whitespace byte before the data */
+    if (maxval != 255)
+        return cv_fail(ctx, CV_ERR_UNSUPPORTED, "%s: PGM/PPM maxval %d (only 255 is supported)",
+                       name, maxval);
+    if (w <= 0 || h <= 0 || (int64_t)w * h > MAX_PIXELS)
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: PGM/PPM size %dx%d is out of range", name, w, h);
+    size_t need = (size_t)w * h * sc;
+    if (n - off < need)
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: PGM/PPM is truncated (%zu of %zu data bytes)", name,
+                       n - off, need);
+    int dc = target_channels(want, sc == 1);
+    cv_status s = cv_image_new(ctx, w, h, dc, out);
+    if (s) return s;
+    convert_pixels((*out)->data, dc, b + off, sc, (size_t)w * h);
+    return CV_OK;
+}
+
+/* ---- dispatch ---- */
+
+enum { FMT_UNKNOWN, FMT_JPEG, FMT_PNG, FMT_PNM };
+
+static int sniff(const uint8_t *b, size_t n)
+{
+    if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return FMT_JPEG;
+    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return FMT_PNG;
+    if (n >= 3 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return FMT_PNM;
+    return FMT_UNKNOWN;
+}
+
+static cv_status decode(cv_ctx *ctx, const void *buf, size_t n, const char *name, int want,
+                        int min_w, int min_h, cv_image **out)
+{
+    *out = NULL;
+    if (want != 0 && want != 1 && want != 3)
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: want_channels must be 0, 1 or 3, not %d", name,
+                       want);
+    switch (sniff(buf, n)) {
+    case FMT_JPEG:
+        return jpeg_decode(ctx, buf, n, name, want, min_w, min_h, out);
+    case FMT_PNG:
+        return png_decode(ctx, buf, n, name, want, out);
+    case FMT_PNM:
+        return pnm_decode(ctx, buf, n, name, want, out);
+    default:
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: not a JPEG, PNG or PGM/PPM image (%zu bytes)", name,
+                       n);
+    }
+}
+
+cv_status cv_image_decode(cv_ctx *ctx, const void *buf, size_t n, const char *name,
+                          int want_channels, cv_image **out)
+{
+    return decode(ctx, buf, n, name, want_channels, 0, 0, out);
+}
+
+cv_status cv_image_decode_scaled(cv_ctx *ctx, const void *buf, size_t n, const char *name,
+                                 int want_channels, int min_w, int min_h, cv_image **out)
+{
+    return decode(ctx, buf, n, name, want_channels, min_w > 0 ? min_w : 1, min_h > 0 ? min_h : 1,
+                  out);
+}
+
+cv_status cv_image_load(cv_ctx *ctx, const char *path, int want_channels, cv_image **out)
+{
+    void *buf;
+    size_t n;
+    *out = NULL;
+    cv_status s = cv_read_file(ctx, path, &buf, &n);
+    if (s) return s;
+    s = cv_image_decode(ctx, buf, n, path, want_channels, out);
+    free(buf);
+    return s;
+}
+
+cv_status cv_image_probe(cv_ctx *ctx, const void *buf, size_t n, const char *name, int *w, int *h,
+                         int *c)
+{
+    const uint8_t *b = buf;
+    switch (sniff(b, n)) {
+    case FMT_JPEG: {
+        tjhandle tj = tjInitDecompress();
+        if (!tj) return cv_fail(ctx, CV_ERR_NOMEM, "%s: cannot start the JPEG decoder", name);
+        int ss, cs, bad = tjDecompressHeader3(tj, b, (unsigned long)n, w, h, &ss, &cs);
+        cv_status s =
+            bad ? cv_fail(ctx, CV_ERR_FORMAT, "%s: corrupt JPEG: %s", name, tjGetErrorStr2(tj))
+                : CV_OK;
+        tjDestroy(tj);
+        *c = cs == TJCS_GRAY ? 1 : 3;
+        return s;
+    }
+    case FMT_PNG:
+        /* IHDR is always the first chunk: width, height, depth, colour type at fixed offsets. */
+        if (n < 26 || memcmp(b + 12, "IHDR", 4))
+            return cv_fail(ctx, CV_ERR_FORMAT, "%s: corrupt PNG: no IHDR", name);
+        *w = (int)((uint32_t)b[16] << 24 | b[17] << 16 | b[18] << 8 | b[19]);
+        *h = (int)((uint32_t)b[20] << 24 | b[21] << 16 | b[22] << 8 | b[23]);
+        *c = (b[25] == 0 || b[25] == 4) ? 1 : 3;
+        if (*w <= 0 || *h <= 0)
+            return cv_fail(ctx, CV_ERR_FORMAT, "%s: corrupt PNG: bad size", name);
+        return CV_OK;
+    case FMT_PNM: {
+        size_t off = 2;
+        int mv;
+        if (!pnm_int(b, n, &off, w) || !pnm_int(b, n, &off, h) || !pnm_int(b, n, &off, &mv))
+            return cv_fail(ctx, CV_ERR_FORMAT, "%s: corrupt PGM/PPM header", name);
+        *c = b[1] == '5' ? 1 : 3;
+        return CV_OK;
+    }
+    default:
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: not a JPEG, PNG or PGM/PPM image (%zu bytes)", name,
+                       n);
+    }
+}
+
+/* ---- PNG writer ---- */
+
+typedef struct {
+    char msg[200];
+    jmp_buf jmp;
+    png_bytep *rows;
+} png_wjob;
+
+static void png_on_werror(png_structp png, png_const_charp msg)
+{
+    png_wjob *job = png_get_error_ptr(png);
+    snprintf(job->msg, sizeof job->msg, "%s", msg);
+    longjmp(job->jmp, 1);
+}
+
+static int png_write_file(png_wjob *job, FILE *f, const cv_image *img)
+{
+    png_structp png =
+        png_create_write_struct(PNG_LIBPNG_VER_STRING, job, png_on_werror, png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        snprintf(job->msg, sizeof job->msg, "out of memory");
+        return 0;
+    }
+    if (setjmp(job->jmp)) {
+        png_destroy_write_struct(&png, &info);
+        return 0;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)img->w, (png_uint_32)img->h, 8,
+                 img->c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < img->h; y++) job->rows[y] = img->data + (size_t)y * img->w * img->c;
+    png_write_image(png, job->rows);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    return 1;
+}
+
+cv_status cv_image_save_png(cv_ctx *ctx, const char *path, const cv_image *img)
+{
+    if (!img || img->w <= 0 || img->h <= 0 || (img->c != 1 && img->c != 3))
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: cannot write an invalid image as PNG", path);
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    png_wjob *job = calloc(1, sizeof *job);
+    if (job) job->rows = malloc((size_t)img->h * sizeof *job->rows);
+    if (!tmp || !job || !job->rows) {
+        free(tmp);
+        if (job) free(job->rows);
+        free(job);
+        return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    cv_status s = CV_OK;
+    int fd = mkstemp(tmp);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        s = cv_fail(ctx, CV_ERR_IO, "%s: cannot create a temporary file: %s", path,
+                    strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(tmp);
+        }
+    } else {
+        (void)fchmod(fd, 0644);
+        int ok = png_write_file(job, f, img);
+        ok = !fclose(f) && ok;
+        if (!ok || rename(tmp, path)) {
+            s = cv_fail(ctx, CV_ERR_IO, "%s: write failed: %s", path,
+                        ok ? strerror(errno) : job->msg);
+            unlink(tmp);
+        }
+    }
+    free(job->rows);
+    free(job);
+    free(tmp);
+    return s;
+}

@@ -1,0 +1,424 @@
+/* Transform pipelines: parsing "op(args),op,..." strings and applying them per sample. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cvision/transforms.h"
+#include "data/transforms_internal.h"
+
+#define MAX_ARGS 12
+
+typedef struct {
+    char key[24]; /* "" for a positional argument */
+    char val[64];
+} targ;
+
+typedef struct {
+    const char *text; /* the whole token, for messages */
+    char name[32];
+    int nargs;
+    targ args[MAX_ARGS];
+} token;
+
+struct cv_transform_pipeline {
+    int nops;
+    tf_op *ops;
+};
+
+/* ---- argument helpers ---- */
+
+static cv_status arg_error(cv_ctx *ctx, const token *t, const char *what)
+{
+    return cv_fail(ctx, CV_ERR_INVALID, "transform '%s': %s", t->text, what);
+}
+
+static const targ *named(const token *t, const char *key)
+{
+    for (int i = 0; i < t->nargs; i++)
+        if (!strcmp(t->args[i].key, key)) return &t->args[i];
+    return NULL;
+}
+
+static const targ *positional(const token *t, int k)
+{
+    for (int i = 0; i < t->nargs; i++)
+        if (!t->args[i].key[0] && k-- == 0) return &t->args[i];
+    return NULL;
+}
+
+static int npositional(const token *t)
+{
+    int n = 0;
+    for (int i = 0; i < t->nargs; i++) n += !t->args[i].key[0];
+    return n;
+}
+
+static int is_number(const char *s)
+{
+    char *end;
+    if (!*s) return 0;
+    strtod(s, &end);
+    return *end == 0;
+}
+
+static int to_double(const char *s, double *v)
+{
+    char *end;
+    *v = strtod(s, &end);
+    return *s && *end == 0 && isfinite(*v);
+}
+
+/* A number argument: named `key` or the k-th positional (if k >= 0); `def` when absent. */
+static cv_status num_arg(cv_ctx *ctx, const token *t, const char *key, int k, double def, double lo,
+                         double hi, double *v)
+{
+    const targ *a = key ? named(t, key) : NULL;
+    if (!a && k >= 0) a = positional(t, k);
+    *v = def;
+    if (!a) return CV_OK;
+    char msg[160];
+    if (!to_double(a->val, v)) {
+        snprintf(msg, sizeof msg, "'%s' is not a number", a->val);
+        return arg_error(ctx, t, msg);
+    }
+    if (*v < lo || *v > hi) {
+        snprintf(msg, sizeof msg, "%s = %g is outside [%g, %g]", key ? key : "argument", *v, lo,
+                 hi);
+        return arg_error(ctx, t, msg);
+    }
+    return CV_OK;
+}
+
+static cv_status int_arg(cv_ctx *ctx, const token *t, const char *key, int k, int def, int lo,
+                         int hi, int *v)
+{
+    double d;
+    cv_status s = num_arg(ctx, t, key, k, def, lo, hi, &d);
+    if (s) return s;
+    if (d != floor(d)) return arg_error(ctx, t, "expected an integer");
+    *v = (int)d;
+    return CV_OK;
+}
+
+/* A range "a:b" (or one number x meaning [def_lo(x), def_hi(x)] as the op defines). */
+__attribute__((unused)) static cv_status range_arg(cv_ctx *ctx, const token *t, const char *key,
+                                                   double *lo, double *hi)
+{
+    const targ *a = named(t, key);
+    if (!a) return CV_OK;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", a->val);
+    char *colon = strchr(buf, ':');
+    if (!colon) return arg_error(ctx, t, "a range is written lo:hi");
+    *colon = 0;
+    if (!to_double(buf, lo) || !to_double(colon + 1, hi) || *lo > *hi)
+        return arg_error(ctx, t, "bad range (lo:hi with lo <= hi)");
+    return CV_OK;
+}
+
+/* The interpolation among the arguments (positional identifier or interp=...). */
+static cv_status interp_arg(cv_ctx *ctx, const token *t, int def, int *interp)
+{
+    *interp = def;
+    for (int i = 0; i < t->nargs; i++) {
+        const targ *a = &t->args[i];
+        if ((a->key[0] && strcmp(a->key, "interp")) || (!a->key[0] && is_number(a->val))) continue;
+        int v = cv_interp_from_name(a->val);
+        if (v < 0) {
+            char msg[200];
+            snprintf(
+                msg, sizeof msg,
+                "unknown interpolation '%s' (nearest, bilinear, bicubic, box, hamming, lanczos)",
+                a->val);
+            return arg_error(ctx, t, msg);
+        }
+        *interp = v;
+    }
+    return CV_OK;
+}
+
+/* Every argument must be one the op knows: positional count <= max_pos, keys from `keys`. */
+static cv_status check_args(cv_ctx *ctx, const token *t, int max_pos, int allow_interp,
+                            const char *const *keys)
+{
+    int pos = 0;
+    char msg[160];
+    for (int i = 0; i < t->nargs; i++) {
+        const targ *a = &t->args[i];
+        if (!a->key[0]) {
+            if (allow_interp && !is_number(a->val)) continue;
+            if (++pos > max_pos) {
+                snprintf(msg, sizeof msg, "too many arguments (at most %d)", max_pos);
+                return arg_error(ctx, t, msg);
+            }
+            continue;
+        }
+        if (allow_interp && !strcmp(a->key, "interp")) continue;
+        int ok = 0;
+        for (int k = 0; keys && keys[k]; k++) ok |= !strcmp(a->key, keys[k]);
+        if (!ok) {
+            snprintf(msg, sizeof msg, "unknown argument '%s'", a->key);
+            return arg_error(ctx, t, msg);
+        }
+    }
+    return CV_OK;
+}
+
+/* ---- op parsing ---- */
+
+static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f};
+static const float imagenet_std[3] = {0.229f, 0.224f, 0.225f};
+
+/* "imagenet" or six numbers m0,m1,m2,s0,s1,s2 (or two, m,s, for every channel). */
+static cv_status parse_normalize(cv_ctx *ctx, const token *t, tf_op *op)
+{
+    int n = npositional(t);
+    if (check_args(ctx, t, 6, 0, NULL)) return CV_ERR_INVALID;
+    op->nmean = n == 2 ? 1 : 3;
+    if (n == 0 || (n == 1 && !strcmp(positional(t, 0)->val, "imagenet"))) {
+        memcpy(op->mean, imagenet_mean, sizeof op->mean);
+        memcpy(op->std, imagenet_std, sizeof op->std);
+        return CV_OK;
+    }
+    if (n != 2 && n != 6) return arg_error(ctx, t, "expected 'imagenet', m,s or m0,m1,m2,s0,s1,s2");
+    for (int c = 0; c < 3; c++) {
+        double m, s;
+        if (num_arg(ctx, t, NULL, n == 2 ? 0 : c, 0, -1e9, 1e9, &m) ||
+            num_arg(ctx, t, NULL, n == 2 ? 1 : 3 + c, 1, -1e9, 1e9, &s))
+            return CV_ERR_INVALID;
+        if (s == 0) return arg_error(ctx, t, "std must not be 0");
+        op->mean[c] = (float)m;
+        op->std[c] = (float)s;
+    }
+    return CV_OK;
+}
+
+/* One size "s" or two "h,w" (positional). */
+static cv_status parse_size(cv_ctx *ctx, const token *t, int required, tf_op *op)
+{
+    int n = 0;
+    for (int i = 0; i < t->nargs; i++) n += !t->args[i].key[0] && is_number(t->args[i].val);
+    if (n < required || n > 2) return arg_error(ctx, t, "expected a size (s or h,w)");
+    if (n == 0) return CV_OK;
+    if (int_arg(ctx, t, NULL, 0, 0, 1, 65536, &op->h)) return CV_ERR_INVALID;
+    op->w = op->h;
+    if (n == 2 && int_arg(ctx, t, NULL, 1, 0, 1, 65536, &op->w)) return CV_ERR_INVALID;
+    op->two_sizes = n == 2;
+    return CV_OK;
+}
+
+typedef struct {
+    const char *name;
+    tf_kind kind;
+} op_name;
+
+static const op_name op_names[] = {
+    {"resize", TF_RESIZE},
+    {"center_crop", TF_CENTER_CROP},
+    {"centercrop", TF_CENTER_CROP},
+    {"to_tensor", TF_TO_TENSOR},
+    {"totensor", TF_TO_TENSOR},
+    {"normalize", TF_NORMALIZE},
+    {"classification", TF_CLASSIFICATION},
+};
+
+static cv_status parse_op(cv_ctx *ctx, const token *t, tf_op *op)
+{
+    int kind = -1;
+    for (size_t i = 0; i < sizeof op_names / sizeof op_names[0]; i++)
+        if (!strcmp(t->name, op_names[i].name)) kind = (int)op_names[i].kind;
+    if (kind < 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "unknown op '%s' (see docs/transforms.md)", t->name);
+        return arg_error(ctx, t, msg);
+    }
+    memset(op, 0, sizeof *op);
+    op->kind = (tf_kind)kind;
+    op->p = 1.0;
+    snprintf(op->text, sizeof op->text, "%s", t->text);
+    switch (op->kind) {
+    case TF_RESIZE: {
+        static const char *const keys[] = {"max_size", "antialias", NULL};
+        if (check_args(ctx, t, 2, 1, keys) || parse_size(ctx, t, 1, op) ||
+            interp_arg(ctx, t, CV_INTERP_BILINEAR, &op->interp) ||
+            int_arg(ctx, t, "max_size", -1, 0, 0, 65536, &op->max_size))
+            return CV_ERR_INVALID;
+        const targ *aa = named(t, "antialias");
+        op->antialias = !aa || !strcmp(aa->val, "true") || !strcmp(aa->val, "1");
+        if (aa && !op->antialias && strcmp(aa->val, "false") && strcmp(aa->val, "0"))
+            return arg_error(ctx, t, "antialias must be true or false");
+        return CV_OK;
+    }
+    case TF_CENTER_CROP:
+        return check_args(ctx, t, 2, 0, NULL) ? CV_ERR_INVALID : parse_size(ctx, t, 1, op);
+    case TF_TO_TENSOR:
+        return check_args(ctx, t, 0, 0, NULL);
+    case TF_NORMALIZE:
+        return parse_normalize(ctx, t, op);
+    case TF_CLASSIFICATION: {
+        /* classification(resize, crop[, interp]) = torchvision's ImageClassification preset. */
+        if (check_args(ctx, t, 2, 1, NULL) || interp_arg(ctx, t, CV_INTERP_BILINEAR, &op->interp) ||
+            int_arg(ctx, t, NULL, 0, 256, 1, 65536, &op->max_size) ||
+            int_arg(ctx, t, NULL, 1, 224, 1, 65536, &op->h))
+            return CV_ERR_INVALID;
+        op->w = op->h;
+        memcpy(op->mean, imagenet_mean, sizeof op->mean);
+        memcpy(op->std, imagenet_std, sizeof op->std);
+        return CV_OK;
+    }
+    default:
+        return arg_error(ctx, t, "internal: op without a parser");
+    }
+}
+
+/* ---- tokenizer ---- */
+
+static cv_status tokenize_one(cv_ctx *ctx, const char *text, token *t)
+{
+    memset(t, 0, sizeof *t);
+    t->text = text;
+    const char *p = text;
+    size_t n = 0;
+    while (*p && (isalnum((unsigned char)*p) || *p == '_')) {
+        if (n + 1 >= sizeof t->name) return arg_error(ctx, t, "op name too long");
+        t->name[n++] = (char)tolower((unsigned char)*p++);
+    }
+    if (!n) return arg_error(ctx, t, "expected an op name");
+    while (*p == ' ') p++;
+    if (!*p) return CV_OK;
+    if (*p != '(') return arg_error(ctx, t, "expected '(' after the op name");
+    p++;
+    const char *close = strrchr(p, ')');
+    if (!close || close[1]) return arg_error(ctx, t, "missing ')'");
+    while (p < close) {
+        const char *e = p;
+        while (e < close && *e != ',') e++;
+        /* trim */
+        const char *a = p, *b = e;
+        while (a < b && *a == ' ') a++;
+        while (b > a && b[-1] == ' ') b--;
+        if (a == b) {
+            if (e == close && t->nargs == 0) break; /* "op()" */
+            return arg_error(ctx, t, "empty argument");
+        }
+        if (t->nargs >= MAX_ARGS) return arg_error(ctx, t, "too many arguments");
+        targ *g = &t->args[t->nargs++];
+        const char *eq = memchr(a, '=', (size_t)(b - a));
+        const char *v = a;
+        if (eq) {
+            size_t kl = (size_t)(eq - a);
+            while (kl && a[kl - 1] == ' ') kl--;
+            if (!kl || kl >= sizeof g->key) return arg_error(ctx, t, "bad argument name");
+            memcpy(g->key, a, kl);
+            v = eq + 1;
+            while (v < b && *v == ' ') v++;
+        }
+        if ((size_t)(b - v) >= sizeof g->val || v == b)
+            return arg_error(ctx, t, "bad argument value");
+        memcpy(g->val, v, (size_t)(b - v));
+        for (char *c = g->val; *c; c++) *c = (char)tolower((unsigned char)*c);
+        p = e < close ? e + 1 : e;
+    }
+    return CV_OK;
+}
+
+cv_status cv_transform_pipeline_parse(cv_ctx *ctx, const char *spec, cv_transform_pipeline **out)
+{
+    *out = NULL;
+    if (!spec) return cv_fail(ctx, CV_ERR_INVALID, "transform: no pipeline string");
+    size_t len = strlen(spec);
+    if (len > 4096) return cv_fail(ctx, CV_ERR_INVALID, "transform: pipeline string too long");
+    cv_transform_pipeline *pipe = calloc(1, sizeof *pipe);
+    char *buf = malloc(len + 1);
+    if (pipe) pipe->ops = calloc(len / 2 + 1, sizeof *pipe->ops);
+    if (!pipe || !buf || !pipe->ops) {
+        free(buf);
+        cv_transform_pipeline_free(pipe);
+        return cv_fail(ctx, CV_ERR_NOMEM, "transform: out of memory");
+    }
+    /* Split at top-level commas; commas inside parentheses separate arguments. */
+    const char *p = spec;
+    cv_status s = CV_OK;
+    while (*p && !s) {
+        while (*p == ' ' || *p == '\t') p++;
+        const char *start = p;
+        int depth = 0;
+        while (*p && (depth > 0 || *p != ',')) {
+            if (*p == '(') depth++;
+            if (*p == ')' && --depth < 0) break;
+            p++;
+        }
+        size_t n = (size_t)(p - start);
+        while (n && (start[n - 1] == ' ' || start[n - 1] == '\t')) n--;
+        memcpy(buf, start, n);
+        buf[n] = 0;
+        if (depth != 0) {
+            s = cv_fail(ctx, CV_ERR_INVALID, "transform '%s': unbalanced parentheses", buf);
+            break;
+        }
+        if (!n) {
+            s = cv_fail(ctx, CV_ERR_INVALID, "transform: empty op in '%s'", spec);
+            break;
+        }
+        token t;
+        s = tokenize_one(ctx, buf, &t);
+        if (!s) s = parse_op(ctx, &t, &pipe->ops[pipe->nops++]);
+        if (*p == ',') {
+            p++;
+            if (!*p)
+                s = s ? s : cv_fail(ctx, CV_ERR_INVALID, "transform: trailing ',' in '%s'", spec);
+        }
+    }
+    free(buf);
+    if (!s && pipe->nops == 0) s = cv_fail(ctx, CV_ERR_INVALID, "transform: empty pipeline");
+    if (s) {
+        cv_transform_pipeline_free(pipe);
+        return s;
+    }
+    *out = pipe;
+    return CV_OK;
+}
+
+void cv_transform_pipeline_free(cv_transform_pipeline *pipe)
+{
+    if (!pipe) return;
+    free(pipe->ops);
+    free(pipe);
+}
+
+int cv_transform_pipeline_is_random(const cv_transform_pipeline *pipe)
+{
+    for (int i = 0; i < pipe->nops; i++)
+        if (tf_op_is_random(&pipe->ops[i])) return 1;
+    return 0;
+}
+
+uint64_t cv_transform_sample_seed(uint64_t seed, uint64_t epoch, uint64_t index)
+{
+    cv_rng r;
+    cv_rng_init(&r, seed, epoch);
+    cv_rng_init(&r, cv_rng_next(&r), index);
+    return cv_rng_next(&r);
+}
+
+cv_status cv_transform_apply(cv_ctx *ctx, const cv_transform_pipeline *pipe, const cv_image *img,
+                             uint64_t seed, cv_tensor **out)
+{
+    *out = NULL;
+    cv_rng rng;
+    cv_rng_init(&rng, seed, 0);
+    tf_sample smp = {0};
+    cv_status s = cv_image_convert(ctx, img, img->c, &smp.img);
+    for (int i = 0; i < pipe->nops && !s; i++) s = tf_apply_op(ctx, &pipe->ops[i], &smp, &rng);
+    if (!s && smp.img) s = tf_to_planes(ctx, &smp);
+    if (!s) {
+        int64_t shape[3] = {smp.pl->c, smp.pl->h, smp.pl->w};
+        s = cv_tensor_new(ctx, CV_F32, 3, shape, out);
+        if (!s) memcpy((*out)->data, smp.pl->data, (*out)->nbytes);
+    }
+    cv_image_free(smp.img);
+    cv_planes_free(smp.pl);
+    return s;
+}

@@ -1,0 +1,37 @@
+/* Internal to src/data: the parsed form of a pipeline op and the per-sample state it acts on. */
+#ifndef CV_DATA_TRANSFORMS_INTERNAL_H
+#define CV_DATA_TRANSFORMS_INTERNAL_H
+
+#include "cvision/transforms.h"
+
+typedef enum {
+    TF_RESIZE,
+    TF_CENTER_CROP,
+    TF_TO_TENSOR,
+    TF_NORMALIZE,
+    TF_CLASSIFICATION,
+    TF_KIND_COUNT
+} tf_kind;
+
+typedef struct {
+    tf_kind kind;
+    char text[96]; /* the op as written, for messages */
+    int h, w, two_sizes, interp, max_size, antialias;
+    int nmean; /* normalize: 1 (same for all channels) or 3 */
+    float mean[3], std[3];
+    double p;    /* probability of applying a random op */
+    double a[8]; /* op-specific numbers */
+    int n[4];    /* op-specific integers */
+} tf_op;
+
+/* A sample is a uint8 image until to_tensor, then float planes in [0, 1]. */
+typedef struct {
+    cv_image *img;
+    cv_planes *pl;
+} tf_sample;
+
+cv_status tf_apply_op(cv_ctx *ctx, const tf_op *op, tf_sample *smp, cv_rng *rng);
+cv_status tf_to_planes(cv_ctx *ctx, tf_sample *smp);
+int tf_op_is_random(const tf_op *op);
+
+#endif
