@@ -366,16 +366,21 @@ static int forbidden(const char *mod, const char *name)
     return !strcmp(mod, "torch") && (!strcmp(name, "load") || !strcmp(name, "save"));
 }
 
-static int printable(const char *s, size_t n)
+/* Module and qualified names are dotted ASCII identifiers. */
+static int dotted_name(const char *s, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.'))
+            return 0;
+    }
     return 1;
 }
 
 static cv_status make_global(machine *m, const char *mod, size_t ml, const char *name, size_t nl)
 {
-    if (!ml || !nl || ml + nl + 2 > MAX_GLOBAL || !printable(mod, ml) || !printable(name, nl))
+    if (!ml || !nl || ml + nl + 2 > MAX_GLOBAL || !dotted_name(mod, ml) || !dotted_name(name, nl))
         return fail(m, CV_ERR_FORMAT, "malformed GLOBAL name");
     char q[2 * MAX_GLOBAL + 2], mb[MAX_GLOBAL], nb[MAX_GLOBAL];
     memcpy(mb, mod, ml);
