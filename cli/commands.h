@@ -15,5 +15,6 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv);
 int cmd_forward(cv_ctx *ctx, int argc, char **argv);
 int cmd_predict(cv_ctx *ctx, int argc, char **argv);
 int cmd_transform(cv_ctx *ctx, int argc, char **argv);
+int cmd_convert(cv_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -8,5 +8,6 @@
 #include "cvision/image.h"
 #include "cvision/npy.h"
 #include "cvision/transforms.h"
+#include "cvision/weights.h"
 
 #endif
