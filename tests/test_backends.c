@@ -87,6 +87,100 @@ static void test_all_archs(void)
     }
 }
 
+/* Max |a - b| over every tensor of two states with the same names, relative to max |a|. */
+/* Max over tensors of max|a - b| / max(max|a|, 1e-3 * the largest |a| of any tensor): relative
+ * per tensor, except for tensors whose true value is ~0 (a conv bias feeding a training-mode batch
+ * norm has an exactly zero gradient), which are held to the scale of the whole state. */
+static double state_rel_diff(const cv_state *a, const cv_state *b, const char **worst)
+{
+    double rel = 0, global = 0;
+    for (int i = 0; i < cv_state_count(a); i++) {
+        const cv_tensor *x = cv_state_tensor(a, i);
+        for (int64_t k = 0; x->dtype == CV_F32 && k < cv_tensor_numel(x); k++)
+            global = fmax(global, fabs(((float *)x->data)[k]));
+    }
+    for (int i = 0; i < cv_state_count(a); i++) {
+        const cv_tensor *x = cv_state_tensor(a, i), *y = cv_state_get(b, cv_state_name(a, i));
+        if (!y || x->dtype != CV_F32) continue;
+        double d = 0, m = 1e-3 * global;
+        for (int64_t k = 0; k < cv_tensor_numel(x); k++) {
+            d = fmax(d, fabs(((float *)x->data)[k] - ((float *)y->data)[k]));
+            m = fmax(m, fabs(((float *)x->data)[k]));
+        }
+        if (m > 0 && d / m > rel) rel = d / m, *worst = cv_state_name(a, i);
+    }
+    return rel;
+}
+
+/* One training step on each backend from the same weights: outputs, gradients of every
+ * parameter and the updated BN running statistics must agree. */
+static void compare_training(const char *arch, int64_t n, int64_t h, int64_t w, const char *freeze)
+{
+    cv_ctx *ctx = cv_ctx_new();
+    cv_model *m[2];
+    cv_tensor *x, *y[2] = {0}, *dy;
+    int64_t shape[] = {n, 3, h, w}, oshape[] = {n, 7};
+    CHECK_OK(ctx, cv_tensor_new(ctx, CV_F32, 4, shape, &x));
+    CHECK_OK(ctx, cv_tensor_new(ctx, CV_F32, 2, oshape, &dy));
+    rng = 77;
+    for (int64_t i = 0; i < cv_tensor_numel(x); i++) ((float *)x->data)[i] = uniform();
+    for (int64_t i = 0; i < n * 7; i++) ((float *)dy->data)[i] = uniform();
+    for (int b = 0; b < 2; b++) {
+        CHECK_OK(ctx, cv_model_create(ctx, arch, 7, &m[b]));
+        rng = 99;
+        randomise(m[b]);
+        CHECK_OK(ctx, cv_model_set_backend(ctx, m[b], b ? CV_BACKEND_CPU : CV_BACKEND_REF));
+        CHECK_OK(ctx, cv_model_set_training(ctx, m[b], 1));
+        if (freeze) {
+            CHECK_OK(ctx, cv_model_set_trainable(ctx, m[b], "", 0));
+            CHECK_OK(ctx, cv_model_set_trainable(ctx, m[b], freeze, 1));
+        }
+        cv_model_set_seed(m[b], 5);
+        CHECK_OK(ctx, cv_model_forward(ctx, m[b], x, &y[b]));
+        CHECK_OK(ctx, cv_model_backward(ctx, m[b], dy));
+    }
+    const char *worst = "";
+    if (y[0] && y[1]) {
+        double d = 0, scale = max_abs(y[0]);
+        for (int64_t i = 0; i < cv_tensor_numel(y[0]); i++)
+            d = fmax(d, fabs(((float *)y[0]->data)[i] - ((float *)y[1]->data)[i]));
+        double gd = state_rel_diff(cv_model_grads(m[0]), cv_model_grads(m[1]), &worst);
+        const char *wp = "";
+        double pd = state_rel_diff(cv_model_params(m[0]), cv_model_params(m[1]), &wp);
+        fprintf(stderr, "  %-18s train %s: out %.2g, grads %.2g (%s), params+stats %.2g (%s), %d grads\n",
+                arch, freeze ? freeze : "all", d / scale, gd, worst, pd, wp,
+                cv_state_count(cv_model_grads(m[1])));
+        CHECK(d <= 1e-4 * scale);
+        CHECK(gd <= 1e-3);
+        CHECK(pd <= 1e-5);
+        CHECK(cv_state_count(cv_model_grads(m[0])) == cv_state_count(cv_model_grads(m[1])));
+        /* batch norm counted the step */
+        const cv_tensor *nbt = cv_state_get(cv_model_params(m[1]), "bn1.num_batches_tracked");
+        if (nbt) CHECK(*(int64_t *)nbt->data == 1);
+    }
+    for (int b = 0; b < 2; b++) cv_tensor_free(y[b]), cv_model_free(m[b]);
+    cv_tensor_free(x);
+    cv_tensor_free(dy);
+    cv_ctx_free(ctx);
+}
+
+static void test_training(void)
+{
+    /* inputs large enough that the last batch norms see >= 16 values per channel: with fewer,
+     * normalising by a batch variance of a handful of values amplifies rounding */
+    if (getenv("CV_EXPERIMENT")) {
+        compare_training("resnet50", 16, 64, 64, NULL);
+        return;
+    }
+    compare_training("resnet18", 4, 64, 64, NULL);
+    compare_training("resnet50", 4, 64, 64, NULL);
+    compare_training("mobilenet_v2", 4, 64, 64, NULL);
+    compare_training("vgg11_bn", 4, 64, 64, NULL);
+    compare_training("alexnet", 2, 67, 71, NULL);
+    compare_training("resnet18", 4, 64, 64, "fc."); /* linear probe: only the head trains */
+    compare_training("resnet18", 4, 64, 64, "layer4."); /* partial fine-tuning */
+}
+
 static void test_too_small(void)
 {
     cv_ctx *ctx = cv_ctx_new();
@@ -107,5 +201,6 @@ int main(void)
 {
     RUN(test_too_small);
     RUN(test_all_archs);
+    RUN(test_training);
     TEST_EXIT();
 }

@@ -22,8 +22,9 @@ typedef struct {
 
 typedef struct {
     const char *name;
+    /* io (training plans): the gradient tensors are known, and stay put, while the plan lives */
     cv_status (*plan)(cv_ctx *ctx, const cv_graph *g, cv_state *params, const cv_shape4 *shapes,
-                      cv_plan_mode mode, cv_exec **out);
+                      cv_plan_mode mode, const cv_train_io *io, cv_exec **out);
     /* in: NCHW float32 of shapes[input]; out: the output node's values, row-major. In training
      * mode this also updates the batch-norm running statistics in `params`. */
     cv_status (*run)(cv_ctx *ctx, cv_exec *e, const float *in, float *out, const cv_train_io *io);

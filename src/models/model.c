@@ -319,7 +319,9 @@ cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tens
         if (!shapes) return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
         m->shapes = shapes;
         cv_status s = graph_infer_shapes(ctx, m->g, m->params, n, x->shape[1], h, w, shapes);
-        if (!s) s = m->backend->plan(ctx, m->g, m->params, shapes, m->training ? PLAN_TRAIN : PLAN_EVAL, &m->exec);
+        if (!s && m->training) s = ensure_grads(ctx, m);
+        cv_train_io io = {m->grad_of, m->seed + m->step};
+        if (!s) s = m->backend->plan(ctx, m->g, m->params, shapes, m->training ? PLAN_TRAIN : PLAN_EVAL, &io, &m->exec);
         if (s) return s;
         m->exec_n = n, m->exec_h = h, m->exec_w = w;
     }
@@ -360,7 +362,8 @@ cv_status cv_model_set_trainable(cv_ctx *ctx, cv_model *m, const char *prefix, i
         hits++;
     }
     if (!hits) return cv_fail(ctx, CV_ERR_NOT_FOUND, "%s has no parameter named '%s...'", m->arch->name, prefix);
-    /* the gradient table follows the trainable set */
+    /* the gradient table follows the trainable set, and plans know it */
+    cv_model_params_changed(m);
     cv_state_free(m->grads);
     m->grads = NULL;
     memset(m->grad_of, 0, (size_t)cv_state_count(m->params) * sizeof *m->grad_of);

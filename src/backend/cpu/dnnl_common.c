@@ -1,0 +1,391 @@
+/* Shared plumbing of the oneDNN planners: arena slots, values, step lists, reorders, and the
+ * interpreter loop that runs a step list. */
+#include "backend/cpu/dnnl_common.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/ref/kernels.h"
+#include "oneapi/dnnl/dnnl_debug.h"
+
+static int grow(void **p, int *cap, int n, size_t elem)
+{
+    if (n < *cap) return 0;
+    int nc = *cap ? *cap * 2 : 64;
+    void *q = realloc(*p, (size_t)nc * elem);
+    if (!q) return -1;
+    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+/* A slot of at least `size` bytes: the smallest free one that fits, else a free one grown, else new. */
+int slot_get(cv_exec *e, size_t size)
+{
+    int best = -1, any = -1;
+    for (int i = 0; i < e->nslots; i++) {
+        if (e->slots[i].free != 1) continue;
+        if (e->slots[i].size >= size && (best < 0 || e->slots[i].size < e->slots[best].size)) best = i;
+        if (any < 0 || e->slots[i].size > e->slots[any].size) any = i;
+    }
+    if (best < 0 && any >= 0) best = any;
+    if (best < 0) {
+        slot *s = realloc(e->slots, (size_t)(e->nslots + 1) * sizeof *s);
+        if (!s) return -1;
+        e->slots = s;
+        best = e->nslots++;
+        e->slots[best] = (slot){0, 1, NULL};
+    }
+    if (e->slots[best].size < size) e->slots[best].size = size;
+    e->slots[best].free = 0;
+    return best;
+}
+
+cv_status new_value(cv_ctx *ctx, cv_exec *e, const dnnl_memory_desc_t *md, int in_arena, int *out)
+{
+    if (grow((void **)&e->vals, &e->capvals, e->nvals, sizeof *e->vals))
+        return cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
+    value *v = &e->vals[e->nvals];
+    v->md = *md;
+    v->slot = -1;
+    if (in_arena && (v->slot = slot_get(e, dnnl_memory_desc_get_size(md))) < 0)
+        return cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
+    DNNL(ctx, dnnl_memory_create(&v->mem, md, e->eng, DNNL_MEMORY_NONE));
+    *out = e->nvals++;
+    return CV_OK;
+}
+
+cv_status bound_value(cv_ctx *ctx, cv_exec *e, const dnnl_memory_desc_t *md, void *data, int *out)
+{
+    cv_status s = new_value(ctx, e, md, 0, out);
+    if (!s) DNNL(ctx, dnnl_memory_set_data_handle(e->vals[*out].mem, data));
+    return s;
+}
+
+cv_status add_xstep(cv_ctx *ctx, xlist *l, const xstep *x)
+{
+    if (grow((void **)&l->v, &l->cap, l->n, sizeof *l->v))
+        return cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
+    l->v[l->n++] = *x;
+    return CV_OK;
+}
+
+cv_status own(cv_ctx *ctx, cv_exec *e, void *p)
+{
+    if (!p || grow((void **)&e->owned, &e->capowned, e->nowned, sizeof *e->owned)) {
+        cv_aligned_free(p);
+        return cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory for weights");
+    }
+    e->owned[e->nowned++] = p;
+    return CV_OK;
+}
+
+cv_status prim_step(cv_ctx *ctx, cv_exec *e, xlist *l, const_dnnl_primitive_desc_t pd, int nargs,
+                    const int *kinds, const int *vals)
+{
+    (void)e;
+    xstep x = {.kind = X_PRIM, .nargs = nargs};
+    DNNL(ctx, dnnl_primitive_create(&x.prim, pd));
+    memcpy(x.arg_kind, kinds, (size_t)nargs * sizeof *kinds);
+    memcpy(x.arg_val, vals, (size_t)nargs * sizeof *vals);
+    cv_status s = add_xstep(ctx, l, &x);
+    if (s) dnnl_primitive_destroy(x.prim);
+    return s;
+}
+
+cv_status reorder_step(cv_ctx *ctx, cv_exec *e, xlist *l, int src, int dst, int accumulate)
+{
+    dnnl_primitive_attr_t attr = NULL;
+    if (accumulate) {
+        cv_status s = post_ops(ctx, ACT_NONE, 1, &attr);
+        if (s) return s;
+    }
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t ds = dnnl_reorder_primitive_desc_create(&pd, &e->vals[src].md, e->eng,
+                                                          &e->vals[dst].md, e->eng, attr);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (ds != dnnl_success) return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no reorder (status %d)", (int)ds);
+    cv_status s = prim_step(ctx, e, l, pd, 2, (int[]){DNNL_ARG_FROM, DNNL_ARG_TO}, (int[]){src, dst});
+    dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
+void md_plain(dnnl_memory_desc_t *md, const cv_shape4 *s)
+{
+    dnnl_dims_t d;
+    for (int i = 0; i < s->rank; i++) d[i] = s->d[i];
+    dnnl_memory_desc_init_by_tag(md, s->rank, d, dnnl_f32, s->rank == 4 ? dnnl_nchw : dnnl_nc);
+}
+
+cv_status as_layout(cv_ctx *ctx, cv_exec *e, xlist *l, int v, const dnnl_memory_desc_t *want,
+                    int *out, int *temps, int *ntemps)
+{
+    if (dnnl_memory_desc_equal(&e->vals[v].md, want)) {
+        *out = v;
+        return CV_OK;
+    }
+    int t;
+    cv_status s = new_value(ctx, e, want, 1, &t);
+    if (!s) s = reorder_step(ctx, e, l, v, t, 0);
+    if (s) return s;
+    temps[(*ntemps)++] = t;
+    *out = t;
+    return CV_OK;
+}
+
+cv_status weights_value(cv_ctx *ctx, cv_exec *e, const float *data, const dnnl_memory_desc_t *user,
+                        const dnnl_memory_desc_t *want, int *out)
+{
+    void *buf = cv_aligned_alloc(dnnl_memory_desc_get_size(want));
+    cv_status s = own(ctx, e, buf);
+    if (s) return s;
+    xlist once = {0};
+    int src;
+    if ((s = bound_value(ctx, e, user, (void *)data, &src)) || (s = bound_value(ctx, e, want, buf, out)) ||
+        (s = reorder_step(ctx, e, &once, src, *out, 0)))
+        goto done;
+    s = run_list(ctx, e, &once, NULL);
+done:
+    for (int i = 0; i < once.n; i++) dnnl_primitive_destroy(once.v[i].prim);
+    free(once.v);
+    return s;
+}
+
+act_algs act_to_dnnl(cv_act act)
+{
+    switch (act) {
+    case ACT_RELU: return (act_algs){1, {dnnl_eltwise_relu}, {0}, {0}};
+    case ACT_RELU6: return (act_algs){1, {dnnl_eltwise_clip_v2}, {0}, {6}};
+    case ACT_HARDSWISH: return (act_algs){1, {dnnl_eltwise_hardswish}, {0}, {0}};
+    case ACT_HARDSIGMOID:
+        return (act_algs){2, {dnnl_eltwise_linear, dnnl_eltwise_clip_v2}, {1.0f / 6, 0}, {0.5f, 1}};
+    case ACT_SILU: return (act_algs){1, {dnnl_eltwise_swish}, {1}, {0}};
+    case ACT_GELU: return (act_algs){1, {dnnl_eltwise_gelu_erf}, {0}, {0}};
+    case ACT_SIGMOID: return (act_algs){1, {dnnl_eltwise_logistic}, {0}, {0}};
+    default: return (act_algs){0, {0}, {0}, {0}};
+    }
+}
+
+cv_status post_ops(cv_ctx *ctx, cv_act act, int sum, dnnl_primitive_attr_t *attr)
+{
+    dnnl_post_ops_t po;
+    DNNL(ctx, dnnl_primitive_attr_create(attr));
+    DNNL(ctx, dnnl_post_ops_create(&po));
+    if (sum) DNNL(ctx, dnnl_post_ops_append_sum(po, 1.0f));
+    act_algs a = act_to_dnnl(act);
+    for (int i = 0; i < a.n; i++)
+        DNNL(ctx, dnnl_post_ops_append_eltwise(po, 1.0f, a.alg[i], a.alpha[i], a.beta[i]));
+    DNNL(ctx, dnnl_primitive_attr_set_post_ops(*attr, po));
+    dnnl_post_ops_destroy(po);
+    return CV_OK;
+}
+
+void conv_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys, int64_t kh,
+                   int64_t kw, dnnl_dims_t strides, dnnl_dims_t dil, dnnl_dims_t pl, dnnl_dims_t pr)
+{
+    strides[0] = nd->a.sh, strides[1] = nd->a.sw;
+    dil[0] = nd->a.dh - 1, dil[1] = nd->a.dw - 1;
+    pl[0] = nd->a.ph, pl[1] = nd->a.pw;
+    pr[0] = (ys->d[2] - 1) * nd->a.sh + (kh - 1) * nd->a.dh + 1 - xs->d[2] - nd->a.ph;
+    pr[1] = (ys->d[3] - 1) * nd->a.sw + (kw - 1) * nd->a.dw + 1 - xs->d[3] - nd->a.pw;
+}
+
+void pool_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys, dnnl_alg_kind_t *alg,
+                   dnnl_dims_t strides, dnnl_dims_t kernel, dnnl_dims_t dil, dnnl_dims_t pl,
+                   dnnl_dims_t pr)
+{
+    cv_attrs a = nd->a;
+    if (nd->op == OP_ADAPTIVE_AVGPOOL) /* callers checked that the windows are uniform */
+        a = (cv_attrs){.kh = (int)(xs->d[2] / ys->d[2]), .kw = (int)(xs->d[3] / ys->d[3]),
+                       .sh = (int)(xs->d[2] / ys->d[2]), .sw = (int)(xs->d[3] / ys->d[3]), .dh = 1,
+                       .dw = 1};
+    *alg = nd->op == OP_MAXPOOL ? dnnl_pooling_max
+           : a.count_include_pad ? dnnl_pooling_avg_include_padding
+                                 : dnnl_pooling_avg_exclude_padding;
+    strides[0] = a.sh, strides[1] = a.sw, kernel[0] = a.kh, kernel[1] = a.kw;
+    dil[0] = a.dh - 1, dil[1] = a.dw - 1, pl[0] = a.ph, pl[1] = a.pw;
+    pr[0] = (ys->d[2] - 1) * a.sh + (a.kh - 1) * a.dh + 1 - xs->d[2] - a.ph;
+    pr[1] = (ys->d[3] - 1) * a.sw + (a.kw - 1) * a.dw + 1 - xs->d[3] - a.pw;
+}
+
+int pool_needs_ref(const cv_exec *e, int node)
+{
+    const cv_node *nd = &e->g->nodes[node];
+    const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[node];
+    if (nd->op == OP_ADAPTIVE_AVGPOOL) return xs->d[2] % ys->d[2] || xs->d[3] % ys->d[3];
+    if (nd->op == OP_AVGPOOL && nd->a.ceil_mode && nd->a.count_include_pad) return 1;
+    return 0;
+}
+
+static float *ptr(const cv_exec *e, int v)
+{
+    void *p = NULL;
+    if (v >= 0) dnnl_memory_get_data_handle(e->vals[v].mem, &p);
+    return p;
+}
+
+static float *param(const cv_exec *e, const cv_node *nd, int k)
+{
+    return nd->param[k] < 0 ? NULL : cv_state_tensor(e->params, nd->param[k])->data;
+}
+
+static void run_ref(cv_exec *e, const xstep *x)
+{
+    const cv_node *nd = &e->g->nodes[x->node];
+    const float *in[CV_MAX_INPUTS];
+    cv_shape4 shp[CV_MAX_INPUTS];
+    for (int k = 0; k < x->nin; k++) in[k] = ptr(e, x->in_val[k]), shp[k] = e->shapes[nd->in[k]];
+    float *y = ptr(e, x->out_val);
+    const cv_shape4 *xs = &shp[0], *ys = &e->shapes[x->node];
+    switch (nd->op) {
+    case OP_MAXPOOL: ref_maxpool(in[0], y, xs, ys, &nd->a); break;
+    case OP_AVGPOOL: ref_avgpool(in[0], y, xs, ys, &nd->a); break;
+    case OP_ADAPTIVE_AVGPOOL: ref_adaptive_avgpool(in[0], y, xs, ys); break;
+    case OP_SOFTMAX: ref_softmax(in[0], y, ys->d[0], ys->d[1]); break;
+    case OP_BN:
+        ref_batchnorm(in[0], y, xs, param(e, nd, 0), param(e, nd, 1), param(e, nd, 2), param(e, nd, 3),
+                      nd->a.eps);
+        break;
+    case OP_ACT: ref_act(in[0], y, shape_numel(ys), nd->a.act); break;
+    case OP_ADD:
+    case OP_MUL: ref_binary(nd->op, in[0], in[1], y, xs, &shp[1]); break;
+    case OP_CONCAT: ref_concat(in, shp, x->nin, y); break;
+    default: break; /* the planners send nothing else here */
+    }
+}
+
+static void run_ref_backward(cv_exec *e, const xstep *x)
+{
+    const cv_node *nd = &e->g->nodes[x->node];
+    const float *in[CV_MAX_INPUTS];
+    float *din[CV_MAX_INPUTS];
+    cv_shape4 shp[CV_MAX_INPUTS];
+    for (int k = 0; k < x->nin; k++) {
+        in[k] = ptr(e, x->in_val[k]), din[k] = ptr(e, x->din_val[k]), shp[k] = e->shapes[nd->in[k]];
+        if (din[k]) memset(din[k], 0, (size_t)shape_numel(&shp[k]) * sizeof(float));
+    }
+    const float *dy = ptr(e, x->dout_val), *y = ptr(e, x->out_val);
+    const cv_shape4 *xs = &shp[0], *ys = &e->shapes[x->node];
+    switch (nd->op) {
+    case OP_MAXPOOL: ref_maxpool_backward(in[0], dy, din[0], xs, ys, &nd->a); break;
+    case OP_AVGPOOL: ref_avgpool_backward(dy, din[0], xs, ys, &nd->a); break;
+    case OP_ADAPTIVE_AVGPOOL: ref_adaptive_avgpool_backward(dy, din[0], xs, ys); break;
+    case OP_SOFTMAX: ref_softmax_backward(y, dy, din[0], ys->d[0], ys->d[1]); break;
+    case OP_ACT: ref_act_backward(in[0], dy, din[0], shape_numel(ys), nd->a.act); break;
+    case OP_ADD:
+    case OP_MUL: ref_binary_backward(nd->op, in[0], in[1], dy, din[0], din[1], xs, &shp[1]); break;
+    case OP_CONCAT: ref_concat_backward(dy, din, shp, x->nin); break;
+    default: break;
+    }
+}
+
+/* Running statistics as PyTorch updates them: momentum, unbiased variance, num_batches_tracked. */
+static void bn_update(cv_exec *e, const xstep *x)
+{
+    const cv_node *nd = &e->g->nodes[x->node];
+    const cv_shape4 *s = &e->shapes[x->node];
+    int64_t C = s->d[1], M = s->d[0] * (s->rank == 4 ? s->d[2] * s->d[3] : 1);
+    const float *mean = ptr(e, x->in_val[0]), *var = ptr(e, x->in_val[1]);
+    float *rm = param(e, nd, 2), *rv = param(e, nd, 3), m = nd->a.momentum;
+    for (int64_t c = 0; c < C; c++) {
+        rm[c] = (1 - m) * rm[c] + m * mean[c];
+        rv[c] = (1 - m) * rv[c] + m * var[c] * (float)M / (float)(M > 1 ? M - 1 : 1);
+    }
+    if (nd->param[4] >= 0) (*(int64_t *)cv_state_tensor(e->params, nd->param[4])->data)++;
+}
+
+static void dropout(cv_exec *e, const xstep *x, const cv_train_io *io, int backward)
+{
+    const cv_node *nd = &e->g->nodes[x->node];
+    int64_t n = shape_numel(&e->shapes[x->node]);
+    const float *src = ptr(e, backward ? x->dout_val : x->in_val[0]);
+    float *dst = ptr(e, backward ? x->din_val[0] : x->out_val), p = nd->a.p;
+    float scale = p < 1 ? 1 / (1 - p) : 0;
+    uint64_t seed = io ? io->seed : 0;
+    for (int64_t k = 0; k < n; k++) dst[k] = dropout_keep(seed, x->node, k, p) ? src[k] * scale : 0;
+}
+
+cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *io)
+{
+    for (int i = 0; i < l->n; i++) {
+        const xstep *x = &l->v[i];
+        switch (x->kind) {
+        case X_PRIM: {
+            dnnl_exec_arg_t args[10];
+            for (int k = 0; k < x->nargs; k++)
+                args[k] = (dnnl_exec_arg_t){x->arg_kind[k], e->vals[x->arg_val[k]].mem};
+            dnnl_status_t st = dnnl_primitive_execute(x->prim, e->stream, x->nargs, args);
+            if (st != dnnl_success) {
+                const_dnnl_primitive_desc_t pd = NULL;
+                dnnl_primitive_kind_t kind = dnnl_undefined_primitive;
+                dnnl_primitive_get_primitive_desc(x->prim, &pd);
+                if (pd) dnnl_primitive_desc_query(pd, dnnl_query_primitive_kind, 0, &kind);
+                return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: executing a %s primitive failed (status %d)",
+                               dnnl_prim_kind2str(kind), (int)st);
+            }
+            break;
+        }
+        case X_REF: run_ref(e, x); break;
+        case X_REF_BWD: run_ref_backward(e, x); break;
+        case X_BN_UPDATE: bn_update(e, x); break;
+        case X_DROPOUT: dropout(e, x, io, 0); break;
+        case X_DROPOUT_BWD: dropout(e, x, io, 1); break;
+        case X_ZERO: memset(ptr(e, x->out_val), 0, dnnl_memory_desc_get_size(&e->vals[x->out_val].md)); break;
+        }
+    }
+    DNNL(ctx, dnnl_stream_wait(e->stream));
+    return CV_OK;
+}
+
+void exec_free(cv_exec *e)
+{
+    if (!e) return;
+    xlist *lists[2] = {&e->fwd, &e->bwd};
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < lists[k]->n; i++)
+            if (lists[k]->v[i].prim) dnnl_primitive_destroy(lists[k]->v[i].prim);
+        free(lists[k]->v);
+    }
+    for (int i = 0; i < e->nvals; i++)
+        if (e->vals[i].mem) dnnl_memory_destroy(e->vals[i].mem);
+    for (int i = 0; i < e->nslots; i++) cv_aligned_free(e->slots[i].ptr);
+    for (int i = 0; i < e->nowned; i++) cv_aligned_free(e->owned[i]);
+    if (e->stream) dnnl_stream_destroy(e->stream);
+    if (e->eng) dnnl_engine_destroy(e->eng);
+    free(e->vals), free(e->slots), free(e->owned), free(e->node_val);
+    free(e);
+}
+
+cv_status exec_new(cv_ctx *ctx, const cv_graph *g, cv_state *params, const cv_shape4 *shapes,
+                   cv_plan_mode mode, cv_exec **out)
+{
+    cv_exec *e = calloc(1, sizeof *e);
+    if (!e || !(e->node_val = malloc((size_t)g->n * sizeof *e->node_val))) {
+        free(e);
+        return cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
+    }
+    for (int i = 0; i < g->n; i++) e->node_val[i] = -1;
+    e->g = g, e->params = params, e->shapes = shapes, e->mode = mode;
+    e->input_val = e->output_val = e->dout_val = -1;
+    e->threads = cv_ctx_threads(ctx);
+    omp_set_num_threads(e->threads);
+    *out = e;
+    if (dnnl_engine_create(&e->eng, dnnl_cpu, 0) || dnnl_stream_create(&e->stream, e->eng, dnnl_stream_default_flags))
+        return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: cannot create a CPU engine");
+    return CV_OK;
+}
+
+cv_status exec_bind(cv_ctx *ctx, cv_exec *e)
+{
+    for (int i = 0; i < e->nslots; i++)
+        if (!(e->slots[i].ptr = cv_aligned_alloc(e->slots[i].size)))
+            return cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: cannot allocate %zu bytes of activations",
+                           e->slots[i].size);
+    for (int i = 0; i < e->nvals; i++)
+        if (e->vals[i].slot >= 0)
+            DNNL(ctx, dnnl_memory_set_data_handle(e->vals[i].mem, e->slots[e->vals[i].slot].ptr));
+    return CV_OK;
+}

@@ -1,0 +1,123 @@
+/* Shared plumbing of the oneDNN backend's two planners (eval: dnnl.c, training: dnnl_train.c):
+ * values (a memory descriptor and object in an arena slot), step lists, reorders. */
+#ifndef CV_DNNL_COMMON_H
+#define CV_DNNL_COMMON_H
+
+#include <dnnl.h>
+
+#include "backend/backend.h"
+
+/* A value: one memory descriptor and object, living in a slot of the activation arena. */
+typedef struct {
+    dnnl_memory_desc_t md;
+    dnnl_memory_t mem;
+    int slot; /* -1: not in the arena (the caller's input, weights, gradients) */
+} value;
+
+typedef enum {
+    X_PRIM,      /* a oneDNN primitive */
+    X_REF,       /* a node's forward by a reference kernel on plain layouts */
+    X_REF_BWD,   /* its backward: zero the input-gradient temporaries, then the kernel */
+    X_BN_UPDATE, /* running statistics from a training batch norm's batch mean and variance */
+    X_DROPOUT,   /* dropout mask, forward (ref backend's counter-based masks) */
+    X_DROPOUT_BWD,
+    X_ZERO, /* clear a value */
+} xkind;
+
+typedef struct {
+    xkind kind;
+    dnnl_primitive_t prim;
+    int nargs;
+    int arg_kind[10];
+    int arg_val[10]; /* value indices */
+    /* the other kinds: a node, its (plain) inputs and output, and for backward their gradients */
+    int node, nin, in_val[CV_MAX_INPUTS], out_val, din_val[CV_MAX_INPUTS], dout_val;
+} xstep;
+
+typedef struct {
+    xstep *v;
+    int n, cap;
+} xlist;
+
+typedef struct {
+    size_t size;
+    int free; /* 1 free, 0 in use, 2 taken over by an in-place result this step */
+    void *ptr;
+} slot;
+
+struct cv_exec {
+    const cv_graph *g;
+    cv_state *params;
+    const cv_shape4 *shapes;
+    cv_plan_mode mode;
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    value *vals;
+    int nvals, capvals;
+    xlist fwd, bwd;
+    slot *slots;
+    int nslots;
+    int *node_val; /* node id -> value index of its output */
+    int input_val, output_val, dout_val;
+    void **owned; /* weight buffers owned by the plan */
+    int nowned, capowned;
+    int threads;
+};
+
+#define DNNL(ctx, call)                                                                            \
+    do {                                                                                           \
+        dnnl_status_t st_ = (call);                                                                \
+        if (st_ != dnnl_success)                                                                   \
+            return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: %s failed (status %d)", #call,           \
+                           (int)st_);                                                              \
+    } while (0)
+
+int slot_get(cv_exec *e, size_t size);
+cv_status new_value(cv_ctx *ctx, cv_exec *e, const dnnl_memory_desc_t *md, int in_arena, int *out);
+/* A value over memory the caller owns (parameters, gradients, the plan's own buffers). */
+cv_status bound_value(cv_ctx *ctx, cv_exec *e, const dnnl_memory_desc_t *md, void *data, int *out);
+cv_status add_xstep(cv_ctx *ctx, xlist *l, const xstep *x);
+cv_status own(cv_ctx *ctx, cv_exec *e, void *p);
+cv_status prim_step(cv_ctx *ctx, cv_exec *e, xlist *l, const_dnnl_primitive_desc_t pd, int nargs,
+                    const int *kinds, const int *vals);
+/* src -> dst in dst's layout; with `accumulate`, dst += src. */
+cv_status reorder_step(cv_ctx *ctx, cv_exec *e, xlist *l, int src, int dst, int accumulate);
+void md_plain(dnnl_memory_desc_t *md, const cv_shape4 *s);
+/* Value v in layout `want`: v itself, or a reorder into a new arena value (listed in temps). */
+cv_status as_layout(cv_ctx *ctx, cv_exec *e, xlist *l, int v, const dnnl_memory_desc_t *want,
+                    int *out, int *temps, int *ntemps);
+/* A plan-owned copy of `data` (in layout `user`) in layout `want`, reordered once now. */
+cv_status weights_value(cv_ctx *ctx, cv_exec *e, const float *data, const dnnl_memory_desc_t *user,
+                        const dnnl_memory_desc_t *want, int *out);
+
+/* PyTorch activations as oneDNN eltwise algorithms; hardsigmoid needs two (linear, then clip). */
+typedef struct {
+    int n;
+    dnnl_alg_kind_t alg[2];
+    float alpha[2], beta[2];
+} act_algs;
+
+act_algs act_to_dnnl(cv_act act);
+/* Attributes with post-ops: an accumulate into the destination, then the activation. */
+cv_status post_ops(cv_ctx *ctx, cv_act act, int sum, dnnl_primitive_attr_t *attr);
+/* Convolution geometry as oneDNN wants it (dilation - 1, explicit right padding). */
+void conv_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys, int64_t kh,
+                   int64_t kw, dnnl_dims_t strides, dnnl_dims_t dil, dnnl_dims_t pl, dnnl_dims_t pr);
+/* Pooling geometry; adaptive pooling with uniform windows becomes a plain average pool. */
+void pool_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys, dnnl_alg_kind_t *alg,
+                   dnnl_dims_t strides, dnnl_dims_t kernel, dnnl_dims_t dil, dnnl_dims_t pl,
+                   dnnl_dims_t pr);
+/* Whether a pooling node needs the reference kernel (non-uniform adaptive windows; ceil_mode
+ * average with count_include_pad, whose divisor oneDNN computes differently). */
+int pool_needs_ref(const cv_exec *e, int node);
+/* Runs a step list; `io` feeds the dropout steps. */
+cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *io);
+void exec_free(cv_exec *e);
+cv_status exec_new(cv_ctx *ctx, const cv_graph *g, cv_state *params, const cv_shape4 *shapes,
+                   cv_plan_mode mode, cv_exec **out);
+/* Binds arena slots to memory and every arena value to its slot (after planning). */
+cv_status exec_bind(cv_ctx *ctx, cv_exec *e);
+
+cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io);
+
+#endif

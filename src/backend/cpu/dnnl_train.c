@@ -1,0 +1,661 @@
+/* oneDNN training plans. Every node runs unfused (backward needs the intermediate values) with
+ * forward-training primitives; backward primitives follow in reverse node order. Each value's
+ * gradient lives in the layout of the value itself: a backward primitive writes straight into it
+ * when it is the first contribution in that layout, otherwise into a temporary that a reorder
+ * copies or accumulates (a reorder with a sum post-op) into place. Parameter gradients accumulate
+ * the same way into the caller's plain tensors. Weights are re-laid-out every step, since the
+ * optimizer changes them between steps. Nothing is freed before backward, so slots never reuse. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/dnnl_common.h"
+
+typedef struct {
+    int x[CV_MAX_INPUTS]; /* the values the forward read (maybe reordered copies) */
+    dnnl_primitive_desc_t pd; /* the forward primitive's, the hint of its backward ones */
+    int ws, mean, var; /* max-pool workspace; batch-norm batch statistics */
+    int w_user, w_fwd; /* conv/linear weights: the parameter, and the forward layout's copy */
+    int ref;           /* run by a reference kernel on plain layouts */
+} tnode;
+
+typedef struct {
+    cv_ctx *ctx;
+    cv_exec *e;
+    const cv_train_io *io;
+    tnode *t;
+    int *dval;     /* node -> its gradient value, -1 until the first contribution is planned */
+    char *written; /* the gradient has had its first contribution */
+    char *need;    /* the node's value needs a gradient */
+    int temps[CV_MAX_INPUTS + 4], ntemps;
+} tplanner;
+
+static float *param(const cv_exec *e, const cv_node *nd, int k)
+{
+    return nd->param[k] < 0 ? NULL : cv_state_tensor(e->params, nd->param[k])->data;
+}
+
+static cv_tensor *pgrad(const tplanner *p, const cv_node *nd, int k)
+{
+    return nd->param[k] >= 0 ? p->io->grad[nd->param[k]] : NULL;
+}
+
+static int in_val(const tplanner *p, const cv_node *nd, int k)
+{
+    return p->e->node_val[nd->in[k]];
+}
+
+static const dnnl_memory_desc_t *md_of(const tplanner *p, int v)
+{
+    return &p->e->vals[v].md;
+}
+
+static cv_status desc(cv_ctx *ctx, dnnl_memory_desc_t *md, int nd, const int64_t *dims, dnnl_format_tag_t tag)
+{
+    dnnl_dims_t d;
+    for (int i = 0; i < nd; i++) d[i] = dims[i];
+    DNNL(ctx, dnnl_memory_desc_init_by_tag(md, nd, d, dnnl_f32, tag));
+    return CV_OK;
+}
+
+static cv_status make_pd(cv_ctx *ctx, cv_exec *e, const void *op_desc, const_dnnl_primitive_desc_t hint,
+                         dnnl_primitive_desc_t *pd, const char *what, int node)
+{
+    if (dnnl_primitive_desc_create(pd, op_desc, NULL, e->eng, hint) != dnnl_success)
+        return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no %s primitive for node %d", what, node);
+    return CV_OK;
+}
+
+static const dnnl_memory_desc_t *q(const_dnnl_primitive_desc_t pd, dnnl_query_t what)
+{
+    return dnnl_primitive_desc_query_md(pd, what, 0);
+}
+
+/* The parameter `k` of node `nd` bound as a value in `layout` (the parameter's own memory). */
+static cv_status param_value(tplanner *p, const cv_node *nd, int k, const dnnl_memory_desc_t *layout, int *out)
+{
+    return bound_value(p->ctx, p->e, layout, param(p->e, nd, k), out);
+}
+
+/* A copy of the weights `user` in layout `want`, refreshed by a reorder in list `l` each step. */
+static cv_status relaid(tplanner *p, xlist *l, int user, const dnnl_memory_desc_t *want, int *out)
+{
+    if (dnnl_memory_desc_equal(md_of(p, user), want)) {
+        *out = user;
+        return CV_OK;
+    }
+    cv_status s = new_value(p->ctx, p->e, want, 1, out);
+    return s ? s : reorder_step(p->ctx, p->e, l, user, *out, 0);
+}
+
+/* Accumulates value `src` (any layout) into the gradient tensor of parameter `k`. */
+static cv_status into_grad(tplanner *p, const cv_node *nd, int k, const dnnl_memory_desc_t *plain, int src)
+{
+    cv_tensor *g = pgrad(p, nd, k);
+    if (!g) return CV_OK;
+    int gv;
+    cv_status s = bound_value(p->ctx, p->e, plain, g->data, &gv);
+    return s ? s : reorder_step(p->ctx, p->e, &p->e->bwd, src, gv, 1);
+}
+
+/* ---- gradient bookkeeping ---- */
+
+static cv_status dval_of(tplanner *p, int node, int *out)
+{
+    if (p->dval[node] < 0) {
+        cv_status s = new_value(p->ctx, p->e, md_of(p, p->e->node_val[node]), 1, &p->dval[node]);
+        if (s) return s;
+    }
+    *out = p->dval[node];
+    return CV_OK;
+}
+
+/* Where a backward primitive should write node's gradient in layout `want`: the gradient itself
+ * when this is its first contribution and the layouts agree, else a temporary. */
+static cv_status grad_target(tplanner *p, int node, const dnnl_memory_desc_t *want, int *out)
+{
+    int d;
+    cv_status s = dval_of(p, node, &d);
+    if (s) return s;
+    if (!p->written[node] && dnnl_memory_desc_equal(md_of(p, d), want)) {
+        *out = d;
+        return CV_OK;
+    }
+    return new_value(p->ctx, p->e, want, 1, out);
+}
+
+/* Adds `src` into node's gradient: the first contribution copies, later ones accumulate. */
+static cv_status contribute(tplanner *p, int node, int src)
+{
+    int d;
+    cv_status s = dval_of(p, node, &d);
+    if (s) return s;
+    if (src != d) s = reorder_step(p->ctx, p->e, &p->e->bwd, src, d, p->written[node]);
+    p->written[node] = 1;
+    return s;
+}
+
+/* ---- forward ---- */
+
+static cv_status fwd_ref(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    xstep x = {.kind = X_REF, .node = i, .nin = nd->nin};
+    dnnl_memory_desc_t plain;
+    cv_status s = CV_OK;
+    for (int k = 0; !s && k < nd->nin; k++) {
+        md_plain(&plain, &e->shapes[nd->in[k]]);
+        s = as_layout(p->ctx, e, &e->fwd, in_val(p, nd, k), &plain, &x.in_val[k], p->temps, &p->ntemps);
+        p->t[i].x[k] = x.in_val[k];
+    }
+    md_plain(&plain, &e->shapes[i]);
+    if (!s) s = new_value(p->ctx, e, &plain, 1, &e->node_val[i]);
+    x.out_val = e->node_val[i];
+    p->t[i].ref = 1;
+    return s ? s : add_xstep(p->ctx, &e->fwd, &x);
+}
+
+static cv_status fwd_conv(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    const cv_tensor *wt = cv_state_tensor(e->params, nd->param[0]);
+    const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[i];
+    int64_t O = wt->shape[0], G = nd->a.groups;
+    dnnl_memory_desc_t src_any, dst_any, w_any, w_user, b_md;
+    int64_t wd5[5] = {G, O / G, wt->shape[1], wt->shape[2], wt->shape[3]};
+    cv_status s = desc(ctx, &src_any, 4, xs->d, dnnl_format_tag_any);
+    if (!s) s = desc(ctx, &dst_any, 4, ys->d, dnnl_format_tag_any);
+    if (!s) s = desc(ctx, &b_md, 1, &O, dnnl_x);
+    if (!s) s = desc(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wt->shape, dnnl_format_tag_any);
+    if (!s) s = desc(ctx, &w_user, G > 1 ? 5 : 4, G > 1 ? wd5 : wt->shape, G > 1 ? dnnl_goihw : dnnl_oihw);
+    if (s) return s;
+    dnnl_dims_t strides, dil, pl, pr;
+    conv_geometry(nd, xs, ys, wt->shape[2], wt->shape[3], strides, dil, pl, pr);
+    int has_bias = nd->param[1] >= 0;
+    dnnl_convolution_desc_t cd;
+    DNNL(ctx, dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+                                                         &src_any, &w_any, has_bias ? &b_md : NULL,
+                                                         &dst_any, strides, dil, pl, pr));
+    if ((s = make_pd(ctx, e, &cd, NULL, &t->pd, "convolution", i))) return s;
+    int bv = -1, y;
+    s = as_layout(ctx, e, &e->fwd, in_val(p, nd, 0), q(t->pd, dnnl_query_src_md), &t->x[0], p->temps, &p->ntemps);
+    if (!s) s = param_value(p, nd, 0, &w_user, &t->w_user);
+    if (!s) s = relaid(p, &e->fwd, t->w_user, q(t->pd, dnnl_query_weights_md), &t->w_fwd);
+    if (!s && has_bias) s = param_value(p, nd, 1, &b_md, &bv);
+    if (!s) s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y);
+    if (s) return s;
+    e->node_val[i] = y;
+    return has_bias ? prim_step(ctx, e, &e->fwd, t->pd, 4,
+                                (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
+                                (int[]){t->x[0], t->w_fwd, bv, y})
+                    : prim_step(ctx, e, &e->fwd, t->pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
+                                (int[]){t->x[0], t->w_fwd, y});
+}
+
+static cv_status fwd_linear(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[i];
+    int64_t wd[2] = {ys->d[1], xs->d[1]};
+    dnnl_memory_desc_t src, w_any, w_user, b_md, dst;
+    cv_status s = desc(ctx, &src, 2, xs->d, dnnl_nc);
+    if (!s) s = desc(ctx, &w_any, 2, wd, dnnl_format_tag_any);
+    if (!s) s = desc(ctx, &w_user, 2, wd, dnnl_oi);
+    if (!s) s = desc(ctx, &b_md, 1, &ys->d[1], dnnl_x);
+    if (!s) s = desc(ctx, &dst, 2, ys->d, dnnl_nc);
+    if (s) return s;
+    int has_bias = nd->param[1] >= 0, bv = -1, y;
+    dnnl_inner_product_desc_t ipd;
+    DNNL(ctx, dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_training, &src, &w_any,
+                                                   has_bias ? &b_md : NULL, &dst));
+    if ((s = make_pd(ctx, e, &ipd, NULL, &t->pd, "inner product", i))) return s;
+    s = as_layout(ctx, e, &e->fwd, in_val(p, nd, 0), &src, &t->x[0], p->temps, &p->ntemps);
+    if (!s) s = param_value(p, nd, 0, &w_user, &t->w_user);
+    if (!s) s = relaid(p, &e->fwd, t->w_user, q(t->pd, dnnl_query_weights_md), &t->w_fwd);
+    if (!s && has_bias) s = param_value(p, nd, 1, &b_md, &bv);
+    if (!s) s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y);
+    if (s) return s;
+    e->node_val[i] = y;
+    return has_bias ? prim_step(ctx, e, &e->fwd, t->pd, 4,
+                                (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
+                                (int[]){t->x[0], t->w_fwd, bv, y})
+                    : prim_step(ctx, e, &e->fwd, t->pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
+                                (int[]){t->x[0], t->w_fwd, y});
+}
+
+static cv_status fwd_bn(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    t->x[0] = in_val(p, nd, 0);
+    dnnl_batch_normalization_desc_t bd;
+    DNNL(ctx, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_training, md_of(p, t->x[0]),
+                                                         nd->a.eps, dnnl_use_scale | dnnl_use_shift));
+    cv_status s = make_pd(ctx, e, &bd, NULL, &t->pd, "batch norm", i);
+    dnnl_memory_desc_t c_md;
+    if (!s) s = desc(ctx, &c_md, 1, &e->shapes[i].d[1], dnnl_x);
+    int sc, sh, y;
+    if (!s) s = param_value(p, nd, 0, &c_md, &sc);
+    if (!s) s = param_value(p, nd, 1, &c_md, &sh);
+    if (!s) s = new_value(ctx, e, &c_md, 1, &t->mean);
+    if (!s) s = new_value(ctx, e, &c_md, 1, &t->var);
+    if (!s) s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y);
+    if (!s)
+        s = prim_step(ctx, e, &e->fwd, t->pd, 6,
+                      (int[]){DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT},
+                      (int[]){t->x[0], y, t->mean, t->var, sc, sh});
+    if (s) return s;
+    e->node_val[i] = y;
+    xstep upd = {.kind = X_BN_UPDATE, .node = i, .nin = 2, .in_val = {t->mean, t->var}};
+    return add_xstep(ctx, &e->fwd, &upd);
+}
+
+static cv_status fwd_eltwise(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    act_algs a = act_to_dnnl(nd->a.act);
+    if (a.n != 1) return fwd_ref(p, i);
+    t->x[0] = in_val(p, nd, 0);
+    dnnl_eltwise_desc_t ed;
+    DNNL(p->ctx, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training, a.alg[0], md_of(p, t->x[0]),
+                                                a.alpha[0], a.beta[0]));
+    int y;
+    cv_status s = make_pd(p->ctx, e, &ed, NULL, &t->pd, "eltwise", i);
+    if (!s) s = new_value(p->ctx, e, md_of(p, t->x[0]), 1, &y);
+    if (!s) s = prim_step(p->ctx, e, &e->fwd, t->pd, 2, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST}, (int[]){t->x[0], y});
+    e->node_val[i] = y;
+    return s;
+}
+
+static cv_status fwd_pool(tplanner *p, int i)
+{
+    if (pool_needs_ref(p->e, i)) return fwd_ref(p, i);
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    t->x[0] = in_val(p, nd, 0);
+    dnnl_alg_kind_t alg;
+    dnnl_dims_t strides, kernel, dil, pl, pr;
+    pool_geometry(nd, &e->shapes[nd->in[0]], &e->shapes[i], &alg, strides, kernel, dil, pl, pr);
+    dnnl_memory_desc_t dst_any;
+    cv_status s = desc(ctx, &dst_any, 4, e->shapes[i].d, dnnl_format_tag_any);
+    if (s) return s;
+    dnnl_pooling_v2_desc_t pdsc;
+    DNNL(ctx, dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_training, alg, md_of(p, t->x[0]),
+                                                &dst_any, strides, kernel, dil, pl, pr));
+    int y;
+    if ((s = make_pd(ctx, e, &pdsc, NULL, &t->pd, "pooling", i))) return s;
+    if ((s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y))) return s;
+    e->node_val[i] = y;
+    t->ws = -1;
+    if (alg == dnnl_pooling_max) {
+        if ((s = new_value(ctx, e, q(t->pd, dnnl_query_workspace_md), 1, &t->ws))) return s;
+        return prim_step(ctx, e, &e->fwd, t->pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WORKSPACE},
+                         (int[]){t->x[0], y, t->ws});
+    }
+    return prim_step(ctx, e, &e->fwd, t->pd, 2, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST}, (int[]){t->x[0], y});
+}
+
+static cv_status fwd_add(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    t->x[0] = in_val(p, nd, 0);
+    cv_status s = as_layout(p->ctx, e, &e->fwd, in_val(p, nd, 1), md_of(p, t->x[0]), &t->x[1], p->temps, &p->ntemps);
+    if (s) return s;
+    dnnl_binary_desc_t bd;
+    DNNL(p->ctx, dnnl_binary_desc_init(&bd, dnnl_binary_add, md_of(p, t->x[0]), md_of(p, t->x[1]), md_of(p, t->x[0])));
+    int y;
+    if ((s = make_pd(p->ctx, e, &bd, NULL, &t->pd, "binary", i))) return s;
+    if ((s = new_value(p->ctx, e, md_of(p, t->x[0]), 1, &y))) return s;
+    e->node_val[i] = y;
+    return prim_step(p->ctx, e, &e->fwd, t->pd, 3, (int[]){DNNL_ARG_SRC_0, DNNL_ARG_SRC_1, DNNL_ARG_DST},
+                     (int[]){t->x[0], t->x[1], y});
+}
+
+static cv_status fwd_flatten(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    dnnl_memory_desc_t plain, flat;
+    md_plain(&plain, &e->shapes[nd->in[0]]);
+    md_plain(&flat, &e->shapes[i]);
+    cv_status s = as_layout(p->ctx, e, &e->fwd, in_val(p, nd, 0), &plain, &p->t[i].x[0], p->temps, &p->ntemps);
+    if (!s && e->vals[p->t[i].x[0]].slot < 0)
+        s = cv_fail(p->ctx, CV_ERR_UNSUPPORTED, "oneDNN backend: flatten of the input");
+    if (!s) s = new_value(p->ctx, e, &flat, 0, &e->node_val[i]);
+    if (!s) e->vals[e->node_val[i]].slot = e->vals[p->t[i].x[0]].slot; /* the same buffer */
+    return s;
+}
+
+static cv_status fwd_dropout(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    dnnl_memory_desc_t plain;
+    md_plain(&plain, &e->shapes[i]);
+    xstep x = {.kind = X_DROPOUT, .node = i, .nin = 1};
+    cv_status s = as_layout(p->ctx, e, &e->fwd, in_val(p, nd, 0), &plain, &x.in_val[0], p->temps, &p->ntemps);
+    if (!s) s = new_value(p->ctx, e, &plain, 1, &e->node_val[i]);
+    p->t[i].x[0] = x.in_val[0];
+    x.out_val = e->node_val[i];
+    return s ? s : add_xstep(p->ctx, &e->fwd, &x);
+}
+
+/* ---- backward ---- */
+
+static cv_status bwd_ref(tplanner *p, int i, int dy)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    xstep x = {.kind = X_REF_BWD, .node = i, .nin = nd->nin, .out_val = e->node_val[i], .dout_val = dy};
+    dnnl_memory_desc_t plain;
+    cv_status s = CV_OK;
+    for (int k = 0; k < nd->nin; k++) {
+        x.in_val[k] = p->t[i].x[k];
+        x.din_val[k] = -1;
+        md_plain(&plain, &e->shapes[nd->in[k]]);
+        if (p->need[nd->in[k]] && (s = new_value(p->ctx, e, &plain, 1, &x.din_val[k]))) return s;
+    }
+    if ((s = add_xstep(p->ctx, &e->bwd, &x))) return s;
+    for (int k = 0; !s && k < nd->nin; k++)
+        if (x.din_val[k] >= 0) s = contribute(p, nd->in[k], x.din_val[k]);
+    return s;
+}
+
+static cv_status bwd_conv(tplanner *p, int i, int dy)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    const cv_tensor *wt = cv_state_tensor(e->params, nd->param[0]);
+    const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[i];
+    int64_t O = wt->shape[0], G = nd->a.groups;
+    int64_t wd5[5] = {G, O / G, wt->shape[1], wt->shape[2], wt->shape[3]};
+    dnnl_memory_desc_t w_any, b_md;
+    cv_status s = desc(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wt->shape, dnnl_format_tag_any);
+    if (!s) s = desc(ctx, &b_md, 1, &O, dnnl_x);
+    if (s) return s;
+    dnnl_dims_t strides, dil, pl, pr;
+    conv_geometry(nd, xs, ys, wt->shape[2], wt->shape[3], strides, dil, pl, pr);
+    if (p->need[nd->in[0]]) {
+        dnnl_convolution_desc_t cd;
+        dnnl_primitive_desc_t pd;
+        DNNL(ctx, dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, md_of(p, t->x[0]),
+                                                                   &w_any, md_of(p, dy), strides, dil, pl, pr));
+        if ((s = make_pd(ctx, e, &cd, t->pd, &pd, "convolution backward data", i))) return s;
+        int wb, dx;
+        s = relaid(p, &e->bwd, t->w_user, q(pd, dnnl_query_weights_md), &wb);
+        if (!s && wb != t->w_user && dnnl_memory_desc_equal(md_of(p, wb), md_of(p, t->w_fwd))) wb = t->w_fwd;
+        if (!s) s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
+        if (!s) s = prim_step(ctx, e, &e->bwd, pd, 3, (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
+                              (int[]){dy, wb, dx});
+        dnnl_primitive_desc_destroy(pd);
+        if (!s) s = contribute(p, nd->in[0], dx);
+        if (s) return s;
+    }
+    int want_w = pgrad(p, nd, 0) != NULL, want_b = pgrad(p, nd, 1) != NULL;
+    if (!want_w && !want_b) return CV_OK;
+    int has_bias = nd->param[1] >= 0;
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd;
+    DNNL(ctx, dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, md_of(p, t->x[0]), &w_any,
+                                                                  has_bias ? &b_md : NULL, md_of(p, dy), strides,
+                                                                  dil, pl, pr));
+    if ((s = make_pd(ctx, e, &cd, t->pd, &pd, "convolution backward weights", i))) return s;
+    int dw, db = -1;
+    s = new_value(ctx, e, q(pd, dnnl_query_diff_weights_md), 1, &dw);
+    if (!s && has_bias) s = new_value(ctx, e, &b_md, 1, &db);
+    if (!s)
+        s = has_bias ? prim_step(ctx, e, &e->bwd, pd, 4,
+                                 (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS},
+                                 (int[]){t->x[0], dy, dw, db})
+                     : prim_step(ctx, e, &e->bwd, pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS},
+                                 (int[]){t->x[0], dy, dw});
+    dnnl_primitive_desc_destroy(pd);
+    if (!s) s = into_grad(p, nd, 0, md_of(p, t->w_user), dw);
+    if (!s && has_bias) s = into_grad(p, nd, 1, &b_md, db);
+    return s;
+}
+
+static cv_status bwd_linear(tplanner *p, int i, int dy)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[i];
+    int64_t wd[2] = {ys->d[1], xs->d[1]};
+    dnnl_memory_desc_t w_any, b_md;
+    cv_status s = desc(ctx, &w_any, 2, wd, dnnl_format_tag_any);
+    if (!s) s = desc(ctx, &b_md, 1, &ys->d[1], dnnl_x);
+    if (s) return s;
+    if (p->need[nd->in[0]]) {
+        dnnl_inner_product_desc_t ipd;
+        dnnl_primitive_desc_t pd;
+        DNNL(ctx, dnnl_inner_product_backward_data_desc_init(&ipd, md_of(p, t->x[0]), &w_any, md_of(p, dy)));
+        if ((s = make_pd(ctx, e, &ipd, t->pd, &pd, "inner product backward data", i))) return s;
+        int wb, dx;
+        s = relaid(p, &e->bwd, t->w_user, q(pd, dnnl_query_weights_md), &wb);
+        if (!s && wb != t->w_user && dnnl_memory_desc_equal(md_of(p, wb), md_of(p, t->w_fwd))) wb = t->w_fwd;
+        if (!s) s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
+        if (!s) s = prim_step(ctx, e, &e->bwd, pd, 3, (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
+                              (int[]){dy, wb, dx});
+        dnnl_primitive_desc_destroy(pd);
+        if (!s) s = contribute(p, nd->in[0], dx);
+        if (s) return s;
+    }
+    if (!pgrad(p, nd, 0) && !pgrad(p, nd, 1)) return CV_OK;
+    int has_bias = nd->param[1] >= 0, dw, db = -1;
+    dnnl_inner_product_desc_t ipd;
+    dnnl_primitive_desc_t pd;
+    DNNL(ctx, dnnl_inner_product_backward_weights_desc_init(&ipd, md_of(p, t->x[0]), &w_any, has_bias ? &b_md : NULL,
+                                                            md_of(p, dy)));
+    if ((s = make_pd(ctx, e, &ipd, t->pd, &pd, "inner product backward weights", i))) return s;
+    s = new_value(ctx, e, q(pd, dnnl_query_diff_weights_md), 1, &dw);
+    if (!s && has_bias) s = new_value(ctx, e, &b_md, 1, &db);
+    if (!s)
+        s = has_bias ? prim_step(ctx, e, &e->bwd, pd, 4,
+                                 (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS},
+                                 (int[]){t->x[0], dy, dw, db})
+                     : prim_step(ctx, e, &e->bwd, pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS},
+                                 (int[]){t->x[0], dy, dw});
+    dnnl_primitive_desc_destroy(pd);
+    if (!s) s = into_grad(p, nd, 0, md_of(p, t->w_user), dw);
+    if (!s && has_bias) s = into_grad(p, nd, 1, &b_md, db);
+    return s;
+}
+
+static cv_status bwd_bn(tplanner *p, int i, int dy)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    int want_params = pgrad(p, nd, 0) || pgrad(p, nd, 1);
+    dnnl_batch_normalization_desc_t bd;
+    DNNL(ctx, dnnl_batch_normalization_backward_desc_init(&bd, want_params ? dnnl_backward : dnnl_backward_data,
+                                                          md_of(p, dy), md_of(p, t->x[0]), nd->a.eps,
+                                                          dnnl_use_scale | dnnl_use_shift));
+    dnnl_primitive_desc_t pd;
+    cv_status s = make_pd(ctx, e, &bd, t->pd, &pd, "batch norm backward", i);
+    if (s) return s;
+    dnnl_memory_desc_t c_md;
+    int sc, sh, dx, dsc = -1, dsh = -1;
+    s = desc(ctx, &c_md, 1, &e->shapes[i].d[1], dnnl_x);
+    if (!s) s = param_value(p, nd, 0, &c_md, &sc);
+    if (!s) s = param_value(p, nd, 1, &c_md, &sh); /* oneDNN 2.6 wants it whenever use_shift is set */
+    if (!s) s = p->need[nd->in[0]] ? grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx)
+                                   : new_value(ctx, e, q(pd, dnnl_query_diff_src_md), 1, &dx);
+    if (!s && want_params) s = new_value(ctx, e, &c_md, 1, &dsc);
+    if (!s && want_params) s = new_value(ctx, e, &c_md, 1, &dsh);
+    if (!s)
+        s = want_params
+                ? prim_step(ctx, e, &e->bwd, pd, 9,
+                            (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE,
+                                    DNNL_ARG_SHIFT, DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT},
+                            (int[]){t->x[0], t->mean, t->var, dy, sc, sh, dx, dsc, dsh})
+                : prim_step(ctx, e, &e->bwd, pd, 7,
+                            (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE,
+                                    DNNL_ARG_SHIFT, DNNL_ARG_DIFF_SRC},
+                            (int[]){t->x[0], t->mean, t->var, dy, sc, sh, dx});
+    dnnl_primitive_desc_destroy(pd);
+    if (!s && p->need[nd->in[0]]) s = contribute(p, nd->in[0], dx);
+    if (!s && want_params) s = into_grad(p, nd, 0, &c_md, dsc);
+    if (!s && want_params) s = into_grad(p, nd, 1, &c_md, dsh);
+    return s;
+}
+
+static cv_status bwd_eltwise(tplanner *p, int i, int dy)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    act_algs a = act_to_dnnl(nd->a.act);
+    dnnl_eltwise_desc_t ed;
+    DNNL(p->ctx, dnnl_eltwise_backward_desc_init(&ed, a.alg[0], md_of(p, dy), md_of(p, t->x[0]), a.alpha[0], a.beta[0]));
+    dnnl_primitive_desc_t pd;
+    int dx;
+    cv_status s = make_pd(p->ctx, e, &ed, t->pd, &pd, "eltwise backward", i);
+    if (s) return s;
+    s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
+    if (!s) s = prim_step(p->ctx, e, &e->bwd, pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC},
+                          (int[]){t->x[0], dy, dx});
+    dnnl_primitive_desc_destroy(pd);
+    return s ? s : contribute(p, nd->in[0], dx);
+}
+
+static cv_status bwd_pool(tplanner *p, int i, int dy)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    dnnl_alg_kind_t alg;
+    dnnl_dims_t strides, kernel, dil, pl, pr;
+    pool_geometry(nd, &e->shapes[nd->in[0]], &e->shapes[i], &alg, strides, kernel, dil, pl, pr);
+    dnnl_pooling_v2_desc_t pdsc;
+    DNNL(p->ctx, dnnl_pooling_v2_backward_desc_init(&pdsc, alg, md_of(p, t->x[0]), md_of(p, dy), strides, kernel,
+                                                    dil, pl, pr));
+    dnnl_primitive_desc_t pd;
+    int dx;
+    cv_status s = make_pd(p->ctx, e, &pdsc, t->pd, &pd, "pooling backward", i);
+    if (s) return s;
+    s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
+    if (!s)
+        s = t->ws >= 0 ? prim_step(p->ctx, e, &e->bwd, pd, 3, (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WORKSPACE, DNNL_ARG_DIFF_SRC},
+                                   (int[]){dy, t->ws, dx})
+                       : prim_step(p->ctx, e, &e->bwd, pd, 2, (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC},
+                                   (int[]){dy, dx});
+    dnnl_primitive_desc_destroy(pd);
+    return s ? s : contribute(p, nd->in[0], dx);
+}
+
+static cv_status bwd_node(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    int dy = p->dval[i];
+    if (p->t[i].ref) return bwd_ref(p, i, dy);
+    switch (nd->op) {
+    case OP_CONV: return bwd_conv(p, i, dy);
+    case OP_LINEAR: return bwd_linear(p, i, dy);
+    case OP_BN: return bwd_bn(p, i, dy);
+    case OP_ACT: return p->need[nd->in[0]] ? bwd_eltwise(p, i, dy) : CV_OK;
+    case OP_MAXPOOL:
+    case OP_AVGPOOL:
+    case OP_ADAPTIVE_AVGPOOL: return p->need[nd->in[0]] ? bwd_pool(p, i, dy) : CV_OK;
+    case OP_ADD: {
+        cv_status s = CV_OK;
+        for (int k = 0; !s && k < 2; k++)
+            if (p->need[nd->in[k]]) s = contribute(p, nd->in[k], dy);
+        return s;
+    }
+    case OP_FLATTEN: {
+        /* the gradient read back as the plain 4-D array it flattens */
+        if (!p->need[nd->in[0]]) return CV_OK;
+        dnnl_memory_desc_t plain;
+        md_plain(&plain, &e->shapes[nd->in[0]]);
+        int view;
+        cv_status s = new_value(p->ctx, e, &plain, 0, &view);
+        if (!s) e->vals[view].slot = e->vals[dy].slot;
+        return s ? s : contribute(p, nd->in[0], view);
+    }
+    case OP_DROPOUT: {
+        if (!p->need[nd->in[0]]) return CV_OK;
+        dnnl_memory_desc_t plain;
+        md_plain(&plain, &e->shapes[i]);
+        xstep x = {.kind = X_DROPOUT_BWD, .node = i, .dout_val = dy};
+        cv_status s = grad_target(p, nd->in[0], &plain, &x.din_val[0]);
+        if (!s) s = add_xstep(p->ctx, &e->bwd, &x);
+        return s ? s : contribute(p, nd->in[0], x.din_val[0]);
+    }
+    default: return cv_fail(p->ctx, CV_ERR_UNSUPPORTED, "oneDNN backend: no training for %s", op_name(nd->op));
+    }
+}
+
+cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
+{
+    const cv_graph *g = e->g;
+    int n = g->n;
+    tplanner p = {.ctx = ctx, .e = e, .io = io};
+    p.t = calloc((size_t)n, sizeof *p.t);
+    p.dval = malloc((size_t)n * sizeof *p.dval);
+    p.written = calloc((size_t)n, 1);
+    p.need = calloc((size_t)n, 1);
+    cv_status s = CV_OK;
+    if (!p.t || !p.dval || !p.written || !p.need) s = cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
+    for (int i = 0; !s && i < n; i++) {
+        const cv_node *nd = &g->nodes[i];
+        p.dval[i] = -1;
+        for (int k = 0; k < nd->nparam; k++) p.need[i] |= nd->param[k] >= 0 && io->grad[nd->param[k]];
+        for (int k = 0; k < nd->nin; k++) p.need[i] |= p.need[nd->in[k]];
+        p.ntemps = 0;
+        switch (nd->op) {
+        case OP_INPUT: {
+            dnnl_memory_desc_t md;
+            md_plain(&md, &e->shapes[i]);
+            s = new_value(ctx, e, &md, 0, &e->node_val[i]);
+            e->input_val = e->node_val[i];
+            break;
+        }
+        case OP_CONV: s = fwd_conv(&p, i); break;
+        case OP_LINEAR: s = fwd_linear(&p, i); break;
+        case OP_BN: s = fwd_bn(&p, i); break;
+        case OP_ACT: s = fwd_eltwise(&p, i); break;
+        case OP_MAXPOOL:
+        case OP_AVGPOOL:
+        case OP_ADAPTIVE_AVGPOOL: s = fwd_pool(&p, i); break;
+        case OP_ADD: s = fwd_add(&p, i); break;
+        case OP_FLATTEN: s = fwd_flatten(&p, i); break;
+        case OP_DROPOUT: s = fwd_dropout(&p, i); break;
+        default: s = fwd_ref(&p, i); break; /* mul, concat, softmax */
+        }
+    }
+    if (!s) {
+        dnnl_memory_desc_t plain;
+        md_plain(&plain, &e->shapes[g->output]);
+        p.ntemps = 0;
+        s = as_layout(ctx, e, &e->fwd, e->node_val[g->output], &plain, &e->output_val, p.temps, &p.ntemps);
+        if (!s) s = new_value(ctx, e, &plain, 0, &e->dout_val);
+        if (!s && p.need[g->output]) s = contribute(&p, g->output, e->dout_val);
+    }
+    for (int i = n - 1; !s && i >= 0; i--)
+        if (p.need[i] && p.written[i] && g->nodes[i].op != OP_INPUT) s = bwd_node(&p, i);
+    for (int i = 0; p.t && i < n; i++)
+        if (p.t[i].pd) dnnl_primitive_desc_destroy(p.t[i].pd);
+    free(p.t), free(p.dval), free(p.written), free(p.need);
+    return s;
+}
