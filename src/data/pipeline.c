@@ -540,7 +540,8 @@ static cv_status tokenize_one(cv_ctx *ctx, const char *text, token *t)
     if (*p != '(') return arg_error(ctx, t, "expected '(' after the op name");
     p++;
     const char *close = strrchr(p, ')');
-    if (!close || close[1]) return arg_error(ctx, t, "missing ')'");
+    if (!close) return arg_error(ctx, t, "missing ')'");
+    if (close[1]) return arg_error(ctx, t, "unexpected text after ')'");
     while (p < close) {
         const char *e = p;
         while (e < close && *e != ',') e++;
