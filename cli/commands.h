@@ -10,5 +10,6 @@ typedef int (*cli_command_fn)(cv_ctx *ctx, int argc, char **argv);
 int cli_error(cv_ctx *ctx);
 
 int cmd_convert(cv_ctx *ctx, int argc, char **argv);
+int cmd_models(cv_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -9,6 +9,7 @@ static const struct {
     cli_command_fn fn;
     const char *summary;
 } commands[] = {
+    {"models", cmd_models, "list pretrained weights with their accuracy, size and cost"},
     {"convert", cmd_convert, "convert a weights file to safetensors"},
     {NULL, NULL, NULL},
 };
