@@ -379,6 +379,11 @@ static cv_status select_dict(loader *L, const pv *top, const char *entry, const 
 {
     static const char *const wrappers[] = {"model", "state_dict", "model_state_dict"};
     char keys[300];
+    if (top->kind == PV_OBJECT)
+        return cv_fail(L->ctx, CV_ERR_UNSUPPORTED,
+                       "%s: the file holds a pickled %s object, not a "
+                       "state_dict (save model.state_dict() instead)",
+                       L->name, pk_kind_name(top));
     if (top->kind != PV_DICT)
         return cv_fail(L->ctx, CV_ERR_FORMAT, "%s: the pickled object is a %s, not a state_dict",
                        L->name, pk_kind_name(top));

@@ -125,6 +125,28 @@ def synthetic():
     return sd
 
 
+class OldTensor:
+    """Pickles like torch < 0.4: torch._utils._rebuild_tensor(storage, offset, size, stride)."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def __reduce__(self):
+        t = self.t
+        return (torch._utils._rebuild_tensor,
+                (t.storage(), t.storage_offset(), tuple(t.size()), t.stride()))
+
+
+class Py2OrderedDict:
+    """Pickles like Python 2's OrderedDict: OrderedDict([[key, value], ...])."""
+
+    def __init__(self, sd):
+        self.sd = sd
+
+    def __reduce__(self):
+        return (OrderedDict, ([[k, OldTensor(v)] for k, v in self.sd.items()],))
+
+
 def zip_legacy(src, dst, compress):
     with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as z:
         z.write(src, "weights.pth")
@@ -162,6 +184,9 @@ def main():
     cases.append(("zip, pickle protocol 4", p("proto4.pth"), sd))
     torch.save(sd, p("proto4_legacy.pth"), pickle_protocol=4, _use_new_zipfile_serialization=False)
     cases.append(("legacy, pickle protocol 4", p("proto4_legacy.pth"), sd))
+    old = OrderedDict(sd.items())
+    torch.save(Py2OrderedDict(old), p("old.pth"), _use_new_zipfile_serialization=False)
+    cases.append(("legacy, torch < 0.4 style (py2 OrderedDict, _rebuild_tensor)", p("old.pth"), old))
     zip_legacy(p("legacy.pth"), p("zipped_legacy.pth"), compress=False)
     cases.append(("zipped legacy (stored)", p("zipped_legacy.pth"), sd))
     zip_legacy(p("legacy.pth"), p("zipped_legacy_deflate.pth"), compress=True)
@@ -195,7 +220,7 @@ def main():
     for label, path, want in cases:
         out = path + ".safetensors"
         if convert(path, out):
-            compare(label, want, out, versions if want is sd else want._metadata)
+            compare(label, want, out, versions if want is sd else getattr(want, "_metadata", {}))
 
     # explicit entries
     if convert(p("timm.pth.tar"), p("ema.safetensors"), "--entry", "state_dict_ema"):
