@@ -15,6 +15,7 @@ static const struct {
     {"npy", cmd_npy, "inspect a NumPy .npy array (dtype, shape, value range)"},
     {"transform", cmd_transform,
      "apply a transform pipeline to an image, write the tensor as .npy"},
+    {"models", cmd_models, "list pretrained weights with their accuracy, size and cost"},
     {"convert", cmd_convert, "convert a weights file to safetensors"},
     {NULL, NULL, NULL},
 };

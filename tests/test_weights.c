@@ -322,6 +322,39 @@ static void test_sha256_and_hub(void)
     cv_ctx_free(ctx);
 }
 
+static void test_catalog(void)
+{
+    int n = cv_catalog_count();
+    CHECK(n > 0 && !cv_catalog_entry(n) && !cv_catalog_entry(-1));
+    for (int i = 0; i < n; i++) {
+        const cv_weights_info *w = cv_catalog_entry(i);
+        char full[128], hp[32];
+        snprintf(full, sizeof full, "%s.%s", w->enum_name, w->name);
+        /* every entry is found by all three spellings, and its hash prefix is its file name's */
+        CHECK(cv_catalog_find(w->arch, w->name) == w);
+        CHECK(cv_catalog_find(NULL, full) == w);
+        CHECK(cv_catalog_find(w->arch, full) == w);
+        cv_hash_prefix(w->file, hp, sizeof hp);
+        CHECK(!strcmp(hp, w->sha256_prefix));
+        CHECK(strstr(w->url, w->file) &&
+              !strcmp(w->url + strlen(w->url) - strlen(w->file), w->file));
+        if (w->is_default) {
+            CHECK(cv_catalog_find(w->arch, "DEFAULT") == w);
+            snprintf(full, sizeof full, "%s.DEFAULT", w->enum_name);
+            CHECK(cv_catalog_find(NULL, full) == w);
+        }
+        CHECK(w->crop > 0 && w->resize >= w->crop - 1 && w->min_h > 0 && w->min_w > 0);
+    }
+    CHECK(cv_catalog_find("resnet18", "IMAGENET1K_V7") == NULL);
+    CHECK(cv_catalog_find("resnet18", "ResNet50_Weights.IMAGENET1K_V1") == NULL);
+    CHECK(cv_catalog_find(NULL, "IMAGENET1K_V1") == NULL);
+    CHECK(cv_catalog_find("no_such_arch", "DEFAULT") == NULL);
+    const char *const *c = cv_imagenet_categories();
+    int nc = 0;
+    while (c[nc]) nc++;
+    CHECK(nc == 1000);
+}
+
 int main(void)
 {
     RUN(test_pickle_values);
@@ -330,5 +363,6 @@ int main(void)
     RUN(test_sniff);
     RUN(test_hash_prefix);
     RUN(test_sha256_and_hub);
+    RUN(test_catalog);
     TEST_EXIT();
 }

@@ -287,6 +287,7 @@ static const struct {
 } known_globals[] = {
     {"collections.OrderedDict", PG_ORDERED_DICT},
     {"torch._utils._rebuild_tensor_v2", PG_REBUILD_TENSOR_V2},
+    {"torch._utils._rebuild_tensor", PG_REBUILD_TENSOR_V2}, /* torch < 0.4: the first 4 args */
     {"torch._utils._rebuild_parameter", PG_REBUILD_PARAMETER},
     {"torch._utils._rebuild_parameter_with_state", PG_REBUILD_PARAMETER_STATE},
     {"torch._tensor._rebuild_from_type_v2", PG_REBUILD_FROM_TYPE_V2},
@@ -452,14 +453,14 @@ static cv_status call(machine *m, const pv *fn, const pv *args, int depth, pv **
 static cv_status rebuild_tensor(machine *m, const pv *args, pv **out)
 {
     if (args->u.seq.n < 4)
-        return fail(m, CV_ERR_FORMAT, "_rebuild_tensor_v2 takes at least 4 arguments, got %zu",
+        return fail(m, CV_ERR_FORMAT, "_rebuild_tensor takes at least 4 arguments, got %zu",
                     args->u.seq.n);
     pv **a = args->u.seq.v;
     if (a[0]->kind != PV_STORAGE)
-        return fail(m, CV_ERR_FORMAT, "_rebuild_tensor_v2: first argument is a %s, not a storage",
+        return fail(m, CV_ERR_FORMAT, "_rebuild_tensor: first argument is a %s, not a storage",
                     pk_kind_name(a[0]));
     if (a[1]->kind != PV_INT || a[1]->u.i < 0)
-        return fail(m, CV_ERR_FORMAT, "_rebuild_tensor_v2: bad storage offset");
+        return fail(m, CV_ERR_FORMAT, "_rebuild_tensor: bad storage offset");
     pv *t = pk_new(m->a, PV_TENSOR);
     if (!t) return NOMEM(m);
     t->u.tensor.storage = a[0];
@@ -475,6 +476,21 @@ static cv_status rebuild_tensor(machine *m, const pv *args, pv **out)
     return CV_OK;
 }
 
+/* OrderedDict([[k, v], ...]): how Python 2 pickled it (old torch checkpoints). */
+static cv_status ordered_dict_items(machine *m, pv *d, const pv *items, size_t nargs)
+{
+    if (nargs != 1 || (items->kind != PV_LIST && items->kind != PV_TUPLE))
+        return fail(m, CV_ERR_UNSUPPORTED, "OrderedDict built from unsupported arguments");
+    for (size_t i = 0; i < items->u.seq.n; i++) {
+        const pv *kv = items->u.seq.v[i];
+        if ((kv->kind != PV_LIST && kv->kind != PV_TUPLE) || kv->u.seq.n != 2)
+            return fail(m, CV_ERR_FORMAT, "OrderedDict item %zu is not a (key, value) pair", i);
+        cv_status s = seq_add(m, d, kv->u.seq.v, 2);
+        if (s != CV_OK) return s;
+    }
+    return CV_OK;
+}
+
 /* What REDUCE / NEWOBJ of `fn` with the tuple `args` yields. */
 static cv_status call(machine *m, const pv *fn, const pv *args, int depth, pv **out)
 {
@@ -486,9 +502,9 @@ static cv_status call(machine *m, const pv *fn, const pv *args, int depth, pv **
     pv **a = args->u.seq.v;
     switch (fn->u.glob.kind) {
     case PG_ORDERED_DICT:
-        if (n) return fail(m, CV_ERR_UNSUPPORTED, "OrderedDict built from arguments");
         *out = pk_new(m->a, PV_DICT);
-        return *out ? CV_OK : NOMEM(m);
+        if (!*out) return NOMEM(m);
+        return n ? ordered_dict_items(m, *out, a[0], n) : CV_OK;
     case PG_REBUILD_TENSOR_V2:
         return rebuild_tensor(m, args, out);
     case PG_REBUILD_PARAMETER:
@@ -515,7 +531,7 @@ static cv_status call(machine *m, const pv *fn, const pv *args, int depth, pv **
 
 static cv_status op_reduce(machine *m)
 {
-    pv *args, *fn, *res;
+    pv *args, *fn, *res = NULL;
     POP(m, args);
     POP(m, fn);
     cv_status s = call(m, fn, args, 0, &res);

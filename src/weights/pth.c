@@ -379,6 +379,11 @@ static cv_status select_dict(loader *L, const pv *top, const char *entry, const 
 {
     static const char *const wrappers[] = {"model", "state_dict", "model_state_dict"};
     char keys[300];
+    if (top->kind == PV_OBJECT)
+        return cv_fail(L->ctx, CV_ERR_UNSUPPORTED,
+                       "%s: the file holds a pickled %s object, not a "
+                       "state_dict (save model.state_dict() instead)",
+                       L->name, pk_kind_name(top));
     if (top->kind != PV_DICT)
         return cv_fail(L->ctx, CV_ERR_FORMAT, "%s: the pickled object is a %s, not a state_dict",
                        L->name, pk_kind_name(top));
@@ -415,7 +420,9 @@ static cv_status add_versions(loader *L, const pv *dict, cv_state *st)
     for (size_t i = 0; i + 1 < md->u.seq.n; i += 2) {
         const pv *path = md->u.seq.v[i];
         const pv *ver = pk_dict_get(md->u.seq.v[i + 1], "version");
-        if (path->kind != PV_STR || !ver || ver->kind != PV_INT || path->u.str.n > 400) continue;
+        if (path->kind != PV_STR || !ver || ver->kind != PV_INT || path->u.str.n > 400 ||
+            !cv_utf8_valid((const uint8_t *)path->u.str.s, path->u.str.n))
+            continue;
         char k[420], v[32];
         snprintf(k, sizeof k, "version:%s", path->u.str.s);
         snprintf(v, sizeof v, "%" PRId64, ver->u.i);

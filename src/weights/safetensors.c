@@ -355,6 +355,14 @@ cv_status cv_safetensors_save(cv_ctx *ctx, const cv_state *st, const char *path)
             goto done;
         }
     }
+    for (int i = 0; i < cv_state_meta_count(st); i++) {
+        const char *k = cv_state_meta_key(st, i), *v = cv_state_get_meta(st, k);
+        if (!cv_utf8_valid((const uint8_t *)k, strlen(k)) ||
+            !cv_utf8_valid((const uint8_t *)v, strlen(v))) {
+            s = cv_fail(ctx, CV_ERR_INVALID, "%s: metadata '%s' is not UTF-8", path, k);
+            goto done;
+        }
+    }
     qsort(order, (size_t)n, sizeof *order, write_order);
     uint64_t pos = 0;
     for (int i = 0; i < n; i++) {

@@ -3,6 +3,7 @@ checkpoints, real torchvision models) -> `cvision convert` -> safetensors, parse
 compared bit for bit (names, order, dtypes, shapes, bytes, module versions) with torch's tensors.
 Also python-written safetensors -> convert -> the same tensors, and convert twice -> same bytes."""
 import argparse
+import io
 import json
 import os
 import struct
@@ -125,6 +126,66 @@ def synthetic():
     return sd
 
 
+class OldTensor:
+    """Pickles like torch < 0.4: torch._utils._rebuild_tensor(storage, offset, size, stride)."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def __reduce__(self):
+        t = self.t
+        return (torch._utils._rebuild_tensor,
+                (t.storage(), t.storage_offset(), tuple(t.size()), t.stride()))
+
+
+class Py2OrderedDict:
+    """Pickles like Python 2's OrderedDict: OrderedDict([[key, value], ...])."""
+
+    def __init__(self, sd):
+        self.sd = sd
+
+    def __reduce__(self):
+        return (OrderedDict, ([[k, OldTensor(v)] for k, v in self.sd.items()],))
+
+
+class ViewStorage:
+    """A storage that is a slice of a root storage, as torch < 1.x pickled storage views."""
+
+    def __init__(self, root_key, root_numel, view_key, offset, size):
+        self.pid = ("storage", torch.FloatStorage, root_key, "cpu", root_numel,
+                    (view_key, offset, size))
+
+
+class ViewTensor:
+    def __init__(self, storage, offset, size, stride):
+        self.args = (storage, offset, size, stride, False, OrderedDict())
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2, self.args)
+
+
+def write_legacy_with_views(path):
+    """A legacy file whose tensors sit in storage views (view_metadata), written by hand: torch
+    1.13 no longer writes views. Returns the state_dict torch reads from it."""
+    import pickle
+    root = torch.arange(12, dtype=torch.float32) * 1.5
+    v1 = ViewStorage("root", 12, "v1", 2, 6)  # elements 2..7
+    v2 = ViewStorage("root", 12, "v2", 5, 7)  # elements 5..11, overlapping v1
+    obj = OrderedDict(a=ViewTensor(v1, 1, (2, 2), (1, 2)), b=ViewTensor(v2, 0, (7,), (1,)),
+                      c=ViewTensor(v1, 0, (3,), (2,)))
+    b = io.BytesIO()
+    for x in (0x1950a86a20f9469cfc6c, 1001, {"protocol_version": 1001, "little_endian": True,
+                                            "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+        pickle.dump(x, b, protocol=2)
+    pk = pickle.Pickler(b, protocol=2)
+    pk.persistent_id = lambda o: o.pid if isinstance(o, ViewStorage) else None
+    pk.dump(obj)
+    pickle.dump(["root"], b, protocol=2)
+    b.write(struct.pack("<q", 12) + root.numpy().tobytes())
+    open(path, "wb").write(b.getvalue())
+    return torch.load(path)
+
+
 def zip_legacy(src, dst, compress):
     with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as z:
         z.write(src, "weights.pth")
@@ -162,6 +223,11 @@ def main():
     cases.append(("zip, pickle protocol 4", p("proto4.pth"), sd))
     torch.save(sd, p("proto4_legacy.pth"), pickle_protocol=4, _use_new_zipfile_serialization=False)
     cases.append(("legacy, pickle protocol 4", p("proto4_legacy.pth"), sd))
+    old = OrderedDict(sd.items())
+    torch.save(Py2OrderedDict(old), p("old.pth"), _use_new_zipfile_serialization=False)
+    cases.append(("legacy, torch < 0.4 style (py2 OrderedDict, _rebuild_tensor)", p("old.pth"), old))
+    views = write_legacy_with_views(p("views.pth"))
+    cases.append(("legacy with storage views (view_metadata)", p("views.pth"), views))
     zip_legacy(p("legacy.pth"), p("zipped_legacy.pth"), compress=False)
     cases.append(("zipped legacy (stored)", p("zipped_legacy.pth"), sd))
     zip_legacy(p("legacy.pth"), p("zipped_legacy_deflate.pth"), compress=True)
@@ -195,7 +261,7 @@ def main():
     for label, path, want in cases:
         out = path + ".safetensors"
         if convert(path, out):
-            compare(label, want, out, versions if want is sd else want._metadata)
+            compare(label, want, out, versions if want is sd else getattr(want, "_metadata", {}))
 
     # explicit entries
     if convert(p("timm.pth.tar"), p("ema.safetensors"), "--entry", "state_dict_ema"):
