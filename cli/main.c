@@ -9,6 +9,7 @@ static const struct {
     cli_command_fn fn;
     const char *summary;
 } commands[] = {
+    {"data", cmd_data, "inspect a dataset: info, check (duplicates, leakage), show, export"},
     {"npy", cmd_npy, "inspect a NumPy .npy array (dtype, shape, value range)"},
     {"transform", cmd_transform,
      "apply a transform pipeline to an image, write the tensor as .npy"},

@@ -5,6 +5,7 @@
 
 #include "cvision/core.h"
 #include "cvision/image.h"
+#include "cvision/data.h"
 #include "cvision/npy.h"
 #include "cvision/transforms.h"
 
