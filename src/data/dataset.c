@@ -174,6 +174,16 @@ cv_status ds_pixels_get(cv_ctx *ctx, const ds_pixels *px, int64_t i, cv_image **
     return CV_OK;
 }
 
+void ds_shuffle(int64_t *v, int64_t n, cv_rng *rng)
+{
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = cv_rng_randint(rng, 0, i + 1);
+        int64_t t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+}
+
 int ds_split_fields(const char *s, char sep, char *buf, size_t bufsize, char **fields, int max)
 {
     snprintf(buf, bufsize, "%s", s);

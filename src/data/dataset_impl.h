@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "cvision/data.h"
+#include "cvision/transforms.h"
 
 /* How one sample's pixels lie in an in-memory array (strides in bytes from the sample start). */
 typedef struct {
@@ -56,6 +57,9 @@ cv_status ds_open_svhn(cv_ctx *ctx, const char *args, cv_dataset **out);
 cv_status ds_open_folder(cv_ctx *ctx, const char *args, cv_dataset **out);
 cv_status ds_open_csv(cv_ctx *ctx, const char *args, cv_dataset **out);
 cv_status ds_open_npy(cv_ctx *ctx, const char *args, cv_dataset **out);
+
+/* Fisher-Yates shuffle driven by `rng`. */
+void ds_shuffle(int64_t *v, int64_t n, cv_rng *rng);
 
 /* Splits `s` at ':' into at most `max` fields (copied into `buf`). Returns the count. */
 int ds_split_fields(const char *s, char sep, char *buf, size_t bufsize, char **fields, int max);

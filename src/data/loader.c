@@ -10,7 +10,6 @@
 
 #include "cvision/transforms.h"
 #include "data/dataset_impl.h"
-#include "data/rng.h"
 
 typedef struct {
     cv_batch b;
@@ -224,7 +223,9 @@ cv_status cv_loader_start_epoch(cv_ctx *ctx, cv_loader *L, int epoch)
     L->epoch = epoch;
     for (int64_t i = 0; i < L->n; i++) L->order[i] = i;
     if (L->o.shuffle) {
-        uint64_t rng = ds_mix64(L->o.seed ^ ds_mix64((uint64_t)epoch + 0x51u));
+        cv_rng rng;
+        /* Streams 2^32 + epoch: apart from any sample's stream. */
+        cv_rng_init(&rng, L->o.seed, ((uint64_t)1 << 32) + (uint64_t)epoch);
         ds_shuffle(L->order, L->n, &rng);
     }
     L->next_claim = L->next_out = L->released = 0;

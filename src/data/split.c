@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cvision/transforms.h"
 #include "data/dataset_impl.h"
-#include "data/rng.h"
 
 struct cv_split {
     int nparts;
@@ -112,7 +112,7 @@ fail:
  *           StratifiedKFold idea), so each class is within 1 across folds and folds within 1. */
 static void split_single(const cv_dataset *ds, const cv_split_params *p, int nparts, cv_split *s,
                          int64_t *order, int64_t *start, int64_t *cnt, int64_t *fill, double *frac,
-                         int64_t *nval, int64_t *rank, uint64_t *rng)
+                         int64_t *nval, int64_t *rank, cv_rng *rng)
 {
     int64_t n = cv_dataset_len(ds);
     int k = cv_dataset_num_classes(ds) + 1; /* group k-1 = unlabeled */
@@ -164,7 +164,7 @@ static void split_single(const cv_dataset *ds, const cv_split_params *p, int npa
  * label with the fewest unassigned samples; give each of its samples to the part that most wants
  * that label (ties: the part wanting most samples overall, then a seeded choice). */
 static cv_status split_multi(cv_ctx *ctx, const cv_dataset *ds, int nparts, const double *r,
-                             cv_split *s, uint64_t *rng)
+                             cv_split *s, cv_rng *rng)
 {
     int64_t n = cv_dataset_len(ds);
     int k = cv_dataset_num_classes(ds);
@@ -206,7 +206,7 @@ static cv_status split_multi(cv_ctx *ctx, const cv_dataset *ds, int nparts, cons
                     if (a < ba || (a == ba && b < bb)) continue;
                     if (a == ba && b == bb) {
                         /* Reservoir choice among equal parts. */
-                        if (ds_rng_below(rng, (uint64_t)++ties + 1) == 0) best = j;
+                        if (cv_rng_randint(rng, 0, ++ties + 1) == 0) best = j;
                         continue;
                     }
                 }
@@ -258,7 +258,8 @@ cv_status cv_split_make(cv_ctx *ctx, const cv_dataset *ds, const cv_split_params
     s->seed = p->seed;
     s->samples = n;
     s->fingerprint = label_fingerprint(ds);
-    uint64_t rng = ds_mix64(p->seed ^ 0x5350u);
+    cv_rng rng;
+    cv_rng_init(&rng, p->seed, 0x5350u); /* a stream of its own: "SP" */
     if (cv_dataset_is_multilabel(ds)) {
         for (int j = 0; j < nparts; j++) r[j] = p->folds ? 1.0 / nparts : (j ? f : 1 - f);
         st = split_multi(ctx, ds, nparts, r, s, &rng);
