@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "data/dedup.h"
 #include "data/scan.h"
 
 static void data_usage(FILE *f)
@@ -47,7 +48,7 @@ typedef struct {
     info_acc acc[64];
 } info_state;
 
-static cv_status info_visit(void *user, int worker, int64_t i, const cv_image *img)
+static cv_status info_visit(void *user, cv_ctx *ctx, int worker, int64_t i, const cv_image *img)
 {
     info_acc *a = &((info_state *)user)->acc[worker];
     if (a->count == 0 || img->w < a->min_w) a->min_w = img->w;
@@ -252,6 +253,155 @@ out:
     return rc;
 }
 
+/* ---- check ---- */
+
+static cJSON *pair_json(const cv_dataset *a, const cv_dataset *b, const dd_pair *p)
+{
+    char na[4096], nb[4096];
+    cv_dataset_sample_name(a, p->a, na, sizeof na);
+    cv_dataset_sample_name(b, p->b, nb, sizeof nb);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "a", na);
+    cJSON_AddStringToObject(o, "b", nb);
+    cJSON_AddNumberToObject(o, "distance", p->dist);
+    cJSON_AddBoolToObject(o, "labels_differ",
+                          cv_dataset_label(a, p->a) != cv_dataset_label(b, p->b) &&
+                              strcmp(cv_dataset_class_name(a, cv_dataset_label(a, p->a)),
+                                     cv_dataset_class_name(b, cv_dataset_label(b, p->b))));
+    return o;
+}
+
+static void print_pairs(const char *title, const cv_dataset *a, const cv_dataset *b,
+                        const dd_pair *p, int n)
+{
+    if (!n) return;
+    printf("  %s (first %d):\n", title, n);
+    for (int i = 0; i < n; i++) {
+        char na[4096], nb[4096];
+        cv_dataset_sample_name(a, p[i].a, na, sizeof na);
+        cv_dataset_sample_name(b, p[i].b, nb, sizeof nb);
+        printf("    %s  %s  (distance %d)\n", na, nb, p[i].dist);
+    }
+}
+
+static void add_bad(cJSON *o, const dd_set *s)
+{
+    cJSON_AddNumberToObject(o, "unreadable", (double)s->nbad);
+    cJSON *a = cJSON_AddArrayToObject(o, "unreadable_samples");
+    for (int64_t i = 0; i < s->nbad; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(s->bad[i].message));
+}
+
+static int cmd_check(cv_ctx *ctx, int argc, char **argv)
+{
+    const char *spec = NULL, *against = NULL;
+    int json = 0, threads = 0, threshold = 4;
+    double max_diff = 4;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (!strcmp(argv[i], "--against") && i + 1 < argc)
+            against = argv[++i];
+        else if (!strcmp(argv[i], "--threshold") && i + 1 < argc &&
+                 opt_int(argv[i + 1], &threshold) && threshold <= 15)
+            i++;
+        else if (!strcmp(argv[i], "--max-diff") && i + 1 < argc) {
+            char *end;
+            max_diff = strtod(argv[++i], &end);
+            if (*end || !(max_diff >= 0 && max_diff <= 255)) {
+                cv_fail(ctx, CV_ERR_INVALID, "data check: --max-diff must be 0..255");
+                return cli_error(ctx);
+            }
+        } else if (!strcmp(argv[i], "--threads") && i + 1 < argc && opt_int(argv[i + 1], &threads))
+            i++;
+        else if (argv[i][0] != '-' && !spec)
+            spec = argv[i];
+        else {
+            cv_fail(ctx, CV_ERR_INVALID, "data check: unexpected argument '%s'%s", argv[i],
+                    !strcmp(argv[i], "--threshold") ? " (the threshold is 0..15)" : "");
+            return cli_error(ctx);
+        }
+    }
+    if (!spec) {
+        data_usage(stderr);
+        return 2;
+    }
+    cv_dataset *da = NULL, *db = NULL;
+    dd_set sa = {0}, sb = {0};
+    dd_report r;
+    int rc = 0;
+    if (cv_dataset_open(ctx, spec, &da) || (against && cv_dataset_open(ctx, against, &db)) ||
+        dd_hash(ctx, da, threads, &sa) || (db && dd_hash(ctx, db, threads, &sb)) ||
+        dd_compare(ctx, &sa, db ? &sb : NULL, threshold, max_diff, &r)) {
+        rc = cli_error(ctx);
+        goto out;
+    }
+    if (json) {
+        cJSON *o = cJSON_CreateObject(), *a;
+        cJSON_AddStringToObject(o, "spec", spec);
+        cJSON_AddNumberToObject(o, "samples", (double)sa.n);
+        add_bad(o, &sa);
+        cJSON_AddNumberToObject(o, "threshold", threshold);
+        cJSON_AddNumberToObject(o, "max_diff", max_diff);
+        cJSON_AddNumberToObject(o, "exact_duplicate_groups", (double)r.exact_groups);
+        cJSON_AddNumberToObject(o, "exact_duplicate_images", (double)r.exact_extra);
+        cJSON_AddNumberToObject(o, "exact_groups_with_different_labels", (double)r.exact_conflicts);
+        cJSON_AddNumberToObject(o, "near_duplicate_pairs", (double)r.near_pairs);
+        cJSON_AddNumberToObject(o, "near_pairs_with_different_labels", (double)r.near_conflicts);
+        a = cJSON_AddArrayToObject(o, "exact_examples");
+        for (int i = 0; i < r.n_exact_ex; i++)
+            cJSON_AddItemToArray(a, pair_json(da, da, &r.exact_ex[i]));
+        a = cJSON_AddArrayToObject(o, "near_examples");
+        for (int i = 0; i < r.n_near_ex; i++)
+            cJSON_AddItemToArray(a, pair_json(da, da, &r.near_ex[i]));
+        if (db) {
+            cJSON *l = cJSON_AddObjectToObject(o, "against");
+            cJSON_AddStringToObject(l, "spec", against);
+            cJSON_AddNumberToObject(l, "samples", (double)sb.n);
+            add_bad(l, &sb);
+            cJSON_AddNumberToObject(l, "leaked_exact", (double)r.leak_exact);
+            cJSON_AddNumberToObject(l, "leaked_near", (double)r.leak_near);
+            cJSON_AddNumberToObject(l, "leaked", (double)(r.leak_exact + r.leak_near));
+            cJSON_AddNumberToObject(l, "leaked_with_different_labels", (double)r.leak_conflicts);
+            a = cJSON_AddArrayToObject(l, "examples");
+            for (int i = 0; i < r.n_leak_ex; i++)
+                cJSON_AddItemToArray(a, pair_json(da, db, &r.leak_ex[i]));
+        }
+        char *text = cJSON_Print(o);
+        if (text) puts(text);
+        free(text);
+        cJSON_Delete(o);
+    } else {
+        printf("dataset      %s (%" PRId64 " samples)\n", spec, sa.n);
+        printf("unreadable   %" PRId64 "\n", sa.nbad);
+        for (int64_t i = 0; i < sa.nbad; i++) printf("  %s\n", sa.bad[i].message);
+        printf("exact dups   %" PRId64 " extra copies in %" PRId64 " groups (%" PRId64
+               " groups with different labels)\n",
+               r.exact_extra, r.exact_groups, r.exact_conflicts);
+        print_pairs("exact", da, da, r.exact_ex, r.n_exact_ex);
+        printf("near dups    %" PRId64
+               " pairs within pHash distance %d and thumbnail difference %g (%" PRId64
+               " with different labels)\n",
+               r.near_pairs, threshold, max_diff, r.near_conflicts);
+        print_pairs("near", da, da, r.near_ex, r.n_near_ex);
+        if (db) {
+            printf("against      %s (%" PRId64 " samples, %" PRId64 " unreadable)\n", against, sb.n,
+                   sb.nbad);
+            for (int64_t i = 0; i < sb.nbad; i++) printf("  %s\n", sb.bad[i].message);
+            printf("leakage      %" PRId64 " samples duplicate the first set: %" PRId64
+                   " exact, %" PRId64 " near (%" PRId64 " with different labels)\n",
+                   r.leak_exact + r.leak_near, r.leak_exact, r.leak_near, r.leak_conflicts);
+            print_pairs("leaked", da, db, r.leak_ex, r.n_leak_ex);
+        }
+    }
+out:
+    dd_set_free(&sa);
+    dd_set_free(&sb);
+    cv_dataset_free(da);
+    cv_dataset_free(db);
+    return rc;
+}
+
 /* ---- show / export ---- */
 
 static int cmd_show(cv_ctx *ctx, int argc, char **argv)
@@ -347,7 +497,7 @@ typedef struct {
     int64_t mismatch; /* first sample of another size + 1, or 0 */
 } export_state;
 
-static cv_status export_visit(void *user, int worker, int64_t i, const cv_image *img)
+static cv_status export_visit(void *user, cv_ctx *ctx, int worker, int64_t i, const cv_image *img)
 {
     export_state *e = user;
     if (img->w != e->w || img->h != e->h || img->c != e->c) {
@@ -448,6 +598,7 @@ int cmd_data(cv_ctx *ctx, int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "info")) return cmd_info(ctx, argc - 1, argv + 1);
+    if (!strcmp(argv[1], "check")) return cmd_check(ctx, argc - 1, argv + 1);
     if (!strcmp(argv[1], "show")) return cmd_show(ctx, argc - 1, argv + 1);
     if (!strcmp(argv[1], "export")) return cmd_export(ctx, argc - 1, argv + 1);
     cv_fail(ctx, CV_ERR_INVALID, "data: unknown subcommand '%s' (info, check, show, export)",

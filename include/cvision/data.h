@@ -88,9 +88,10 @@ const int64_t *cv_split_part(const cv_split *s, int k, int64_t *n);
 cv_status cv_split_fold_train(cv_ctx *ctx, const cv_split *s, int k, int64_t **idx, int64_t *n);
 
 /* ---- duplicates and leakage (src/data/dedup.c) ---- */
-/* 64-bit DCT perceptual hash: grayscale (ITU-R 601), area-resized to 32x32, 2-D DCT-II, the 8x8
- * lowest frequencies compared with their median (imagehash.phash's definition). */
-uint64_t cv_image_phash(const cv_image *img);
+/* 64-bit DCT perceptual hash, imagehash.phash's definition: grayscale (PIL "L"), Lanczos-resized
+ * to 32x32 (Pillow-exact), 2-D DCT-II, the 8x8 lowest frequencies each compared with their median
+ * (bit 8*row+col set when above). */
+cv_status cv_image_phash(cv_ctx *ctx, const cv_image *img, uint64_t *hash);
 
 /* ---- loader (src/data/loader.c) ---- */
 /* Turns one decoded sample into out_c x out_h x out_w floats (CHW). Called from worker threads

@@ -80,10 +80,10 @@ static void *scan_worker(void *p)
                 record(s, i, st, cv_ctx_error(ctx), 1);
                 continue;
             }
-            st = s->fn(s->user, a->worker, i, img);
+            st = s->fn(s->user, ctx, a->worker, i, img);
             cv_image_free(img);
-            /* The callback's own failure (memory) is never a "bad sample". */
-            if (st) record(s, i, st, "out of memory", 0);
+            /* The callback's own failure is never a "bad sample". */
+            if (st) record(s, i, st, cv_ctx_error(ctx), 0);
         }
     }
     cv_ctx_free(ctx);

@@ -4,8 +4,10 @@
 
 #include "cvision/data.h"
 
-/* Called once per readable sample, from worker `worker` (0..threads-1). */
-typedef cv_status (*ds_scan_fn)(void *user, int worker, int64_t i, const cv_image *img);
+/* Called once per readable sample, from worker `worker` (0..threads-1) with its context. A
+ * failure stops the scan with the context's message. */
+typedef cv_status (*ds_scan_fn)(void *user, cv_ctx *ctx, int worker, int64_t i,
+                                const cv_image *img);
 
 typedef struct {
     int64_t index;

@@ -321,6 +321,44 @@ with tempfile.TemporaryDirectory() as d:
           f"label outside the class list: {r.stderr.strip()}")
     print("ok folder, csv", flush=True)
 
+    # ---- data check: exact and near duplicates, label conflicts, leakage, unreadable files ----
+    rc = os.path.join(d, "chk")
+
+    def smooth(seed):
+        g = np.random.default_rng(seed)
+        a = g.random((3, 8, 8)) * 255  # low-frequency content, upsampled: distinct pHashes
+        return np.kron(a, np.ones((1, 8, 8))).transpose(1, 2, 0).astype(np.uint8)
+
+    def put(root, cls, name, a):
+        os.makedirs(os.path.join(root, cls), exist_ok=True)
+        Image.fromarray(a).save(os.path.join(root, cls, name + ".png"))
+
+    A, B = os.path.join(rc, "A"), os.path.join(rc, "B")
+    for i in range(40):
+        put(A, f"c{i % 2}", f"s{i:02d}", smooth(i))
+    put(A, "c1", "dup_of_s00", smooth(0))            # exact copy, other label (s00 is c0)
+    noisy = np.clip(smooth(2).astype(int) + rng.integers(-2, 3, (64, 64, 3)), 0, 255).astype(np.uint8)
+    put(A, "c0", "near_s02", noisy)                   # near copy, same label
+    open(os.path.join(A, "c0", "broken.png"), "wb").write(b"\x89PNG\r\n\x1a\n garbage")
+    for i in range(100, 110):
+        put(B, "c0", f"t{i}", smooth(i))
+    put(B, "c0", "leak_s04", smooth(4))               # exact leak, same label (s04: c0)
+    put(B, "c0", "leak_s05", smooth(5))               # exact leak, other label (s05: c1)
+    put(B, "c1", "nearleak_s07", np.clip(smooth(7).astype(int) + 1, 0, 255).astype(np.uint8))
+    r = run("data", "check", f"folder:{A}", "--against", f"folder:{B}", "--json")
+    check(r.returncode == 0, f"data check: {r.stderr.strip()}")
+    if r.returncode == 0:
+        j = json.loads(r.stdout)
+        l = j["against"]
+        got = (j["unreadable"], j["exact_duplicate_groups"], j["exact_groups_with_different_labels"],
+               j["near_duplicate_pairs"], l["leaked_exact"], l["leaked_near"], l["leaked_with_different_labels"])
+        check(got == (1, 1, 1, 1, 2, 1, 1), f"data check counts {got}")
+        check("broken.png" in j["unreadable_samples"][0], "unreadable file named")
+        check("s02" in j["near_examples"][0]["a"] + j["near_examples"][0]["b"], "near pair named")
+    r = run("data", "info", f"folder:{A}")
+    check(r.returncode == 1 and "broken.png" in r.stderr, f"info stops at the corrupt file: {r.stderr.strip()}")
+    print("ok data check", flush=True)
+
     # ---- splits: stratified holdout (per class within 1 of 20%), determinism, k-fold coverage.
     # Images carry their own index (two pixels: i % 256, i // 256) so exports reveal indices. ----
     n = 1003
