@@ -107,6 +107,15 @@ static int csv_next(csv_reader *r, int64_t *rec_line)
     }
 }
 
+/* A cell for an error message: on one line (control characters as '?'), at most size-1 bytes. */
+static const char *one_line(const char *s, size_t n, char *buf, size_t size)
+{
+    size_t m = n < size - 1 ? n : size - 1;
+    for (size_t i = 0; i < m; i++) buf[i] = (unsigned char)s[i] < 32 ? '?' : s[i];
+    buf[m] = 0;
+    return buf;
+}
+
 static int is_integer(const char *s, long long *v)
 {
     char *end;
@@ -284,9 +293,11 @@ cv_status ds_open_csv(cv_ctx *ctx, const char *args, cv_dataset **out)
         long long maxv = -1, v;
         for (int64_t i = 0; i < n; i++) {
             if (!is_integer(labs[i], &v) || v < 0 || v > 65535) {
+                char shown[128];
                 st = cv_fail(ctx, CV_ERR_FORMAT,
                              "%s:%lld: ordinal label '%s' is not an integer 0..65535", file,
-                             (long long)lines[i], labs[i]);
+                             (long long)lines[i],
+                             one_line(labs[i], strlen(labs[i]), shown, sizeof shown));
                 goto done;
             }
             if (v > maxv) maxv = v;
@@ -355,8 +366,10 @@ cv_status ds_open_csv(cv_ctx *ctx, const char *args, cv_dataset **out)
             ds->labels[i] = k;
         }
         if (bad) {
-            st = cv_fail(ctx, CV_ERR_FORMAT, "%s:%lld: label '%.*s' is not one of the %d classes",
-                         file, (long long)lines[i], (int)(badlen < 200 ? badlen : 200), bad, cls.n);
+            char shown[128];
+            st = cv_fail(ctx, CV_ERR_FORMAT, "%s:%lld: label '%s' is not one of the %d classes",
+                         file, (long long)lines[i], one_line(bad, badlen, shown, sizeof shown),
+                         cls.n);
             goto done;
         }
         char rel[4096];

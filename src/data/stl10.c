@@ -114,10 +114,12 @@ static cv_status read_fold(cv_ctx *ctx, const char *dir, int fold, int64_t ntrai
         char *end;
         long long x = strtoll(s, &end, 10);
         if (end == s || x < 0 || x >= ntrain || m >= ntrain) {
+            int tl = (int)strcspn(s, " \t\r\n");
+            st = cv_fail(ctx, CV_ERR_FORMAT, "%s: fold %d: bad index '%.*s'", path, fold,
+                         tl < 20 ? tl : 20, s);
             free(text);
             free(v);
-            return cv_fail(ctx, CV_ERR_FORMAT, "%s: fold %d: bad index near '%.16s'", path, fold,
-                           s);
+            return st;
         }
         v[m++] = x;
         s = end;
