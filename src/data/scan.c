@@ -129,7 +129,7 @@ cv_status ds_scan(cv_ctx *ctx, const cv_dataset *ds, int threads, ds_scan_fn fn,
         return cv_fail(ctx, s.err, "%s", s.err_msg);
     }
     if (bad) {
-        qsort(s.bad, (size_t)s.nbad, sizeof *s.bad, cmp_bad);
+        if (s.nbad > 1) qsort(s.bad, (size_t)s.nbad, sizeof *s.bad, cmp_bad);
         *bad = s.bad;
         *nbad = s.nbad;
     }
