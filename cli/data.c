@@ -502,7 +502,7 @@ static cv_status export_visit(void *user, cv_ctx *ctx, int worker, int64_t i, co
     export_state *e = user;
     if (img->w != e->w || img->h != e->h || img->c != e->c) {
         /* Several workers may see a mismatch; any one is reported. */
-        e->mismatch = i + 1;
+        __atomic_store_n(&e->mismatch, i + 1, __ATOMIC_RELAXED);
         return CV_OK;
     }
     size_t per = (size_t)e->w * (size_t)e->h * (size_t)e->c;
