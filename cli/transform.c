@@ -12,7 +12,7 @@ int cmd_transform(cv_ctx *ctx, int argc, char **argv)
     const char *in = NULL, *spec = NULL, *outp = NULL;
     unsigned long long seed = 0;
     int channels = 3;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("usage: cvision transform --input IMAGE --transform PIPELINE --output OUT.npy\n"
@@ -50,7 +50,6 @@ int cmd_transform(cv_ctx *ctx, int argc, char **argv)
             cv_fail(ctx, CV_ERR_INVALID, "transform: unknown option '%s'", a);
             return cli_error(ctx);
         }
-        i++;
     }
     if (!in || !spec || !outp) {
         cv_fail(ctx, CV_ERR_INVALID, "transform: --input, --transform and --output are required");

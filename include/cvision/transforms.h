@@ -102,6 +102,18 @@ cv_status cv_transform_apply(cv_ctx *ctx, const cv_transform_pipeline *pipe, con
 /* A sample's seed from the run's seed, the epoch and the sample index (a hash, not a sum). */
 uint64_t cv_transform_sample_seed(uint64_t seed, uint64_t epoch, uint64_t index);
 
+/* ---- batch-level mixing (torchvision.transforms.v2 MixUp / CutMix) ----
+ * x: float32 [N, C, H, W], mixed in place with its partner batch x.roll(1, 0) (sample i with
+ * sample i-1, sample 0 with N-1); labels: N class indices in [0, num_classes). targets receives a
+ * new float32 [N, num_classes] tensor of mixed one-hot labels. lam ~ Beta(alpha, alpha) from
+ * `seed`. MixUp: x = lam x + (1 - lam) partner. CutMix: a box of area ~ (1 - lam) around a uniform
+ * centre is pasted from the partner; the labels use the box's actual area. *lam_out (may be NULL)
+ * receives the label weight of the sample's own class. */
+cv_status cv_mixup(cv_ctx *ctx, cv_tensor *x, const int64_t *labels, int num_classes, double alpha,
+                   uint64_t seed, cv_tensor **targets, double *lam_out);
+cv_status cv_cutmix(cv_ctx *ctx, cv_tensor *x, const int64_t *labels, int num_classes, double alpha,
+                    uint64_t seed, cv_tensor **targets, double *lam_out);
+
 #ifdef __cplusplus
 }
 #endif

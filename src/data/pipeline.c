@@ -41,17 +41,23 @@ static const targ *named(const token *t, const char *key)
     return NULL;
 }
 
+/* Positional arguments, not counting an interpolation name (which may sit anywhere). */
+static int is_interp_name(const targ *a)
+{
+    return !a->key[0] && cv_interp_from_name(a->val) >= 0;
+}
+
 static const targ *positional(const token *t, int k)
 {
     for (int i = 0; i < t->nargs; i++)
-        if (!t->args[i].key[0] && k-- == 0) return &t->args[i];
+        if (!t->args[i].key[0] && !is_interp_name(&t->args[i]) && k-- == 0) return &t->args[i];
     return NULL;
 }
 
 static int npositional(const token *t)
 {
     int n = 0;
-    for (int i = 0; i < t->nargs; i++) n += !t->args[i].key[0];
+    for (int i = 0; i < t->nargs; i++) n += !t->args[i].key[0] && !is_interp_name(&t->args[i]);
     return n;
 }
 
@@ -103,8 +109,7 @@ static cv_status int_arg(cv_ctx *ctx, const token *t, const char *key, int k, in
 }
 
 /* A range "a:b" (or one number x meaning [def_lo(x), def_hi(x)] as the op defines). */
-__attribute__((unused)) static cv_status range_arg(cv_ctx *ctx, const token *t, const char *key,
-                                                   double *lo, double *hi)
+static cv_status range_arg(cv_ctx *ctx, const token *t, const char *key, double *lo, double *hi)
 {
     const targ *a = named(t, key);
     if (!a) return CV_OK;
@@ -218,11 +223,96 @@ static const op_name op_names[] = {
     {"resize", TF_RESIZE},
     {"center_crop", TF_CENTER_CROP},
     {"centercrop", TF_CENTER_CROP},
+    {"crop", TF_CROP},
+    {"pad", TF_PAD},
     {"to_tensor", TF_TO_TENSOR},
     {"totensor", TF_TO_TENSOR},
     {"normalize", TF_NORMALIZE},
     {"classification", TF_CLASSIFICATION},
+    {"grayscale", TF_GRAYSCALE},
+    {"brightness", TF_BRIGHTNESS},
+    {"adjust_brightness", TF_BRIGHTNESS},
+    {"contrast", TF_CONTRAST},
+    {"adjust_contrast", TF_CONTRAST},
+    {"saturation", TF_SATURATION},
+    {"adjust_saturation", TF_SATURATION},
+    {"hue", TF_HUE},
+    {"adjust_hue", TF_HUE},
+    {"rotate", TF_ROTATE},
+    {"affine", TF_AFFINE},
+    {"posterize", TF_POSTERIZE},
+    {"solarize", TF_SOLARIZE},
+    {"autocontrast", TF_AUTOCONTRAST},
+    {"equalize", TF_EQUALIZE},
+    {"sharpness", TF_SHARPNESS},
+    {"adjust_sharpness", TF_SHARPNESS},
+    {"invert", TF_INVERT},
+    {"hflip", TF_HFLIP},
+    {"vflip", TF_VFLIP},
+    {"random_grayscale", TF_RANDOM_GRAYSCALE},
+    {"rrc", TF_RRC},
+    {"random_resized_crop", TF_RRC},
+    {"random_crop", TF_RANDOM_CROP},
+    {"color_jitter", TF_COLOR_JITTER},
+    {"jitter", TF_COLOR_JITTER},
+    {"random_rotation", TF_RANDOM_ROTATION},
+    {"random_affine", TF_RANDOM_AFFINE},
+    {"autoaugment", TF_AUTOAUGMENT},
+    {"auto_augment", TF_AUTOAUGMENT},
+    {"randaugment", TF_RANDAUGMENT},
+    {"rand_augment", TF_RANDAUGMENT},
+    {"trivialaugment", TF_TRIVIALAUGMENT},
+    {"trivial_augment", TF_TRIVIALAUGMENT},
+    {"augmix", TF_AUGMIX},
+    {"random_erasing", TF_RANDOM_ERASING},
+    {"erasing", TF_RANDOM_ERASING},
 };
+
+static const char *const pad_modes[] = {"constant", "edge", "reflect", "symmetric", NULL};
+
+/* mode=constant|edge|reflect|symmetric into pad_mode; fill=v into fill. */
+static cv_status pad_options(cv_ctx *ctx, const token *t, tf_op *op)
+{
+    const targ *m = named(t, "mode");
+    if (m) {
+        int k = 0;
+        while (pad_modes[k] && strcmp(pad_modes[k], m->val)) k++;
+        if (!pad_modes[k])
+            return arg_error(ctx, t, "mode must be constant, edge, reflect or symmetric");
+        op->pad_mode = k;
+    }
+    double f;
+    if (num_arg(ctx, t, "fill", -1, 0, -1e9, 1e9, &f)) return CV_ERR_INVALID;
+    op->fill = (float)f;
+    op->has_fill = named(t, "fill") != NULL;
+    return CV_OK;
+}
+
+static cv_status bool_arg(cv_ctx *ctx, const token *t, const char *key, int def, int *v)
+{
+    const targ *a = named(t, key);
+    *v = def;
+    if (!a) return CV_OK;
+    if (!strcmp(a->val, "1") || !strcmp(a->val, "true"))
+        *v = 1;
+    else if (!strcmp(a->val, "0") || !strcmp(a->val, "false"))
+        *v = 0;
+    else
+        return arg_error(ctx, t, "a flag must be true or false");
+    return CV_OK;
+}
+
+/* p=... (or the first positional) for the ops that apply with a probability. */
+static cv_status prob_arg(cv_ctx *ctx, const token *t, double def, tf_op *op)
+{
+    return num_arg(ctx, t, "p", npositional(t) ? 0 : -1, def, 0, 1, &op->p);
+}
+
+#define KEYS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if (x) return CV_ERR_INVALID;                                                              \
+    } while (0)
 
 static cv_status parse_op(cv_ctx *ctx, const token *t, tf_op *op)
 {
@@ -237,35 +327,194 @@ static cv_status parse_op(cv_ctx *ctx, const token *t, tf_op *op)
     memset(op, 0, sizeof *op);
     op->kind = (tf_kind)kind;
     op->p = 1.0;
+    op->antialias = 1;
     snprintf(op->text, sizeof op->text, "%s", t->text);
+    double lo, hi, v;
     switch (op->kind) {
     case TF_RESIZE: {
-        static const char *const keys[] = {"max_size", "antialias", NULL};
-        if (check_args(ctx, t, 2, 1, keys) || parse_size(ctx, t, 1, op) ||
-            interp_arg(ctx, t, CV_INTERP_BILINEAR, &op->interp) ||
-            int_arg(ctx, t, "max_size", -1, 0, 0, 65536, &op->max_size))
-            return CV_ERR_INVALID;
-        const targ *aa = named(t, "antialias");
-        op->antialias = !aa || !strcmp(aa->val, "true") || !strcmp(aa->val, "1");
-        if (aa && !op->antialias && strcmp(aa->val, "false") && strcmp(aa->val, "0"))
-            return arg_error(ctx, t, "antialias must be true or false");
-        return CV_OK;
+        TRY(check_args(ctx, t, 2, 1, KEYS("max_size", "antialias")));
+        TRY(parse_size(ctx, t, 1, op));
+        TRY(interp_arg(ctx, t, CV_INTERP_BILINEAR, &op->interp));
+        TRY(int_arg(ctx, t, "max_size", -1, 0, 0, 65536, &op->max_size));
+        return bool_arg(ctx, t, "antialias", 1, &op->antialias);
     }
     case TF_CENTER_CROP:
-        return check_args(ctx, t, 2, 0, NULL) ? CV_ERR_INVALID : parse_size(ctx, t, 1, op);
+        TRY(check_args(ctx, t, 2, 0, NULL));
+        return parse_size(ctx, t, 1, op);
+    case TF_CROP:
+        TRY(check_args(ctx, t, 4, 0, NULL));
+        if (npositional(t) != 4) return arg_error(ctx, t, "expected top,left,height,width");
+        TRY(int_arg(ctx, t, NULL, 0, 0, -65536, 65536, &op->n[0]));
+        TRY(int_arg(ctx, t, NULL, 1, 0, -65536, 65536, &op->n[1]));
+        TRY(int_arg(ctx, t, NULL, 2, 0, 1, 65536, &op->h));
+        return int_arg(ctx, t, NULL, 3, 0, 1, 65536, &op->w);
+    case TF_PAD: {
+        TRY(check_args(ctx, t, 4, 0, KEYS("fill", "mode")));
+        int n = npositional(t);
+        if (n != 1 && n != 2 && n != 4)
+            return arg_error(ctx, t, "expected p, or lr,tb, or l,t,r,b");
+        for (int k = 0; k < 4; k++)
+            TRY(int_arg(ctx, t, NULL, n == 1 ? 0 : n == 2 ? k % 2 : k, 0, 0, 4096, &op->n[k]));
+        return pad_options(ctx, t, op);
+    }
     case TF_TO_TENSOR:
+    case TF_AUTOCONTRAST:
+    case TF_EQUALIZE:
+    case TF_INVERT:
+    case TF_AUTOAUGMENT:
         return check_args(ctx, t, 0, 0, NULL);
     case TF_NORMALIZE:
         return parse_normalize(ctx, t, op);
-    case TF_CLASSIFICATION: {
+    case TF_CLASSIFICATION:
         /* classification(resize, crop[, interp]) = torchvision's ImageClassification preset. */
-        if (check_args(ctx, t, 2, 1, NULL) || interp_arg(ctx, t, CV_INTERP_BILINEAR, &op->interp) ||
-            int_arg(ctx, t, NULL, 0, 256, 1, 65536, &op->max_size) ||
-            int_arg(ctx, t, NULL, 1, 224, 1, 65536, &op->h))
-            return CV_ERR_INVALID;
+        TRY(check_args(ctx, t, 2, 1, NULL));
+        TRY(interp_arg(ctx, t, CV_INTERP_BILINEAR, &op->interp));
+        if (op->interp > CV_INTERP_BICUBIC)
+            return arg_error(ctx, t, "nearest, bilinear or bicubic");
+        TRY(int_arg(ctx, t, NULL, 0, 256, 1, 65536, &op->max_size));
+        TRY(int_arg(ctx, t, NULL, 1, 224, 1, 65536, &op->h));
         op->w = op->h;
         memcpy(op->mean, imagenet_mean, sizeof op->mean);
         memcpy(op->std, imagenet_std, sizeof op->std);
+        return CV_OK;
+    case TF_GRAYSCALE:
+        TRY(check_args(ctx, t, 1, 0, NULL));
+        TRY(int_arg(ctx, t, NULL, 0, 1, 1, 3, &op->n[0]));
+        if (op->n[0] == 2) return arg_error(ctx, t, "output channels must be 1 or 3");
+        return CV_OK;
+    case TF_BRIGHTNESS:
+    case TF_CONTRAST:
+    case TF_SATURATION:
+    case TF_SHARPNESS:
+        TRY(check_args(ctx, t, 1, 0, NULL));
+        if (npositional(t) != 1) return arg_error(ctx, t, "expected a factor");
+        return num_arg(ctx, t, NULL, 0, 1, 0, 1e6, &op->a[0]);
+    case TF_HUE:
+        TRY(check_args(ctx, t, 1, 0, NULL));
+        if (npositional(t) != 1) return arg_error(ctx, t, "expected a hue shift in [-0.5, 0.5]");
+        return num_arg(ctx, t, NULL, 0, 0, -0.5, 0.5, &op->a[0]);
+    case TF_POSTERIZE:
+        TRY(check_args(ctx, t, 1, 0, NULL));
+        if (npositional(t) != 1) return arg_error(ctx, t, "expected bits (0..8)");
+        return int_arg(ctx, t, NULL, 0, 8, 0, 8, &op->n[0]);
+    case TF_SOLARIZE:
+        TRY(check_args(ctx, t, 1, 0, NULL));
+        if (npositional(t) != 1) return arg_error(ctx, t, "expected a threshold");
+        return num_arg(ctx, t, NULL, 0, 0, -1e9, 1e9, &op->a[0]);
+    case TF_ROTATE:
+        TRY(check_args(ctx, t, 1, 1, KEYS("expand", "fill")));
+        if (npositional(t) != 1) return arg_error(ctx, t, "expected an angle in degrees");
+        TRY(num_arg(ctx, t, NULL, 0, 0, -1e6, 1e6, &op->a[0]));
+        TRY(interp_arg(ctx, t, CV_INTERP_NEAREST, &op->interp));
+        if (op->interp > CV_INTERP_BILINEAR) return arg_error(ctx, t, "nearest or bilinear");
+        TRY(bool_arg(ctx, t, "expand", 0, &op->n[0]));
+        return pad_options(ctx, t, op);
+    case TF_AFFINE: {
+        /* affine(angle, tx, ty, scale, shear_x[, shear_y]) */
+        TRY(check_args(ctx, t, 6, 1, KEYS("fill")));
+        int n = npositional(t);
+        if (n < 5) return arg_error(ctx, t, "expected angle,tx,ty,scale,shear_x[,shear_y]");
+        for (int k = 0; k < n; k++) TRY(num_arg(ctx, t, NULL, k, 0, -1e6, 1e6, &op->a[k]));
+        if (op->a[3] <= 0) return arg_error(ctx, t, "scale must be positive");
+        TRY(interp_arg(ctx, t, CV_INTERP_NEAREST, &op->interp));
+        if (op->interp > CV_INTERP_BILINEAR) return arg_error(ctx, t, "nearest or bilinear");
+        return pad_options(ctx, t, op);
+    }
+    case TF_HFLIP:
+    case TF_VFLIP:
+        TRY(check_args(ctx, t, 1, 0, KEYS("p")));
+        return prob_arg(ctx, t, 0.5, op);
+    case TF_RANDOM_GRAYSCALE:
+        TRY(check_args(ctx, t, 1, 0, KEYS("p")));
+        return prob_arg(ctx, t, 0.1, op);
+    case TF_RRC:
+        TRY(check_args(ctx, t, 2, 1, KEYS("scale", "ratio", "antialias")));
+        TRY(parse_size(ctx, t, 1, op));
+        TRY(interp_arg(ctx, t, CV_INTERP_BILINEAR, &op->interp));
+        op->a[0] = 0.08, op->a[1] = 1.0, op->a[2] = 3.0 / 4.0, op->a[3] = 4.0 / 3.0;
+        TRY(range_arg(ctx, t, "scale", &op->a[0], &op->a[1]));
+        TRY(range_arg(ctx, t, "ratio", &op->a[2], &op->a[3]));
+        if (op->a[0] <= 0 || op->a[2] <= 0)
+            return arg_error(ctx, t, "scale and ratio must be positive");
+        return bool_arg(ctx, t, "antialias", 1, &op->antialias);
+    case TF_RANDOM_CROP:
+        TRY(check_args(ctx, t, 2, 0, KEYS("padding", "pad_if_needed", "fill", "mode")));
+        TRY(parse_size(ctx, t, 1, op));
+        TRY(int_arg(ctx, t, "padding", -1, 0, 0, 4096, &op->n[0]));
+        TRY(bool_arg(ctx, t, "pad_if_needed", 0, &op->n[1]));
+        return pad_options(ctx, t, op);
+    case TF_COLOR_JITTER:
+        TRY(check_args(ctx, t, 4, 0, KEYS("brightness", "contrast", "saturation", "hue")));
+        {
+            static const char *const keys[4] = {"brightness", "contrast", "saturation", "hue"};
+            for (int k = 0; k < 4; k++)
+                TRY(num_arg(ctx, t, keys[k], k, 0, 0, k == 3 ? 0.5 : 1e6, &op->a[k]));
+        }
+        return CV_OK;
+    case TF_RANDOM_ROTATION:
+        TRY(check_args(ctx, t, 1, 1, KEYS("expand", "fill")));
+        if (npositional(t) != 1) return arg_error(ctx, t, "expected degrees");
+        TRY(num_arg(ctx, t, NULL, 0, 0, 0, 1e6, &v));
+        op->a[0] = -v, op->a[1] = v;
+        TRY(interp_arg(ctx, t, CV_INTERP_NEAREST, &op->interp));
+        if (op->interp > CV_INTERP_BILINEAR) return arg_error(ctx, t, "nearest or bilinear");
+        TRY(bool_arg(ctx, t, "expand", 0, &op->n[0]));
+        return pad_options(ctx, t, op);
+    case TF_RANDOM_AFFINE:
+        TRY(check_args(ctx, t, 1, 1, KEYS("translate", "scale", "shear", "fill")));
+        if (npositional(t) != 1) return arg_error(ctx, t, "expected degrees");
+        TRY(num_arg(ctx, t, NULL, 0, 0, 0, 1e6, &v));
+        op->a[0] = -v, op->a[1] = v;
+        lo = hi = 0;
+        TRY(range_arg(ctx, t, "translate", &lo, &hi)); /* "tx:ty", fractions of width and height */
+        if (lo < 0 || lo > 1 || hi < 0 || hi > 1)
+            return arg_error(ctx, t, "translate fractions must be in [0, 1]");
+        op->a[2] = lo, op->a[3] = hi;
+        op->n[0] = named(t, "scale") != NULL;
+        TRY(range_arg(ctx, t, "scale", &op->a[4], &op->a[5]));
+        if (op->n[0] && op->a[4] <= 0) return arg_error(ctx, t, "scale must be positive");
+        if (named(t, "shear")) {
+            if (strchr(named(t, "shear")->val, ':'))
+                TRY(range_arg(ctx, t, "shear", &op->a[6], &op->a[7]));
+            else {
+                TRY(num_arg(ctx, t, "shear", -1, 0, 0, 1e6, &v));
+                op->a[6] = -v, op->a[7] = v;
+            }
+        }
+        TRY(interp_arg(ctx, t, CV_INTERP_NEAREST, &op->interp));
+        if (op->interp > CV_INTERP_BILINEAR) return arg_error(ctx, t, "nearest or bilinear");
+        return pad_options(ctx, t, op);
+    case TF_RANDAUGMENT:
+        TRY(check_args(ctx, t, 2, 0, KEYS("bins")));
+        TRY(int_arg(ctx, t, "bins", -1, 31, 2, 1000, &op->n[2]));
+        TRY(int_arg(ctx, t, NULL, 0, 2, 0, 100, &op->n[0]));
+        TRY(int_arg(ctx, t, NULL, 1, 9, 0, op->n[2] - 1, &op->n[1]));
+        return CV_OK;
+    case TF_TRIVIALAUGMENT:
+        TRY(check_args(ctx, t, 1, 0, KEYS("bins")));
+        return int_arg(ctx, t, "bins", 0, 31, 2, 1000, &op->n[0]);
+    case TF_AUGMIX:
+        TRY(check_args(ctx, t, 4, 0, KEYS("severity", "width", "depth", "alpha")));
+        TRY(int_arg(ctx, t, "severity", 0, 3, 1, 10, &op->n[0]));
+        TRY(int_arg(ctx, t, "width", 1, 3, 1, 16, &op->n[1]));
+        TRY(int_arg(ctx, t, "depth", 2, -1, -1, 16, &op->n[2]));
+        TRY(num_arg(ctx, t, "alpha", 3, 1.0, 1e-3, 1e3, &op->a[0]));
+        return CV_OK;
+    case TF_RANDOM_ERASING: {
+        TRY(check_args(ctx, t, 1, 0, KEYS("p", "scale", "ratio", "value")));
+        TRY(prob_arg(ctx, t, 0.5, op));
+        op->a[0] = 0.02, op->a[1] = 0.33, op->a[2] = 0.3, op->a[3] = 3.3;
+        TRY(range_arg(ctx, t, "scale", &op->a[0], &op->a[1]));
+        TRY(range_arg(ctx, t, "ratio", &op->a[2], &op->a[3]));
+        if (op->a[0] < 0 || op->a[1] > 1 || op->a[2] <= 0)
+            return arg_error(ctx, t, "scale must be within [0, 1] and ratio positive");
+        const targ *val = named(t, "value");
+        if (val && !strcmp(val->val, "random"))
+            op->n[0] = 1;
+        else {
+            TRY(num_arg(ctx, t, "value", -1, 0, -1e9, 1e9, &v));
+            op->fill = (float)v;
+        }
         return CV_OK;
     }
     default:
@@ -291,7 +540,8 @@ static cv_status tokenize_one(cv_ctx *ctx, const char *text, token *t)
     if (*p != '(') return arg_error(ctx, t, "expected '(' after the op name");
     p++;
     const char *close = strrchr(p, ')');
-    if (!close || close[1]) return arg_error(ctx, t, "missing ')'");
+    if (!close) return arg_error(ctx, t, "missing ')'");
+    if (close[1]) return arg_error(ctx, t, "unexpected text after ')'");
     while (p < close) {
         const char *e = p;
         while (e < close && *e != ',') e++;

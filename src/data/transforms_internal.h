@@ -5,11 +5,41 @@
 #include "cvision/transforms.h"
 
 typedef enum {
+    /* deterministic */
     TF_RESIZE,
     TF_CENTER_CROP,
+    TF_CROP,
+    TF_PAD,
     TF_TO_TENSOR,
     TF_NORMALIZE,
     TF_CLASSIFICATION,
+    TF_GRAYSCALE,
+    TF_BRIGHTNESS,
+    TF_CONTRAST,
+    TF_SATURATION,
+    TF_HUE,
+    TF_ROTATE,
+    TF_AFFINE,
+    TF_POSTERIZE,
+    TF_SOLARIZE,
+    TF_AUTOCONTRAST,
+    TF_EQUALIZE,
+    TF_SHARPNESS,
+    TF_INVERT,
+    /* random */
+    TF_HFLIP,
+    TF_VFLIP,
+    TF_RANDOM_GRAYSCALE,
+    TF_RRC,
+    TF_RANDOM_CROP,
+    TF_COLOR_JITTER,
+    TF_RANDOM_ROTATION,
+    TF_RANDOM_AFFINE,
+    TF_AUTOAUGMENT,
+    TF_RANDAUGMENT,
+    TF_TRIVIALAUGMENT,
+    TF_AUGMIX,
+    TF_RANDOM_ERASING,
     TF_KIND_COUNT
 } tf_kind;
 
@@ -19,9 +49,11 @@ typedef struct {
     int h, w, two_sizes, interp, max_size, antialias;
     int nmean; /* normalize: 1 (same for all channels) or 3 */
     float mean[3], std[3];
-    double p;    /* probability of applying a random op */
-    double a[8]; /* op-specific numbers */
-    int n[4];    /* op-specific integers */
+    double p;               /* probability of applying a random op */
+    double a[8];            /* op-specific numbers */
+    int n[4];               /* op-specific integers */
+    int has_fill, pad_mode; /* pad_mode: 0 constant, 1 edge, 2 reflect, 3 symmetric */
+    float fill;
 } tf_op;
 
 /* A sample is a uint8 image until to_tensor, then float planes in [0, 1]. */
