@@ -179,6 +179,68 @@ static void test_transform_seeds_and_skip(void)
     cv_ctx_free(ctx);
 }
 
+/* A random pipeline through the adapter: same batches for 1 and 4 workers, and each sample equal
+ * to cv_transform_apply with the sample's seed. */
+static void test_pipeline_adapter(void)
+{
+    cv_ctx *ctx = cv_ctx_new();
+    cv_dataset *ds;
+    CHECK_OK(ctx, cv_dataset_open(ctx, spec, &ds));
+    cv_transform_pipeline *pipe;
+    CHECK_OK(ctx, cv_transform_pipeline_parse(ctx, "hflip(0.5),to_tensor", &pipe));
+    cv_loader_pipeline lp = {pipe, 1, 2, 3};
+    float got[2][N * 6];
+    for (int w = 0; w < 2; w++) {
+        cv_loader_opts o = {.batch_size = 8,
+                            .workers = w ? 4 : 1,
+                            .shuffle = 1,
+                            .seed = 5,
+                            .out_c = 1,
+                            .out_h = 2,
+                            .out_w = 3,
+                            .transform = cv_loader_pipeline_fn,
+                            .user = &lp};
+        cv_loader *L;
+        CHECK_OK(ctx, cv_loader_new(ctx, ds, &o, &L));
+        CHECK_OK(ctx, cv_loader_start_epoch(ctx, L, 2));
+        const cv_batch *b;
+        int64_t m = 0;
+        while (cv_loader_next(ctx, L, &b) == CV_OK && b)
+            for (int64_t j = 0; j < b->n; j++, m++) {
+                memcpy(got[w] + m * 6, (float *)b->x->data + j * 6, 6 * sizeof(float));
+                cv_image *img;
+                cv_tensor *t;
+                CHECK_OK(ctx, cv_dataset_get(ctx, ds, b->indices[j], &img, NULL));
+                uint64_t seed = cv_transform_sample_seed(5, 2, (uint64_t)b->indices[j]);
+                CHECK_OK(ctx, cv_transform_apply(ctx, pipe, img, seed, &t));
+                CHECK(memcmp(t->data, got[w] + m * 6, 6 * sizeof(float)) == 0);
+                cv_tensor_free(t);
+                cv_image_free(img);
+            }
+        CHECK(m == N);
+        cv_loader_free(L);
+    }
+    CHECK(memcmp(got[0], got[1], sizeof got[0]) == 0);
+    /* A pipeline whose output is not the batch's shape fails cleanly. */
+    cv_loader_pipeline bad = {pipe, 1, 3, 2};
+    cv_loader_opts o = {.batch_size = 8,
+                        .workers = 2,
+                        .out_c = 1,
+                        .out_h = 3,
+                        .out_w = 2,
+                        .transform = cv_loader_pipeline_fn,
+                        .user = &bad};
+    cv_loader *L;
+    const cv_batch *b;
+    CHECK_OK(ctx, cv_loader_new(ctx, ds, &o, &L));
+    CHECK_OK(ctx, cv_loader_start_epoch(ctx, L, 0));
+    CHECK(cv_loader_next(ctx, L, &b) == CV_ERR_SHAPE);
+    cv_loader_free(L);
+    cv_transform_pipeline_free(pipe);
+    cv_dataset_free(ds);
+    cv_ctx_free(ctx);
+}
+
 static void test_subset_and_split_api(void)
 {
     cv_ctx *ctx = cv_ctx_new();
@@ -249,6 +311,7 @@ int main(void)
     make_data();
     RUN(test_order_and_determinism);
     RUN(test_transform_seeds_and_skip);
+    RUN(test_pipeline_adapter);
     RUN(test_subset_and_split_api);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -100,6 +100,17 @@ cv_status cv_image_phash(cv_ctx *ctx, const cv_image *img, uint64_t *hash);
 typedef int (*cv_transform_fn)(void *user, cv_ctx *ctx, const cv_image *img, uint64_t sample_seed,
                                float *out_chw);
 
+/* Adapter for a transforms pipeline (cvision/transforms.h): pass cv_loader_pipeline_fn as the
+ * transform and a cv_loader_pipeline as its user data; the pipeline's output must be c x h x w
+ * (the loader's out_c, out_h, out_w), else the sample fails with a shape error. */
+struct cv_transform_pipeline;
+typedef struct {
+    const struct cv_transform_pipeline *pipe;
+    int c, h, w;
+} cv_loader_pipeline;
+int cv_loader_pipeline_fn(void *user, cv_ctx *ctx, const cv_image *img, uint64_t sample_seed,
+                          float *out_chw);
+
 typedef struct {
     int batch_size;
     int workers;  /* threads (>= 1) */

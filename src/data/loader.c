@@ -39,6 +39,25 @@ struct cv_loader {
     int64_t skipped;
 };
 
+int cv_loader_pipeline_fn(void *user, cv_ctx *ctx, const cv_image *img, uint64_t sample_seed,
+                          float *out_chw)
+{
+    const cv_loader_pipeline *p = user;
+    cv_tensor *t;
+    cv_status st = cv_transform_apply(ctx, p->pipe, img, sample_seed, &t);
+    if (st) return st;
+    if (t->dtype != CV_F32 || t->ndim != 3 || t->shape[0] != p->c || t->shape[1] != p->h ||
+        t->shape[2] != p->w) {
+        char s[96];
+        st = cv_fail(ctx, CV_ERR_SHAPE, "the transform gives %s, the batch wants [%d, %d, %d]",
+                     cv_shape_str(t->ndim, t->shape, s, sizeof s), p->c, p->h, p->w);
+    } else {
+        memcpy(out_chw, t->data, t->nbytes);
+    }
+    cv_tensor_free(t);
+    return st;
+}
+
 static cv_status default_transform(cv_ctx *ctx, const cv_loader *L, const cv_image *img, float *out)
 {
     const cv_loader_opts *o = &L->o;
