@@ -10,6 +10,7 @@ typedef int (*cli_command_fn)(cv_ctx *ctx, int argc, char **argv);
  */
 int cli_error(cv_ctx *ctx);
 
+int cmd_data(cv_ctx *ctx, int argc, char **argv);
 int cmd_npy(cv_ctx *ctx, int argc, char **argv);
 int cmd_bench(cv_ctx *ctx, int argc, char **argv);
 int cmd_forward(cv_ctx *ctx, int argc, char **argv);

@@ -12,6 +12,7 @@ static const struct {
     {"bench", cmd_bench, "images/s of a model's forward pass"},
     {"forward", cmd_forward, "logits for a .npy batch (eval mode)"},
     {"predict", cmd_predict, "classify images with a pretrained model"},
+    {"data", cmd_data, "inspect a dataset: info, check (duplicates, leakage), show, export"},
     {"npy", cmd_npy, "inspect a NumPy .npy array (dtype, shape, value range)"},
     {"transform", cmd_transform,
      "apply a transform pipeline to an image, write the tensor as .npy"},

@@ -6,6 +6,7 @@
 #include "cvision/core.h"
 #include "cvision/model.h"
 #include "cvision/image.h"
+#include "cvision/data.h"
 #include "cvision/npy.h"
 #include "cvision/transforms.h"
 #include "cvision/weights.h"
