@@ -21,7 +21,7 @@ static int conv_bn_act(cv_builder *b, int x, int out, int k, int stride, int gro
 static int inverted_residual(cv_builder *b, int x, int inp, int oup, int stride, int expand)
 {
     int hidden = (int)(inp * expand + 0.5), i = 0, y = x;
-    char idx[8];
+    char idx[16];
     b_push(b, "conv");
     if (expand != 1) {
         b_pushi(b, i++);

@@ -46,10 +46,12 @@ int slot_get(cv_exec *e, size_t size)
 
 cv_status new_value(cv_ctx *ctx, cv_exec *e, const dnnl_memory_desc_t *md, int in_arena, int *out)
 {
+    dnnl_memory_desc_t copy = *md; /* md may point into e->vals, which grow() can move */
     if (grow((void **)&e->vals, &e->capvals, e->nvals, sizeof *e->vals))
         return cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
     value *v = &e->vals[e->nvals];
-    v->md = *md;
+    v->md = copy;
+    md = &v->md;
     v->slot = -1;
     if (in_arena && (v->slot = slot_get(e, dnnl_memory_desc_get_size(md))) < 0)
         return cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
