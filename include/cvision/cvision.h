@@ -9,5 +9,6 @@
 #include "cvision/npy.h"
 #include "cvision/transforms.h"
 #include "cvision/weights.h"
+#include "cvision/train.h"
 
 #endif
