@@ -16,5 +16,6 @@ int cmd_forward(cv_ctx *ctx, int argc, char **argv);
 int cmd_predict(cv_ctx *ctx, int argc, char **argv);
 int cmd_transform(cv_ctx *ctx, int argc, char **argv);
 int cmd_convert(cv_ctx *ctx, int argc, char **argv);
+int cmd_runs(cv_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const struct {
     {"transform", cmd_transform,
      "apply a transform pipeline to an image, write the tensor as .npy"},
     {"convert", cmd_convert, "convert a weights file to safetensors"},
+    {"runs", cmd_runs, "list, show and compare training runs (SQLite)"},
     {NULL, NULL, NULL},
 };
 

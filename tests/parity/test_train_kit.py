@@ -14,6 +14,7 @@ The C side is build/tools/trainkit_tool, fed a JSON job list. Tolerances:
 import json
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cvtest  # noqa: E402
 from cvtest import check, finish, save_safetensors, tmpdir  # noqa: E402
 
 warnings.filterwarnings("ignore")
@@ -474,6 +476,28 @@ for u in range(U):
             ema_ref.n_averaged.fill_(0)
 ema_want = {k: v.numpy() for k, v in ema_ref.module.state_dict().items()}
 
+# ---------------------------------------------------------------- checkpoint and runs database
+ck_model = torchvision.models.resnet18(num_classes=7)
+ck_model.train()
+with torch.no_grad():
+    ck_model(torch.randn(2, 3, 32, 32))  # moves running stats and num_batches_tracked
+ck_state = {k: v.clone() for k, v in ck_model.state_dict().items()}
+save_safetensors(ck_state, os.path.join(D, "ck_in.safetensors"))
+ck_extra = {"args": {"lr": 0.1, "epochs": 3}, "seed": 7, "epoch": 2, "step": 120,
+            "classes": ["a", "b", "c", "d", "e", "f", "g"], "metrics": {"acc1": 0.5}}
+JOBS.append({"op": "checkpoint", "id": "checkpoint", "state": "ck_in.safetensors", "dir": "ck",
+             "tag": "best", "extra": ck_extra})
+
+RUNS = [{"arch": "resnet18", "data": "npy:X.npy,Y.npy", "args": {"lr": 0.1, "batch": 32, "opt": "sgd"},
+         "seed": 1, "metric": "acc1", "out_dir": "out1", "status": "finished",
+         "epochs": [{"epoch": e, "loss": 2.0 / (e + 1), "lr": 0.1 * 0.5 ** e, "seconds": 10.0 + e,
+                     "metrics": {"acc1": [0.3, 0.6, 0.5][e], "f1": 0.1 * e}} for e in range(3)],
+         "artifacts": [{"kind": "checkpoint", "path": os.path.join(D, "ck_in.safetensors")}]},
+        {"arch": "resnet18", "data": "npy:X.npy,Y.npy", "args": {"lr": 0.01, "batch": 32, "opt": "adamw"},
+         "seed": 2, "metric": "acc1", "out_dir": "out2",
+         "epochs": [{"epoch": 0, "loss": 1.5, "lr": 0.01, "seconds": 9.0, "metrics": {"acc1": 0.7}}]}]
+JOBS.append({"op": "runs", "id": "runs", "db": "runs.sqlite", "runs": RUNS})
+
 # ---------------------------------------------------------------- run everything
 p = run_jobs(JOBS, expect_fail=[f"badsched{k}" for k in range(len(BAD_SCHED))])
 check(p.returncode in (0, 3), f"trainkit_tool ran (rc {p.returncode})")
@@ -557,4 +581,66 @@ try:
 except OSError:
     check(False, "ema: no output")
 
+# the checkpoint loads into PyTorch strictly, with its sidecar committing the file's hash
+try:
+    import hashlib
+    got = read_safetensors(os.path.join(D, "ck", "best.safetensors"))
+    fresh = torchvision.models.resnet18(num_classes=7)
+    fresh.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in got.items()}, strict=True)
+    same = all(torch.equal(fresh.state_dict()[k], v) for k, v in ck_state.items())
+    nbt = got["bn1.num_batches_tracked"]
+    check(same and nbt.dtype == np.int64 and nbt.shape == () and list(got) == list(ck_state),
+          "checkpoint: best.safetensors loads with load_state_dict(strict=True), same tensors and order")
+    side = json.load(open(os.path.join(D, "ck", "best.json")))
+    digest = hashlib.sha256(open(os.path.join(D, "ck", "best.safetensors"), "rb").read()).hexdigest()
+    check(side["files"]["model"]["sha256"] == digest and side["tag"] == "best"
+          and all(side[k] == v for k, v in ck_extra.items()) and "optim" not in side["files"],
+          "checkpoint: best.json records the hash and the extra members")
+except (OSError, KeyError, RuntimeError) as e:
+    check(False, f"checkpoint: {e}")
+
+# the runs database: schema and WAL mode seen by Python's sqlite3, then the CLI
+import sqlite3  # noqa: E402
+db = os.path.join(D, "runs.sqlite")
+con = sqlite3.connect(db)
+check(con.execute("PRAGMA journal_mode").fetchone()[0] == "wal", "runs: the database is in WAL mode")
+rows = con.execute("SELECT id, status, arch, seed, best_metric, best_epoch, metric FROM runs ORDER BY id").fetchall()
+check(rows == [(1, "finished", "resnet18", 1, 0.6, 1, "acc1"), (2, "running", "resnet18", 2, 0.7, 0, "acc1")],
+      f"runs: rows as recorded ({rows})")
+n_ep = con.execute("SELECT COUNT(*) FROM epochs").fetchone()[0]
+art = con.execute("SELECT kind, sha256 FROM artifacts").fetchall()
+con.close()
+check(n_ep == 4 and art == [("checkpoint", hashlib.sha256(open(os.path.join(D, "ck_in.safetensors"), "rb").read()).hexdigest())],
+      "runs: epochs and artefacts (sha256 computed from the file)")
+
+
+def cli(*args):
+    return subprocess.run([CVISION, "runs", *args], capture_output=True, text=True, timeout=60)
+
+
+p = cli("list", "--db", D, "--json")
+lst = json.loads(p.stdout) if p.returncode == 0 else []
+check([(r["id"], r["epochs"], r["status"]) for r in lst] == [(2, 1, "running"), (1, 3, "finished")],
+      "cvision runs list --json: newest first with epoch counts")
+p = cli("show", "1", "--db", db, "--json")
+one = json.loads(p.stdout) if p.returncode == 0 else {}
+eps = one.get("epochs", [])
+check(one.get("args") == RUNS[0]["args"] and [e["val_metrics"] for e in eps] == [e["metrics"] for e in RUNS[0]["epochs"]]
+      and [e["lr"] for e in eps] == [e["lr"] for e in RUNS[0]["epochs"]] and len(one.get("artifacts", [])) == 1,
+      "cvision runs show --json: arguments, per-epoch metrics, artefacts")
+p = cli("compare", "1", "2", "--db", db, "--json")
+cmp_ = json.loads(p.stdout) if p.returncode == 0 else {}
+check(cmp_.get("args_diff") == {"lr": [0.1, 0.01], "opt": ["sgd", "adamw"]},
+      f"cvision runs compare --json: the differing arguments ({cmp_.get('args_diff')})")
+for args in (("list",), ("show", "1"), ("compare", "1", "2")):
+    p = cli(*args, "--db", db)
+    check(p.returncode == 0 and "resnet18" in p.stdout, f"cvision runs {' '.join(args)} prints a table")
+for args, why in ((("show", "9"), "no run 9"), (("show", "x"), "not a run id"),
+                  (("list", "--db", os.path.join(D, "nope.sqlite")), "no runs database")):
+    p = cli(*args, *(() if "--db" in args else ("--db", db)))
+    check(p.returncode == 1 and p.stderr.count("\n") == 1 and why in p.stderr,
+          f"cvision runs {' '.join(args)} fails with one line ({p.stderr.strip()})")
+
+if not cvtest._failures:
+    shutil.rmtree(D, ignore_errors=True)
 finish()

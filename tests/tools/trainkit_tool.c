@@ -306,6 +306,71 @@ static cv_status run_ema(cv_ctx *ctx, const cJSON *job)
     return s;
 }
 
+/* Saves a state_dict as checkpoint DIR/TAG with the job's "extra" JSON. */
+static cv_status run_checkpoint(cv_ctx *ctx, const cJSON *job)
+{
+    char b[4200], d[4200];
+    cv_state *st = NULL;
+    cv_status s = cv_weights_load(ctx, path_of(str(job, "state"), b, sizeof b), &st);
+    char *extra = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(job, "extra"));
+    if (!s)
+        s = cv_checkpoint_save(ctx, path_of(str(job, "dir"), d, sizeof d), str(job, "tag"), st,
+                               NULL, NULL, extra);
+    free(extra);
+    cv_state_free(st);
+    return s;
+}
+
+/* Records the runs the job describes through the library (for the `cvision runs` test). */
+static cv_status run_runs(cv_ctx *ctx, const cJSON *job)
+{
+    char b[4200];
+    cv_runs *r = NULL;
+    cv_status s = cv_runs_open(ctx, path_of(str(job, "db"), b, sizeof b), &r);
+    const cJSON *rj;
+    cJSON_ArrayForEach(rj, cJSON_GetObjectItemCaseSensitive(job, "runs"))
+    {
+        if (s) break;
+        char *args = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(rj, "args"));
+        cv_run_info info = {.arch = str(rj, "arch"),
+                            .data = str(rj, "data"),
+                            .args_json = args,
+                            .out_dir = str(rj, "out_dir"),
+                            .metric = str(rj, "metric"),
+                            .seed = (int64_t)num(rj, "seed", 0)};
+        int64_t id = 0;
+        s = cv_run_begin(ctx, r, &info, &id);
+        free(args);
+        const cJSON *ej;
+        double best = -INFINITY;
+        cJSON_ArrayForEach(ej, cJSON_GetObjectItemCaseSensitive(rj, "epochs"))
+        {
+            if (s) break;
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(ej, "metrics");
+            char *mt = m ? cJSON_PrintUnformatted(m) : NULL;
+            double v = num(m, str(rj, "metric"), NAN);
+            cv_run_epoch_info e = {.epoch = (int)num(ej, "epoch", 0),
+                                   .train_loss = num(ej, "loss", NAN),
+                                   .lr = num(ej, "lr", NAN),
+                                   .seconds = num(ej, "seconds", NAN),
+                                   .val_metrics_json = mt,
+                                   .is_best = v > best,
+                                   .metric_value = v};
+            if (v > best) best = v;
+            s = cv_run_epoch(ctx, r, id, &e);
+            free(mt);
+        }
+        const cJSON *aj;
+        cJSON_ArrayForEach(aj, cJSON_GetObjectItemCaseSensitive(rj, "artifacts"))
+        {
+            if (!s) s = cv_run_artifact(ctx, r, id, str(aj, "kind"), str(aj, "path"), NULL);
+        }
+        if (!s && str(rj, "status")) s = cv_run_end(ctx, r, id, str(rj, "status"));
+    }
+    cv_runs_close(r);
+    return s;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -347,6 +412,10 @@ int main(int argc, char **argv)
             s = run_sched(ctx, job);
         } else if (!strcmp(op, "groups")) {
             s = run_groups(ctx, job);
+        } else if (!strcmp(op, "checkpoint")) {
+            s = run_checkpoint(ctx, job);
+        } else if (!strcmp(op, "runs")) {
+            s = run_runs(ctx, job);
         } else if (!strcmp(op, "ema")) {
             s = run_ema(ctx, job);
         } else {
