@@ -83,10 +83,11 @@ cv_status cv_loss_cross_entropy(cv_ctx *ctx, const cv_tensor *logits, const cv_t
                                        : ((const int32_t *)target->data)[i];
         if (opts->use_ignore_index && y[i] == opts->ignore_index) continue;
         if (y[i] < 0 || y[i] >= k) {
+            long long bad = (long long)y[i];
             free(y);
             return cv_fail(ctx, CV_ERR_INVALID,
                            "%s: target[%lld] = %lld is not a class in [0, %lld)", what,
-                           (long long)i, (long long)y[i], (long long)k);
+                           (long long)i, bad, (long long)k);
         }
     }
     double wsum_all = 0; /* sum of all class weights (K without weights) */
