@@ -51,8 +51,27 @@ cv_status cv_model_load_state(cv_ctx *ctx, cv_model *m, const cv_state *st, int 
 
 cv_status cv_model_set_backend(cv_ctx *ctx, cv_model *m, cv_backend_kind kind);
 
-/* Eval-mode forward: x is float32 [N, 3, H, W]; *out becomes a new float32 [N, num_classes]. */
+/* Forward: x is float32 [N, 3, H, W]; *out becomes a new float32 [N, num_classes]. In eval mode
+ * (the default) batch norm uses its running statistics and dropout is off; in training mode batch
+ * norm uses the batch's statistics and updates the running ones (as PyTorch does) and dropout is on. */
 cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tensor **out);
+
+/* ---- training ---- */
+/* model.train() / model.eval(). */
+cv_status cv_model_set_training(cv_ctx *ctx, cv_model *m, int training);
+int cv_model_training(const cv_model *m);
+/* Freezes (0) or unfreezes (1) every parameter whose name starts with `prefix` ("" = all).
+ * All float parameters train by default; buffers never do. */
+cv_status cv_model_set_trainable(cv_ctx *ctx, cv_model *m, const char *prefix, int trainable);
+int cv_model_trainable(const cv_model *m, const char *name);
+/* After a training-mode forward: back-propagates dout (d loss / d output, float32 like the
+ * output) and accumulates the gradients of the trainable parameters. */
+cv_status cv_model_backward(cv_ctx *ctx, cv_model *m, const cv_tensor *dout);
+/* Gradients by parameter name (trainable parameters only; float32, the parameter's shape). */
+cv_state *cv_model_grads(cv_model *m);
+void cv_model_zero_grad(cv_model *m);
+/* Seeds dropout; each training forward then draws from (seed, step). */
+void cv_model_set_seed(cv_model *m, uint64_t seed);
 
 #ifdef __cplusplus
 }

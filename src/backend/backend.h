@@ -8,14 +8,34 @@
 
 typedef struct cv_exec cv_exec;
 
+typedef enum {
+    PLAN_EVAL = 0, /* inference: running statistics, dropout off, fusion allowed */
+    PLAN_TRAIN,    /* training: batch statistics (running ones updated), dropout on, backward */
+} cv_plan_mode;
+
+/* What a training step needs besides the graph: per parameter index, its gradient tensor (NULL
+ * when it does not train), and the seed of this step's dropout masks. */
+typedef struct {
+    cv_tensor **grad;
+    uint64_t seed;
+} cv_train_io;
+
 typedef struct {
     const char *name;
-    cv_status (*plan)(cv_ctx *ctx, const cv_graph *g, const cv_state *params,
-                      const cv_shape4 *shapes, cv_exec **out);
-    /* in: NCHW float32 of shapes[input]; out: the output node's values, row-major */
-    cv_status (*run)(cv_ctx *ctx, cv_exec *e, const float *in, float *out);
+    cv_status (*plan)(cv_ctx *ctx, const cv_graph *g, cv_state *params, const cv_shape4 *shapes,
+                      cv_plan_mode mode, cv_exec **out);
+    /* in: NCHW float32 of shapes[input]; out: the output node's values, row-major. In training
+     * mode this also updates the batch-norm running statistics in `params`. */
+    cv_status (*run)(cv_ctx *ctx, cv_exec *e, const float *in, float *out, const cv_train_io *io);
+    /* Training mode, after run: back-propagates dout (the output's gradient) and accumulates
+     * parameter gradients into io->grad. */
+    cv_status (*backward)(cv_ctx *ctx, cv_exec *e, const float *dout, const cv_train_io *io);
     void (*free)(cv_exec *e);
 } cv_backend_ops;
+
+/* The dropout mask decision for element i of node `node` under `seed`: counter-based, so the
+ * same on every backend and thread count. Returns 1 to keep. */
+int dropout_keep(uint64_t seed, int node, int64_t i, float p);
 
 extern const cv_backend_ops cv_backend_ref;
 extern const cv_backend_ops cv_backend_dnnl;

@@ -14,10 +14,18 @@ struct cv_model {
     cv_graph *g;
     cv_state *params;
     const cv_backend_ops *backend;
+    int training;
+    unsigned char *trainable; /* per parameter index */
+    cv_state *grads;          /* created on first use: one tensor per trainable parameter */
+    cv_tensor **grad_of;      /* per parameter index: its gradient tensor or NULL */
+    uint64_t seed, step;
+    int ran_train;            /* a training forward ran since the last backward */
     cv_exec *exec; /* planned for exec_shape with the parameters as they were then */
     cv_shape4 *shapes;
     int64_t exec_n, exec_h, exec_w;
 };
+
+static cv_status ensure_grads(cv_ctx *ctx, cv_model *m);
 
 cv_status cv_model_create(cv_ctx *ctx, const char *arch, int num_classes, cv_model **out)
 {
@@ -49,6 +57,12 @@ cv_status cv_model_create(cv_ctx *ctx, const char *arch, int num_classes, cv_mod
     m->g = b.g;
     m->params = b.params;
     m->backend = &cv_backend_dnnl;
+    int np = cv_state_count(m->params);
+    if (!(m->trainable = malloc((size_t)np)) || !(m->grad_of = calloc((size_t)np, sizeof *m->grad_of))) {
+        cv_model_free(m);
+        return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", arch);
+    }
+    for (int i = 0; i < np; i++) m->trainable[i] = cv_state_tensor(m->params, i)->dtype == CV_F32;
     *out = m;
     return CV_OK;
 }
@@ -64,6 +78,9 @@ void cv_model_free(cv_model *m)
     if (!m) return;
     cv_model_params_changed(m);
     free(m->shapes);
+    free(m->trainable);
+    free(m->grad_of);
+    cv_state_free(m->grads);
     graph_free(m->g);
     cv_state_free(m->params);
     free(m);
@@ -302,17 +319,114 @@ cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tens
         if (!shapes) return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
         m->shapes = shapes;
         cv_status s = graph_infer_shapes(ctx, m->g, m->params, n, x->shape[1], h, w, shapes);
-        if (!s) s = m->backend->plan(ctx, m->g, m->params, shapes, &m->exec);
+        if (!s) s = m->backend->plan(ctx, m->g, m->params, shapes, m->training ? PLAN_TRAIN : PLAN_EVAL, &m->exec);
         if (s) return s;
         m->exec_n = n, m->exec_h = h, m->exec_w = w;
     }
     const cv_shape4 *os = &m->shapes[m->g->output];
     cv_status s = cv_tensor_new(ctx, CV_F32, os->rank, os->d, out);
     if (s) return s;
-    s = m->backend->run(ctx, m->exec, x->data, (*out)->data);
-    if (s) {
-        cv_tensor_free(*out);
-        *out = NULL;
-    }
+    if (m->training && (s = ensure_grads(ctx, m))) goto fail;
+    cv_train_io io = {m->grad_of, m->seed + m->step};
+    if ((s = m->backend->run(ctx, m->exec, x->data, (*out)->data, &io))) goto fail;
+    m->ran_train = m->training;
+    return CV_OK;
+fail:
+    cv_tensor_free(*out);
+    *out = NULL;
     return s;
+}
+
+cv_status cv_model_set_training(cv_ctx *ctx, cv_model *m, int training)
+{
+    (void)ctx;
+    if (!!training != m->training) cv_model_params_changed(m);
+    m->training = !!training;
+    return CV_OK;
+}
+
+int cv_model_training(const cv_model *m)
+{
+    return m->training;
+}
+
+cv_status cv_model_set_trainable(cv_ctx *ctx, cv_model *m, const char *prefix, int trainable)
+{
+    int hits = 0;
+    for (int i = 0; i < cv_state_count(m->params); i++) {
+        const char *name = cv_state_name(m->params, i);
+        if (strncmp(name, prefix, strlen(prefix)) || cv_state_tensor(m->params, i)->dtype != CV_F32) continue;
+        m->trainable[i] = !!trainable;
+        hits++;
+    }
+    if (!hits) return cv_fail(ctx, CV_ERR_NOT_FOUND, "%s has no parameter named '%s...'", m->arch->name, prefix);
+    /* the gradient table follows the trainable set */
+    cv_state_free(m->grads);
+    m->grads = NULL;
+    memset(m->grad_of, 0, (size_t)cv_state_count(m->params) * sizeof *m->grad_of);
+    return CV_OK;
+}
+
+int cv_model_trainable(const cv_model *m, const char *name)
+{
+    for (int i = 0; i < cv_state_count(m->params); i++)
+        if (!strcmp(cv_state_name(m->params, i), name)) return m->trainable[i];
+    return 0;
+}
+
+static cv_status ensure_grads(cv_ctx *ctx, cv_model *m)
+{
+    if (m->grads) return CV_OK;
+    if (!(m->grads = cv_state_new())) return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < cv_state_count(m->params); i++) {
+        if (!m->trainable[i]) continue;
+        const cv_tensor *p = cv_state_tensor(m->params, i);
+        cv_tensor *g;
+        cv_status s = cv_tensor_new(ctx, CV_F32, p->ndim, p->shape, &g);
+        if (!s) s = cv_state_put(ctx, m->grads, cv_state_name(m->params, i), g);
+        if (s) {
+            cv_state_free(m->grads);
+            m->grads = NULL;
+            memset(m->grad_of, 0, (size_t)cv_state_count(m->params) * sizeof *m->grad_of);
+            return s;
+        }
+        m->grad_of[i] = g;
+    }
+    return CV_OK;
+}
+
+cv_status cv_model_backward(cv_ctx *ctx, cv_model *m, const cv_tensor *dout)
+{
+    if (!m->ran_train || !m->exec)
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: backward needs a training-mode forward first", m->arch->name);
+    const cv_shape4 *os = &m->shapes[m->g->output];
+    if (dout->dtype != CV_F32 || cv_tensor_numel(dout) != shape_numel(os))
+        return cv_fail(ctx, CV_ERR_SHAPE, "%s: the output gradient must be float32 like the output", m->arch->name);
+    cv_status s = ensure_grads(ctx, m);
+    if (s) return s;
+    cv_train_io io = {m->grad_of, m->seed + m->step};
+    s = m->backend->backward(ctx, m->exec, dout->data, &io);
+    m->ran_train = 0;
+    m->step++;
+    /* the parameters will change under the optimizer: the plan re-reads them */
+    return s;
+}
+
+cv_state *cv_model_grads(cv_model *m)
+{
+    return m->grads;
+}
+
+void cv_model_zero_grad(cv_model *m)
+{
+    for (int i = 0; m->grads && i < cv_state_count(m->grads); i++) {
+        cv_tensor *g = cv_state_tensor(m->grads, i);
+        memset(g->data, 0, g->nbytes);
+    }
+}
+
+void cv_model_set_seed(cv_model *m, uint64_t seed)
+{
+    m->seed = seed;
+    m->step = 0;
 }

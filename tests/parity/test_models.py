@@ -32,7 +32,7 @@ def randomise_bn(model):
             c = m.num_features
             m.running_mean.copy_(torch.randn(c) * 0.2)
             m.running_var.copy_(torch.rand(c) + 0.5)
-            m.weight.data.copy_(torch.rand(c) + 0.5)
+            m.weight.data.copy_(torch.rand(c) * 0.4 + 0.2)  # < 1 keeps deep residual streams O(1)
             m.bias.data.copy_(torch.randn(c) * 0.2)
             m.num_batches_tracked.fill_(int(torch.randint(0, 1000, ())))
 

@@ -657,10 +657,11 @@ static void dnnl_free_exec(cv_exec *e)
     free(e);
 }
 
-static cv_status dnnl_plan(cv_ctx *ctx, const cv_graph *g, const cv_state *params,
-                           const cv_shape4 *shapes, cv_exec **out)
+static cv_status dnnl_plan(cv_ctx *ctx, const cv_graph *g, cv_state *params,
+                           const cv_shape4 *shapes, cv_plan_mode mode, cv_exec **out)
 {
     *out = NULL;
+    if (mode != PLAN_EVAL) return cv_fail(ctx, CV_ERR_UNSUPPORTED, "oneDNN backend: training is not implemented yet");
     cv_exec *e = calloc(1, sizeof *e);
     if (!e || !(e->node_val = malloc((size_t)g->n * sizeof *e->node_val))) {
         free(e);
@@ -737,8 +738,9 @@ static void run_ref(cv_exec *e, const xstep *x)
     }
 }
 
-static cv_status dnnl_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out)
+static cv_status dnnl_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out, const cv_train_io *io)
 {
+    (void)io;
     omp_set_num_threads(e->threads);
     DNNL(ctx, dnnl_memory_set_data_handle(e->vals[e->input_val].mem, (void *)in));
     for (int i = 0; i < e->nxs; i++) {
@@ -759,4 +761,4 @@ static cv_status dnnl_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out)
     return CV_OK;
 }
 
-const cv_backend_ops cv_backend_dnnl = {"onednn", dnnl_plan, dnnl_run, dnnl_free_exec};
+const cv_backend_ops cv_backend_dnnl = {"onednn", dnnl_plan, dnnl_run, NULL, dnnl_free_exec};

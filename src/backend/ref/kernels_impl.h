@@ -1,0 +1,424 @@
+/* Reference kernels, forward and backward, written once over `real` (included by kernels.c for
+ * float and for double: the double instances serve the finite-difference gradient checks).
+ * Semantics are PyTorch's, including the edges: pooling windows, ceil_mode, ties in max pooling
+ * (first maximum in scan order), activation derivatives at their kinks. Backward kernels
+ * accumulate (+=) into their outputs, so that a value read by several nodes sums its gradients. */
+#ifndef REAL
+#error "define REAL and FN before including kernels_impl.h"
+#endif
+
+void FN(ref_conv2d)(const REAL *x, const REAL *w, const REAL *bias, REAL *y, const cv_shape4 *xs,
+                    const cv_shape4 *ys, int kh, int kw, const cv_attrs *a)
+{
+    int64_t N = xs->d[0], C = xs->d[1], H = xs->d[2], W = xs->d[3];
+    int64_t O = ys->d[1], OH = ys->d[2], OW = ys->d[3];
+    int64_t cg = C / a->groups, og = O / a->groups;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++) {
+            REAL *yp = y + (n * O + o) * OH * OW;
+            REAL b0 = bias ? bias[o] : 0;
+            for (int64_t i = 0; i < OH * OW; i++) yp[i] = b0;
+            int64_t g = o / og;
+            for (int64_t c = 0; c < cg; c++) {
+                const REAL *xp = x + (n * C + g * cg + c) * H * W;
+                for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++) {
+                        REAL wv = w[((o * cg + c) * kh + i) * kw + j];
+                        for (int64_t oh = 0; oh < OH; oh++) {
+                            int64_t ih = oh * a->sh - a->ph + (int64_t)i * a->dh;
+                            if (ih < 0 || ih >= H) continue;
+                            for (int64_t ow = 0; ow < OW; ow++) {
+                                int64_t iw = ow * a->sw - a->pw + (int64_t)j * a->dw;
+                                if (iw >= 0 && iw < W) yp[oh * OW + ow] += wv * xp[ih * W + iw];
+                            }
+                        }
+                    }
+            }
+        }
+}
+
+/* dx += conv_transpose(dy, w); dw += correlate(x, dy); db += sum(dy). Any output may be NULL. */
+void FN(ref_conv2d_backward)(const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw,
+                             REAL *db, const cv_shape4 *xs, const cv_shape4 *ys, int kh, int kw,
+                             const cv_attrs *a)
+{
+    int64_t N = xs->d[0], C = xs->d[1], H = xs->d[2], W = xs->d[3];
+    int64_t O = ys->d[1], OH = ys->d[2], OW = ys->d[3];
+    int64_t cg = C / a->groups, og = O / a->groups;
+    if (dx) {
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t ci = 0; ci < C; ci++) {
+                int64_t g = ci / cg, c = ci % cg;
+                REAL *xp = dx + (n * C + ci) * H * W;
+                for (int64_t o = g * og; o < (g + 1) * og; o++) {
+                    const REAL *dyp = dy + (n * O + o) * OH * OW;
+                    for (int i = 0; i < kh; i++)
+                        for (int j = 0; j < kw; j++) {
+                            REAL wv = w[((o * cg + c) * kh + i) * kw + j];
+                            for (int64_t oh = 0; oh < OH; oh++) {
+                                int64_t ih = oh * a->sh - a->ph + (int64_t)i * a->dh;
+                                if (ih < 0 || ih >= H) continue;
+                                for (int64_t ow = 0; ow < OW; ow++) {
+                                    int64_t iw = ow * a->sw - a->pw + (int64_t)j * a->dw;
+                                    if (iw >= 0 && iw < W) xp[ih * W + iw] += wv * dyp[oh * OW + ow];
+                                }
+                            }
+                        }
+                }
+            }
+    }
+    if (dw || db) {
+#pragma omp parallel for schedule(static)
+        for (int64_t o = 0; o < O; o++) {
+            int64_t g = o / og;
+            for (int64_t n = 0; n < N; n++) {
+                const REAL *dyp = dy + (n * O + o) * OH * OW;
+                if (db)
+                    for (int64_t k = 0; k < OH * OW; k++) db[o] += dyp[k];
+                if (!dw) continue;
+                for (int64_t c = 0; c < cg; c++) {
+                    const REAL *xp = x + (n * C + g * cg + c) * H * W;
+                    for (int i = 0; i < kh; i++)
+                        for (int j = 0; j < kw; j++) {
+                            REAL s = 0;
+                            for (int64_t oh = 0; oh < OH; oh++) {
+                                int64_t ih = oh * a->sh - a->ph + (int64_t)i * a->dh;
+                                if (ih < 0 || ih >= H) continue;
+                                for (int64_t ow = 0; ow < OW; ow++) {
+                                    int64_t iw = ow * a->sw - a->pw + (int64_t)j * a->dw;
+                                    if (iw >= 0 && iw < W) s += xp[ih * W + iw] * dyp[oh * OW + ow];
+                                }
+                            }
+                            dw[((o * cg + c) * kh + i) * kw + j] += s;
+                        }
+                }
+            }
+        }
+    }
+}
+
+/* Eval mode: normalise with the running statistics. Also the training-mode forward when given
+ * the batch statistics (mean, var = biased batch variance). */
+void FN(ref_batchnorm)(const REAL *x, REAL *y, const cv_shape4 *s, const REAL *weight,
+                       const REAL *bias, const REAL *mean, const REAL *var, REAL eps)
+{
+    int64_t N = s->d[0], C = s->d[1], HW = s->rank == 4 ? s->d[2] * s->d[3] : 1;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) {
+            REAL inv = 1 / sqrt(var[c] + eps);
+            const REAL *xp = x + (n * C + c) * HW;
+            REAL *yp = y + (n * C + c) * HW;
+            for (int64_t i = 0; i < HW; i++) yp[i] = (xp[i] - mean[c]) * inv * weight[c] + bias[c];
+        }
+}
+
+/* Batch statistics per channel: mean and biased variance (two-pass, accumulated in double). */
+void FN(ref_batch_stats)(const REAL *x, const cv_shape4 *s, REAL *mean, REAL *var)
+{
+    int64_t N = s->d[0], C = s->d[1], HW = s->rank == 4 ? s->d[2] * s->d[3] : 1;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < C; c++) {
+        double m = 0, v = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < HW; i++) m += x[(n * C + c) * HW + i];
+        m /= (double)(N * HW);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < HW; i++) {
+                double d = x[(n * C + c) * HW + i] - m;
+                v += d * d;
+            }
+        mean[c] = (REAL)m;
+        var[c] = (REAL)(v / (double)(N * HW));
+    }
+}
+
+/* Training-mode BN backward with batch statistics (mean, biased var):
+ * dx = gamma*inv/M * (M*dy - sum(dy) - xhat*sum(dy*xhat)), dgamma = sum(dy*xhat), dbeta = sum(dy) */
+void FN(ref_batchnorm_backward)(const REAL *x, const REAL *dy, REAL *dx, REAL *dweight, REAL *dbias,
+                                const cv_shape4 *s, const REAL *weight, const REAL *mean,
+                                const REAL *var, REAL eps)
+{
+    int64_t N = s->d[0], C = s->d[1], HW = s->rank == 4 ? s->d[2] * s->d[3] : 1;
+    double M = (double)(N * HW);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < C; c++) {
+        double inv = 1 / sqrt((double)var[c] + eps), sdy = 0, sdyx = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < HW; i++) {
+                int64_t k = (n * C + c) * HW + i;
+                sdy += dy[k];
+                sdyx += dy[k] * (x[k] - mean[c]) * inv;
+            }
+        if (dweight) dweight[c] += (REAL)sdyx;
+        if (dbias) dbias[c] += (REAL)sdy;
+        if (!dx) continue;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t i = 0; i < HW; i++) {
+                int64_t k = (n * C + c) * HW + i;
+                double xhat = (x[k] - mean[c]) * inv;
+                dx[k] += (REAL)(weight[c] * inv / M * (M * dy[k] - sdy - xhat * sdyx));
+            }
+    }
+}
+
+REAL FN(ref_act1)(REAL v, cv_act act)
+{
+    switch (act) {
+    case ACT_RELU: return v > 0 ? v : 0;
+    case ACT_RELU6: return v < 0 ? 0 : v > 6 ? 6 : v;
+    case ACT_HARDSWISH: return v <= -3 ? 0 : v >= 3 ? v : v * (v + 3) / 6;
+    case ACT_HARDSIGMOID: return v <= -3 ? 0 : v >= 3 ? 1 : v / 6 + (REAL)0.5;
+    case ACT_SILU: return v / (1 + exp(-v));
+    case ACT_GELU: return (REAL)0.5 * v * (1 + erf(v * (REAL)M_SQRT1_2));
+    case ACT_SIGMOID: return 1 / (1 + exp(-v));
+    default: return v;
+    }
+}
+
+/* d act / d x at x, with PyTorch's choices at the kinks (relu'(0) = 0, relu6'(0) = relu6'(6) = 0,
+ * hardswish'(3) = 1.5, hardsigmoid'(+-3) = 0). */
+REAL FN(ref_act_grad1)(REAL v, cv_act act)
+{
+    switch (act) {
+    case ACT_RELU: return v > 0;
+    case ACT_RELU6: return v > 0 && v < 6;
+    case ACT_HARDSWISH: return v < -3 ? 0 : v <= 3 ? v / 3 + (REAL)0.5 : 1;
+    case ACT_HARDSIGMOID: return v > -3 && v < 3 ? (REAL)1 / 6 : 0;
+    case ACT_SILU: {
+        REAL s = 1 / (1 + exp(-v));
+        return s * (1 + v * (1 - s));
+    }
+    case ACT_GELU:
+        return (REAL)0.5 * (1 + erf(v * (REAL)M_SQRT1_2)) + v * exp(-v * v / 2) * (REAL)(0.5 * M_2_SQRTPI * M_SQRT1_2);
+    case ACT_SIGMOID: {
+        REAL s = 1 / (1 + exp(-v));
+        return s * (1 - s);
+    }
+    default: return 1;
+    }
+}
+
+void FN(ref_act)(const REAL *x, REAL *y, int64_t n, cv_act act)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) y[i] = FN(ref_act1)(x[i], act);
+}
+
+void FN(ref_act_backward)(const REAL *x, const REAL *dy, REAL *dx, int64_t n, cv_act act)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * FN(ref_act_grad1)(x[i], act);
+}
+
+/* The index (into the plane) of each max-pool window's first maximum, or -1 for an empty window.
+ * Shared by the forward and the backward so that ties route the gradient as PyTorch does. */
+static int64_t FN(maxpool_argmax)(const REAL *xp, int64_t H, int64_t W, int64_t oh, int64_t ow,
+                                  const cv_attrs *a)
+{
+    int64_t best = -1;
+    REAL m = 0;
+    for (int i = 0; i < a->kh; i++) {
+        int64_t ih = oh * a->sh - a->ph + (int64_t)i * a->dh;
+        if (ih < 0 || ih >= H) continue;
+        for (int j = 0; j < a->kw; j++) {
+            int64_t iw = ow * a->sw - a->pw + (int64_t)j * a->dw;
+            if (iw < 0 || iw >= W) continue;
+            REAL v = xp[ih * W + iw];
+            if (best < 0 || v > m || isnan(v)) best = ih * W + iw, m = v;
+            if (isnan(v)) return best;
+        }
+    }
+    return best;
+}
+
+void FN(ref_maxpool)(const REAL *x, REAL *y, const cv_shape4 *xs, const cv_shape4 *ys,
+                     const cv_attrs *a)
+{
+    int64_t NC = xs->d[0] * xs->d[1], H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3];
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < NC; nc++)
+        for (int64_t oh = 0; oh < OH; oh++)
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t k = FN(maxpool_argmax)(x + nc * H * W, H, W, oh, ow, a);
+                y[(nc * OH + oh) * OW + ow] = k < 0 ? -INFINITY : x[nc * H * W + k];
+            }
+}
+
+void FN(ref_maxpool_backward)(const REAL *x, const REAL *dy, REAL *dx, const cv_shape4 *xs,
+                              const cv_shape4 *ys, const cv_attrs *a)
+{
+    int64_t NC = xs->d[0] * xs->d[1], H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3];
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < NC; nc++)
+        for (int64_t oh = 0; oh < OH; oh++)
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t k = FN(maxpool_argmax)(x + nc * H * W, H, W, oh, ow, a);
+                if (k >= 0) dx[nc * H * W + k] += dy[(nc * OH + oh) * OW + ow];
+            }
+}
+
+/* PyTorch's average-pool window: start may be negative (padding); the divisor with
+ * count_include_pad counts the window clipped to the padded input; then clipped to the input. */
+static int64_t FN(avg_window)(int64_t o, int s, int p, int k, int64_t in, int64_t *lo, int64_t *hi)
+{
+    int64_t a = o * s - p, b = a + k < in + p ? a + k : in + p, padded = b - a;
+    *lo = a < 0 ? 0 : a;
+    *hi = b > in ? in : b;
+    return padded;
+}
+
+void FN(ref_avgpool)(const REAL *x, REAL *y, const cv_shape4 *xs, const cv_shape4 *ys,
+                     const cv_attrs *a)
+{
+    int64_t NC = xs->d[0] * xs->d[1], H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3];
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < NC; nc++)
+        for (int64_t oh = 0; oh < OH; oh++)
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t h0, h1, w0, w1;
+                int64_t ph = FN(avg_window)(oh, a->sh, a->ph, a->kh, H, &h0, &h1);
+                int64_t pw = FN(avg_window)(ow, a->sw, a->pw, a->kw, W, &w0, &w1);
+                REAL s = 0;
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) s += x[(nc * H + ih) * W + iw];
+                int64_t div = a->count_include_pad ? ph * pw : (h1 - h0) * (w1 - w0);
+                y[(nc * OH + oh) * OW + ow] = s / (REAL)div;
+            }
+}
+
+void FN(ref_avgpool_backward)(const REAL *dy, REAL *dx, const cv_shape4 *xs, const cv_shape4 *ys,
+                              const cv_attrs *a)
+{
+    int64_t NC = xs->d[0] * xs->d[1], H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3];
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < NC; nc++)
+        for (int64_t oh = 0; oh < OH; oh++)
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t h0, h1, w0, w1;
+                int64_t ph = FN(avg_window)(oh, a->sh, a->ph, a->kh, H, &h0, &h1);
+                int64_t pw = FN(avg_window)(ow, a->sw, a->pw, a->kw, W, &w0, &w1);
+                int64_t div = a->count_include_pad ? ph * pw : (h1 - h0) * (w1 - w0);
+                REAL g = dy[(nc * OH + oh) * OW + ow] / (REAL)div;
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) dx[(nc * H + ih) * W + iw] += g;
+            }
+}
+
+/* Adaptive pooling windows: [floor(i*in/out), ceil((i+1)*in/out)). */
+void FN(ref_adaptive_avgpool)(const REAL *x, REAL *y, const cv_shape4 *xs, const cv_shape4 *ys)
+{
+    int64_t NC = xs->d[0] * xs->d[1], H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3];
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < NC; nc++)
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t h0 = oh * H / OH, h1 = ((oh + 1) * H + OH - 1) / OH;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t w0 = ow * W / OW, w1 = ((ow + 1) * W + OW - 1) / OW;
+                REAL s = 0;
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) s += x[(nc * H + ih) * W + iw];
+                y[(nc * OH + oh) * OW + ow] = s / (REAL)((h1 - h0) * (w1 - w0));
+            }
+        }
+}
+
+void FN(ref_adaptive_avgpool_backward)(const REAL *dy, REAL *dx, const cv_shape4 *xs,
+                                       const cv_shape4 *ys)
+{
+    int64_t NC = xs->d[0] * xs->d[1], H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3];
+#pragma omp parallel for schedule(static)
+    for (int64_t nc = 0; nc < NC; nc++)
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t h0 = oh * H / OH, h1 = ((oh + 1) * H + OH - 1) / OH;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t w0 = ow * W / OW, w1 = ((ow + 1) * W + OW - 1) / OW;
+                REAL g = dy[(nc * OH + oh) * OW + ow] / (REAL)((h1 - h0) * (w1 - w0));
+                for (int64_t ih = h0; ih < h1; ih++)
+                    for (int64_t iw = w0; iw < w1; iw++) dx[(nc * H + ih) * W + iw] += g;
+            }
+        }
+}
+
+void FN(ref_linear)(const REAL *x, const REAL *w, const REAL *bias, REAL *y, int64_t n, int64_t in,
+                    int64_t out)
+{
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t o = 0; o < out; o++) {
+            REAL s = bias ? bias[o] : 0;
+            for (int64_t k = 0; k < in; k++) s += x[i * in + k] * w[o * in + k];
+            y[i * out + o] = s;
+        }
+}
+
+void FN(ref_linear_backward)(const REAL *x, const REAL *w, const REAL *dy, REAL *dx, REAL *dw,
+                             REAL *db, int64_t n, int64_t in, int64_t out)
+{
+    if (dx) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t o = 0; o < out; o++)
+                for (int64_t k = 0; k < in; k++) dx[i * in + k] += dy[i * out + o] * w[o * in + k];
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < out; o++)
+        for (int64_t i = 0; i < n; i++) {
+            if (db) db[o] += dy[i * out + o];
+            if (dw)
+                for (int64_t k = 0; k < in; k++) dw[o * in + k] += dy[i * out + o] * x[i * in + k];
+        }
+}
+
+void FN(ref_binary)(cv_op op, const REAL *a, const REAL *b, REAL *y, const cv_shape4 *as,
+                    const cv_shape4 *bs)
+{
+    int64_t n = shape_numel(as);
+    int64_t hw = as->rank == 4 ? as->d[2] * as->d[3] : 1;
+    int bcast = shape_numel(bs) != n; /* b is [N, C, 1, 1] */
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        REAL bv = b[bcast ? i / hw : i];
+        y[i] = op == OP_ADD ? a[i] + bv : a[i] * bv;
+    }
+}
+
+/* da += dy (add) or dy*b (mul); db += dy or dy*a, summed over H, W when b was broadcast. */
+void FN(ref_binary_backward)(cv_op op, const REAL *a, const REAL *b, const REAL *dy, REAL *da,
+                             REAL *db, const cv_shape4 *as, const cv_shape4 *bs)
+{
+    int64_t n = shape_numel(as), hw = as->rank == 4 ? as->d[2] * as->d[3] : 1;
+    int bcast = shape_numel(bs) != n;
+    if (da)
+        for (int64_t i = 0; i < n; i++) da[i] += op == OP_ADD ? dy[i] : dy[i] * b[bcast ? i / hw : i];
+    if (db && !bcast)
+        for (int64_t i = 0; i < n; i++) db[i] += op == OP_ADD ? dy[i] : dy[i] * a[i];
+    if (db && bcast)
+        for (int64_t j = 0; j < n / hw; j++) {
+            REAL s = 0;
+            for (int64_t k = 0; k < hw; k++) s += op == OP_ADD ? dy[j * hw + k] : dy[j * hw + k] * a[j * hw + k];
+            db[j] += s;
+        }
+}
+
+void FN(ref_softmax)(const REAL *x, REAL *y, int64_t rows, int64_t cols)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const REAL *xp = x + r * cols;
+        REAL *yp = y + r * cols, m = -INFINITY, s = 0;
+        for (int64_t i = 0; i < cols; i++) m = xp[i] > m ? xp[i] : m;
+        for (int64_t i = 0; i < cols; i++) s += yp[i] = exp(xp[i] - m);
+        for (int64_t i = 0; i < cols; i++) yp[i] /= s;
+    }
+}
+
+void FN(ref_softmax_backward)(const REAL *y, const REAL *dy, REAL *dx, int64_t rows, int64_t cols)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        REAL s = 0;
+        for (int64_t i = 0; i < cols; i++) s += dy[r * cols + i] * y[r * cols + i];
+        for (int64_t i = 0; i < cols; i++) dx[r * cols + i] += y[r * cols + i] * (dy[r * cols + i] - s);
+    }
+}
