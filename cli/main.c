@@ -18,6 +18,7 @@ static const struct {
      "apply a transform pipeline to an image, write the tensor as .npy"},
     {"models", cmd_models, "list pretrained weights with their accuracy, size and cost"},
     {"convert", cmd_convert, "convert a weights file to safetensors"},
+    {"runs", cmd_runs, "list, show and compare training runs (SQLite)"},
     {NULL, NULL, NULL},
 };
 

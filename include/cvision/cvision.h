@@ -10,5 +10,6 @@
 #include "cvision/npy.h"
 #include "cvision/transforms.h"
 #include "cvision/weights.h"
+#include "cvision/train.h"
 
 #endif
