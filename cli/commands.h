@@ -6,7 +6,10 @@
 
 typedef int (*cli_command_fn)(cv_ctx *ctx, int argc, char **argv);
 
-/* Prints "cvision: <message>" on stderr and returns 1: the single error line of a failed command. */
+/* Prints "cvision: <message>" on stderr and returns 1: the single error line of a failed command.
+ */
 int cli_error(cv_ctx *ctx);
+
+int cmd_metrics(cv_ctx *ctx, int argc, char **argv);
 
 #endif

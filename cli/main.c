@@ -9,6 +9,7 @@ static const struct {
     cli_command_fn fn;
     const char *summary;
 } commands[] = {
+    {"metrics", cmd_metrics, "classification metrics, CIs and diagnostics from a predictions CSV"},
     {NULL, NULL, NULL},
 };
 

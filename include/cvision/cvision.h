@@ -4,5 +4,6 @@
 #define CVISION_H
 
 #include "cvision/core.h"
+#include "cvision/metrics.h"
 
 #endif
