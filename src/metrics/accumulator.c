@@ -174,9 +174,11 @@ cv_status cv_metrics_new(cv_ctx *ctx, cv_task task, int num_classes, const cv_me
 {
     *out = NULL;
     if ((unsigned)task > CV_TASK_ORDINAL) return cv_fail(ctx, CV_ERR_INVALID, "metrics: bad task");
-    if (num_classes < 1 || num_classes > 100000)
-        return cv_fail(ctx, CV_ERR_INVALID, "metrics: %d classes (expected 1..100000)",
-                       num_classes);
+    /* single-label tasks keep a K×K confusion matrix */
+    int maxk = task == CV_TASK_MULTILABEL ? 100000 : 25000;
+    if (num_classes < 1 || num_classes > maxk)
+        return cv_fail(ctx, CV_ERR_INVALID, "metrics: %d classes (a %s task takes 1..%d)",
+                       num_classes, cv_task_name(task), maxk);
     if (task == CV_TASK_BINARY && num_classes != 2)
         return cv_fail(ctx, CV_ERR_INVALID, "metrics: a binary task has 2 classes, not %d",
                        num_classes);

@@ -6,7 +6,7 @@
 
 #include "metrics/metrics_internal.h"
 
-#define PARADOX_MARGIN  0.02 /* accuracy within 2 points of always-the-majority */
+#define PARADOX_SHARE   0.5  /* errors kept, relative to always predicting the majority */
 #define RECALL_GAP      0.3  /* a class recall this far below the accuracy */
 #define IMBALANCE_RATIO 3.0  /* largest / smallest class support */
 #define ECE_POOR        0.05 /* expected calibration error */
@@ -45,11 +45,12 @@ static void data_checks(cv_metrics_result *r)
                     nabsent > 8 ? ", ..." : "");
     if (r->task != CV_TASK_MULTILABEL) {
         double base = sup[cmax] / n;
-        if (K > 1 && acc <= base + PARADOX_MARGIN && base >= 1.0 / K + PARADOX_MARGIN)
+        /* the model removes less than half of the errors of always predicting the majority */
+        if (K > 1 && base < 1 && 1 - acc > PARADOX_SHARE * (1 - base) && base >= 1.0 / K + 0.05)
             cv_res_diag(r, "accuracy_paradox",
-                        "accuracy %.3f is no better than always predicting class %d (%.3f of "
-                        "the samples): the model has learned little beyond the class frequencies.",
-                        acc, cmax, base);
+                        "accuracy %.3f is barely above the %.3f of always predicting class %d: "
+                        "the model removes only %.0f%% of that baseline's errors.",
+                        acc, base, cmax, fmax(0.0, 100 * (1 - (1 - acc) / (1 - base))));
         int worst = -1;
         for (int c = 0; c < K; c++)
             if (sup[c] > 0 && (worst < 0 || rec[c] < rec[worst])) worst = c;
