@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "report/json.h"
 
 static const char *usage_text =
     "usage: cvision metrics --pred FILE.csv [options]\n"
@@ -184,7 +185,7 @@ int cmd_metrics(cv_ctx *ctx, int argc, char **argv)
     cv_metrics_result *r = NULL, *rt = NULL;
     double *tuned = NULL;
     char *json = NULL;
-    cJSON *doc = NULL, *cmp = NULL;
+    cJSON *extra = NULL;
     int ok = 0;
     if (a.val) {
         if (!want || task != CV_TASK_MULTILABEL) {
@@ -233,39 +234,31 @@ int cmd_metrics(cv_ctx *ctx, int argc, char **argv)
             load(ctx, a.compare, &got, cv_metrics_num_classes(m), &po, !tuned, &mb) ||
             cv_metrics_paired_bootstrap(ctx, ma, mb, a.metric, B, a.level, a.seed, &pr))
             goto out;
-        cmp = cJSON_CreateObject();
+        extra = cJSON_CreateObject();
+        cJSON *cmp = cJSON_AddObjectToObject(extra, "comparison");
         cJSON_AddStringToObject(cmp, "metric", a.metric);
         cJSON_AddStringToObject(cmp, "a", a.pred);
         cJSON_AddStringToObject(cmp, "b", a.compare);
-        cJSON_AddNumberToObject(cmp, "value_a", pr.a);
-        cJSON_AddNumberToObject(cmp, "value_b", pr.b);
-        cJSON_AddNumberToObject(cmp, "difference", pr.diff);
+        cJSON_AddItemToObject(cmp, "value_a", cv_json_number(pr.a));
+        cJSON_AddItemToObject(cmp, "value_b", cv_json_number(pr.b));
+        cJSON_AddItemToObject(cmp, "difference", cv_json_number(pr.diff));
         double ci[2] = {pr.ci_low, pr.ci_high};
-        cJSON_AddItemToObject(cmp, "ci", cJSON_CreateDoubleArray(ci, 2));
-        cJSON_AddNumberToObject(cmp, "level", a.level);
+        cJSON_AddItemToObject(cmp, "ci", cv_json_numbers(ci, 2));
+        cJSON_AddItemToObject(cmp, "level", cv_json_number(a.level));
         cJSON_AddNumberToObject(cmp, "resamples", pr.resamples_used);
-        cJSON_AddNumberToObject(cmp, "p_value", pr.p_value);
+        cJSON_AddItemToObject(cmp, "p_value", cv_json_number(pr.p_value));
         cJSON_AddBoolToObject(cmp, "a_better", pr.ci_low > 0);
         cJSON_AddBoolToObject(cmp, "b_better", pr.ci_high < 0);
     }
     if (a.html && cv_metrics_report_html(ctx, r, a.html)) goto out;
     if (a.json) {
-        json = cv_metrics_report_json(r);
-        doc = json ? cJSON_Parse(json) : NULL;
-        if (!doc) {
-            cv_fail(ctx, CV_ERR_NOMEM, "metrics: out of memory writing JSON");
-            goto out;
-        }
         if (tuned) {
-            cJSON_AddItemToObject(doc, "tuned_thresholds",
-                                  cJSON_CreateDoubleArray(tuned, cv_metrics_num_classes(m)));
+            if (!extra) extra = cJSON_CreateObject();
+            cJSON_AddItemToObject(extra, "tuned_thresholds",
+                                  cv_json_numbers(tuned, cv_metrics_num_classes(m)));
         }
-        if (cmp) {
-            cJSON_AddItemToObject(doc, "comparison", cmp);
-            cmp = NULL;
-        }
-        free(json);
-        json = cJSON_Print(doc);
+        json = cv_metrics_report_json_extra(r, extra);
+        extra = NULL;
         if (!json) {
             cv_fail(ctx, CV_ERR_NOMEM, "metrics: out of memory writing JSON");
             goto out;
@@ -290,8 +283,7 @@ int cmd_metrics(cv_ctx *ctx, int argc, char **argv)
     }
     ok = 1;
 out:
-    cJSON_Delete(doc);
-    cJSON_Delete(cmp);
+    cJSON_Delete(extra);
     free(json);
     free(tuned);
     cv_metrics_result_free(r);

@@ -40,7 +40,7 @@ struct cv_metrics {
     int outside01;     /* some score is outside [0, 1] */
     int rows_not_sum1; /* some row of scores does not sum to 1 (numpy allclose) */
     cv_agg agg;
-    uint32_t **ord; /* per class (and [K] = multilabel micro) sorted orders, kept for bootstrap */
+    uint64_t **ord; /* per class (and [K]: multilabel micro) sorted (key, index), for bootstrap */
 };
 
 int cv_agg_init(cv_agg *a, const cv_metrics *m);
@@ -81,9 +81,12 @@ void cv_classification_metrics(const cv_metrics *m, const cv_agg *a, cv_metrics_
 void cv_calibration_metrics(const cv_metrics *m, const cv_agg *a, cv_metrics_result *r, int full);
 cv_status cv_ranking_metrics(cv_ctx *ctx, cv_metrics *m, const cv_agg *a, const uint32_t *w,
                              cv_metrics_result *r, int full);
-/* Sorted order of the scores of class c (c == K: all n×K scores, multilabel micro). Cached in
- * m->ord when the bootstrap needs it again; otherwise written to *scratch (caller frees). */
-cv_status cv_rank_order(cv_ctx *ctx, cv_metrics *m, int c, int cache, uint32_t **order);
+/* The scores of class c (c == K: all n×K scores, multilabel micro) sorted descending, as
+ * (order key << 32 | payload). With by_index the payload is the sample index (weights are looked
+ * up by it) and, when the bootstrap will need it again, the array stays cached in m->ord[c];
+ * otherwise the payload is the label (multilabel: the indicator), so that a pass reads the array
+ * sequentially. The caller frees the array unless it is m->ord[c]. */
+cv_status cv_rank_order(cv_ctx *ctx, cv_metrics *m, int c, int by_index, uint64_t **order);
 
 /* One class's operating points in descending threshold order: cumulative tp and fp at each
  * distinct score. */

@@ -55,9 +55,27 @@ static int radix_sort(uint64_t *a, uint64_t *tmp, size_t n)
     return 0;
 }
 
-cv_status cv_rank_order(cv_ctx *ctx, cv_metrics *m, int c, int cache, uint32_t **order)
+static inline float key_value(uint32_t key)
 {
-    *order = m->ord[c];
+    uint32_t t = ~key, u = (t & 0x80000000u) ? (t & 0x7fffffffu) : ~t;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* The payload stored next to each key: the sample index when the order is cached for the
+ * bootstrap (weights are looked up by index), otherwise what the pass needs (the label, or the
+ * multilabel indicator) so that it reads the sorted array sequentially. */
+static inline uint32_t payload(const cv_metrics *m, int c, size_t i, int by_index)
+{
+    if (by_index) return (uint32_t)i;
+    if (c == m->K) return m->Y[i];
+    return m->task == CV_TASK_MULTILABEL ? m->Y[i * (size_t)m->K + (size_t)c] : (uint32_t)m->y[i];
+}
+
+cv_status cv_rank_order(cv_ctx *ctx, cv_metrics *m, int c, int by_index, uint64_t **order)
+{
+    *order = by_index ? m->ord[c] : NULL;
     if (*order) return CV_OK;
     const size_t K = (size_t)m->K;
     size_t n = c < m->K ? m->n : m->n * K;
@@ -65,27 +83,23 @@ cv_status cv_rank_order(cv_ctx *ctx, cv_metrics *m, int c, int cache, uint32_t *
         return cv_fail(ctx, CV_ERR_UNSUPPORTED,
                        "metrics: %zu scores are too many for a micro average (at most 2^32-1)", n);
     uint64_t *a = malloc(n * sizeof *a), *tmp = malloc(n * sizeof *tmp);
-    uint32_t *ord = malloc(n * sizeof *ord);
-    if (!a || !tmp || !ord) {
+    if (!a || !tmp) {
         free(a);
         free(tmp);
-        free(ord);
         return cv_fail(ctx, CV_ERR_NOMEM, "metrics: out of memory sorting %zu scores", n);
     }
-    if (c < m->K)
-        for (size_t i = 0; i < n; i++) a[i] = (uint64_t)key_desc(m->s[i * K + c]) << 32 | i;
-    else
-        for (size_t i = 0; i < n; i++) a[i] = (uint64_t)key_desc(m->s[i]) << 32 | i;
+    const float *s = m->s + (c < m->K ? (size_t)c : 0);
+    size_t stride = c < m->K ? K : 1;
+    for (size_t i = 0; i < n; i++)
+        a[i] = (uint64_t)key_desc(s[i * stride]) << 32 | payload(m, c, i, by_index);
     int bad = radix_sort(a, tmp, n);
-    for (size_t i = 0; i < n; i++) ord[i] = (uint32_t)a[i];
-    free(a);
     free(tmp);
     if (bad) {
-        free(ord);
+        free(a);
         return cv_fail(ctx, CV_ERR_NOMEM, "metrics: out of memory sorting %zu scores", n);
     }
-    if (cache) m->ord[c] = ord;
-    *order = ord;
+    if (by_index && m->opts.bootstrap > 0) m->ord[c] = a; /* replicates reuse it */
+    *order = a;
     return CV_OK;
 }
 
@@ -129,7 +143,8 @@ static int groups_push(pass_t *o, double tp, double fp, float thr)
     return 0;
 }
 
-static int class_pass(const cv_metrics *m, int c, const uint32_t *ord, const uint32_t *w, pass_t *o)
+static int class_pass(const cv_metrics *m, int c, const uint64_t *ord, int by_index,
+                      const uint32_t *w, pass_t *o)
 {
     const size_t K = (size_t)m->K;
     const int ml = m->task == CV_TASK_MULTILABEL, micro = c == m->K;
@@ -149,25 +164,29 @@ static int class_pass(const cv_metrics *m, int c, const uint32_t *ord, const uin
     double tp = 0, fp = 0, U = 0, apn = 0;
     size_t i = 0;
     while (i < n) {
-        size_t first = ord[i];
-        float v = micro ? m->s[first] : m->s[first * K + (size_t)c];
+        uint32_t key = (uint32_t)(ord[i] >> 32);
         double tpg = 0, fpg = 0;
         int nt = 0;
-        for (; i < n; i++) {
-            size_t idx = ord[i], row = micro ? idx / K : idx;
-            float s = micro ? m->s[idx] : m->s[idx * K + (size_t)c];
-            if (s != v) break;
-            double wt = w ? w[row] : 1.0;
-            if (wt == 0) continue;
-            int pos = micro ? m->Y[idx] : ml ? m->Y[idx * K + (size_t)c] : m->y[idx] == c;
+        for (; i < n && (uint32_t)(ord[i] >> 32) == key; i++) {
+            uint32_t pl = (uint32_t)ord[i];
+            int lab; /* the label (single-label) or the indicator (multilabel) */
+            double wt = 1.0;
+            if (by_index) {
+                size_t idx = pl;
+                lab = micro ? m->Y[idx] : ml ? m->Y[idx * K + (size_t)c] : m->y[idx];
+                if (w) wt = w[micro ? idx / K : idx];
+                if (wt == 0) continue;
+            } else {
+                lab = (int)pl;
+            }
+            int pos = ml ? lab : lab == c;
             if (pos)
                 tpg += wt;
             else
                 fpg += wt;
             if (grp) {
-                int y = m->y[idx];
-                if (grp[y] == 0) touched[nt++] = y;
-                grp[y] += wt;
+                if (grp[lab] == 0) touched[nt++] = lab;
+                grp[lab] += wt;
             }
         }
         if (tpg == 0 && fpg == 0) continue;
@@ -184,7 +203,7 @@ static int class_pass(const cv_metrics *m, int c, const uint32_t *ord, const uin
                 grp[touched[t]] = 0;
             }
         }
-        if (o->g && groups_push(o, tp, fp, v)) {
+        if (o->g && groups_push(o, tp, fp, key_value(key))) {
             free(grp);
             free(touched);
             return -1;
@@ -287,15 +306,15 @@ static cv_status oom(cv_ctx *ctx)
 static cv_status run_class(cv_ctx *ctx, cv_metrics *m, int c, const uint32_t *w, pass_t *o,
                            cv_metrics_result *r, int full, const char *suffix)
 {
-    uint32_t *ord;
-    int cache = m->opts.bootstrap > 0;
-    cv_status st = cv_rank_order(ctx, m, c, cache, &ord);
+    uint64_t *ord;
+    int by_index = w || m->opts.bootstrap > 0;
+    cv_status st = cv_rank_order(ctx, m, c, by_index, &ord);
     if (st) return st;
     cv_groups g = {0};
     o->g = full ? &g : NULL;
     o->gcap = 0;
-    int bad = class_pass(m, c, ord, w, o);
-    if (!cache) free(ord);
+    int bad = class_pass(m, c, ord, by_index, w, o);
+    if (ord != m->ord[c]) free(ord);
     if (!bad && full) put_curves(m, &g, suffix, r);
     cv_groups_free(&g);
     o->g = NULL;
@@ -305,14 +324,13 @@ static cv_status run_class(cv_ctx *ctx, cv_metrics *m, int c, const uint32_t *w,
 cv_status cv_class_groups(cv_ctx *ctx, cv_metrics *m, int c, cv_groups *g)
 {
     memset(g, 0, sizeof *g);
-    uint32_t *ord;
-    int cache = m->opts.bootstrap > 0;
-    cv_status st = cv_rank_order(ctx, m, c, cache, &ord);
+    uint64_t *ord;
+    cv_status st = cv_rank_order(ctx, m, c, 0, &ord);
     if (st) return st;
     pass_t o = {0};
     o.g = g;
-    int bad = class_pass(m, c, ord, NULL, &o);
-    if (!cache) free(ord);
+    int bad = class_pass(m, c, ord, 0, NULL, &o);
+    free(ord);
     if (bad) {
         cv_groups_free(g);
         return oom(ctx);

@@ -1,19 +1,38 @@
 /* The JSON report (schema: docs/metrics-json.md). Undefined values are null, with their reason
  * under "undefined". */
-#include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "metrics/metrics_internal.h"
+#include "report/json.h"
+
+cJSON *cv_json_number(double v)
+{
+    if (!isfinite(v)) return cJSON_CreateNull();
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return cJSON_CreateRaw(buf);
+}
+
+cJSON *cv_json_numbers(const double *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) cJSON_AddItemToArray(a, cv_json_number(v[i]));
+    return a;
+}
 
 static cJSON *row(const double *v, int n)
 {
-    return cJSON_CreateDoubleArray(v, n); /* NaN prints as null */
+    return cv_json_numbers(v, n);
 }
 
 static cJSON *value(const cv_metric_entry *e)
 {
-    if (e->rows == 0) return isnan(e->v[0]) ? cJSON_CreateNull() : cJSON_CreateNumber(e->v[0]);
+    if (e->rows == 0) return cv_json_number(e->v[0]);
     if (e->rows == 1 && !e->row_names) return row(e->v, e->cols);
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; a && i < e->rows; i++)
@@ -33,9 +52,7 @@ static cJSON *named_rows(const cv_metric_entry *e)
 static cJSON *operating_point(const cv_metric_entry *e)
 {
     cJSON *o = cJSON_CreateObject();
-    for (int i = 0; i < 4; i++)
-        cJSON_AddItemToObject(o, e->row_names[i],
-                              isnan(e->v[i]) ? cJSON_CreateNull() : cJSON_CreateNumber(e->v[i]));
+    for (int i = 0; i < 4; i++) cJSON_AddItemToObject(o, e->row_names[i], cv_json_number(e->v[i]));
     cJSON *cm = cJSON_CreateArray();
     cJSON_AddItemToArray(cm, row(e->v + 4, 2));
     cJSON_AddItemToArray(cm, row(e->v + 6, 2));
@@ -45,8 +62,16 @@ static cJSON *operating_point(const cv_metric_entry *e)
 
 char *cv_metrics_report_json(const cv_metrics_result *r)
 {
+    return cv_metrics_report_json_extra(r, NULL);
+}
+
+char *cv_metrics_report_json_extra(const cv_metrics_result *r, cJSON *extra)
+{
     cJSON *root = cJSON_CreateObject();
-    if (!root) return NULL;
+    if (!root) {
+        cJSON_Delete(extra);
+        return NULL;
+    }
     cJSON_AddStringToObject(root, "task", cv_task_name(r->task));
     cJSON_AddNumberToObject(root, "num_classes", r->K);
     cJSON_AddNumberToObject(root, "n_samples", (double)r->n);
@@ -56,9 +81,11 @@ char *cv_metrics_report_json(const cv_metrics_result *r)
     if (r->bootstrap) {
         cJSON *ci = cJSON_AddObjectToObject(root, "confidence_intervals");
         cJSON_AddStringToObject(ci, "method", "percentile bootstrap");
-        cJSON_AddNumberToObject(ci, "level", r->level);
+        cJSON_AddItemToObject(ci, "level", cv_json_number(r->level));
         cJSON_AddNumberToObject(ci, "resamples", r->bootstrap);
-        cJSON_AddNumberToObject(ci, "seed", (double)r->seed);
+        char seed[24];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->seed); /* all 64 bits */
+        cJSON_AddRawToObject(ci, "seed", seed);
         cis = cJSON_AddObjectToObject(ci, "values");
     }
     cJSON *curves = cJSON_AddObjectToObject(root, "curves");
@@ -89,6 +116,11 @@ char *cv_metrics_report_json(const cv_metrics_result *r)
         cJSON_AddStringToObject(d, "message", r->dmsg[i]);
         cJSON_AddItemToArray(diag, d);
     }
+    while (extra && extra->child) {
+        cJSON *item = extra->child;
+        cJSON_AddItemToObject(root, item->string, cJSON_DetachItemViaPointer(extra, item));
+    }
+    cJSON_Delete(extra);
     char *s = cJSON_Print(root);
     cJSON_Delete(root);
     return s;

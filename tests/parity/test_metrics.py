@@ -434,7 +434,45 @@ def main():
         if not close(got["threshold"], t) or got["confusion_matrix"] != [[tn, fp], [fn, tp]]:
             fail("thresholds", f"{k}: {got} != threshold {t}, [[{tn}, {fp}], [{fn}, {tp}]]")
 
-    print(f"{ncase} metric cases, bootstrap and thresholds checked")
+    # multilabel thresholds tuned on validation data, applied to the test file
+    K = 4
+    Yv = (rng.random((200, K)) < 0.35).astype(int)
+    Sv = np.clip(0.3 * Yv + 0.7 * rng.random((200, K)), 0, 1).astype(np.float32).astype(float)
+    Yt = (rng.random((150, K)) < 0.35).astype(int)
+    St = np.clip(0.3 * Yt + 0.7 * rng.random((150, K)), 0, 1).astype(np.float32).astype(float)
+    with tempfile.TemporaryDirectory() as d:
+        pv, pt = os.path.join(d, "val.csv"), os.path.join(d, "test.csv")
+        write_csv(pv, "multilabel", K, Yv, Sv, None)
+        write_csv(pt, "multilabel", K, Yt, St, None)
+        out = run(["--pred", pt, "--val", pv, "--task", "multilabel", "--json"])
+    thr = np.array(out["tuned_thresholds"])
+    for c in range(K):  # each threshold maximises that class's F1 on the validation data
+        best = max(skm.f1_score(Yv[:, c], Sv[:, c] >= t, zero_division=0) for t in Sv[:, c])
+        got = skm.f1_score(Yv[:, c], Sv[:, c] >= thr[c], zero_division=0)
+        if not close(got, best):
+            fail("tuned thresholds", f"class {c}: F1 {got} at {thr[c]}, best {best}")
+    want = skm.f1_score(Yt, St >= thr[None, :].astype(np.float32), average="macro", zero_division=0)
+    if not close(out["metrics"]["f1_score.macro"], want):
+        fail("tuned thresholds", f"test f1 macro {out['metrics']['f1_score.macro']} != {want}")
+
+    # paired bootstrap from the CLI: a clearly better model is found better, itself is not
+    y = rng.integers(0, 3, 300)
+    good = np.where(rng.random(300) < 0.9, y, (y + 1) % 3)
+    bad = np.where(rng.random(300) < 0.6, y, (y + 1) % 3)
+    with tempfile.TemporaryDirectory() as d:
+        pa, pb = os.path.join(d, "a.csv"), os.path.join(d, "b.csv")
+        write_csv(pa, "multiclass", 3, y, None, good)
+        write_csv(pb, "multiclass", 3, y, None, bad)
+        c1 = run(["--pred", pa, "--compare", pb, "--classes", "3", "--ci", "200", "--json"])
+        c2 = run(["--pred", pa, "--compare", pa, "--classes", "3", "--ci", "50", "--json"])
+    c1, c2 = c1["comparison"], c2["comparison"]
+    if not (c1["a_better"] and close(c1["value_a"], skm.accuracy_score(y, good)) and
+            close(c1["value_b"], skm.accuracy_score(y, bad)) and c1["p_value"] < 0.01):
+        fail("paired bootstrap", str(c1))
+    if c2["a_better"] or c2["b_better"] or c2["difference"] != 0:
+        fail("paired bootstrap", f"a model against itself: {c2}")
+
+    print(f"{ncase} metric cases, bootstrap, thresholds, tuning and comparison checked")
     if failures:
         print("\n".join(failures[:60]))
         print(f"{len(failures)} failures")
