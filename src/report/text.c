@@ -52,13 +52,14 @@ void cv_metrics_report_text(FILE *f, const cv_metrics_result *r)
         fputc('\n', f);
         for (int c = 0; c < r->K; c++) {
             fprintf(f, "  %-7d", c);
-            for (int j = 0; j < 6; j++)
-                if (v[j]) {
-                    if (j == 0)
-                        fprintf(f, " %9.0f", v[j][c]);
-                    else
-                        num(f, v[j][c]), fputc(' ', f);
-                }
+            for (int j = 0; j < 6; j++) {
+                if (!v[j]) continue;
+                fputc(' ', f);
+                if (j == 0)
+                    fprintf(f, "%9.0f", v[j][c]);
+                else
+                    num(f, v[j][c]);
+            }
             fputc('\n', f);
         }
     }
