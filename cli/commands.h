@@ -19,5 +19,6 @@ int cmd_transform(cv_ctx *ctx, int argc, char **argv);
 int cmd_convert(cv_ctx *ctx, int argc, char **argv);
 int cmd_models(cv_ctx *ctx, int argc, char **argv);
 int cmd_runs(cv_ctx *ctx, int argc, char **argv);
+int cmd_metrics(cv_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const struct {
     {"models", cmd_models, "list pretrained weights with their accuracy, size and cost"},
     {"convert", cmd_convert, "convert a weights file to safetensors"},
     {"runs", cmd_runs, "list, show and compare training runs (SQLite)"},
+    {"metrics", cmd_metrics, "classification metrics, CIs and diagnostics from a predictions CSV"},
     {NULL, NULL, NULL},
 };
 

@@ -11,6 +11,7 @@ PKGS=(
   libopenmpi-dev openmpi-bin
   dataset-fashion-mnist            # the embedded default dataset (real data, no network)
   python3-torch python3-torchvision python3-numpy python3-sklearn python3-scipy  # test references only
+  chromium                         # renders the HTML report in its test (headless)
 )
 
 missing=()

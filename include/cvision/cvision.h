@@ -11,5 +11,6 @@
 #include "cvision/transforms.h"
 #include "cvision/weights.h"
 #include "cvision/train.h"
+#include "cvision/metrics.h"
 
 #endif
