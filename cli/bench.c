@@ -17,27 +17,48 @@ static void usage(FILE *f)
 
 int cmd_bench(cv_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"batch", required_argument, 0, 'b'},
-        {"res", required_argument, 0, 'r'},   {"threads", required_argument, 0, 't'},
-        {"iters", required_argument, 0, 'i'}, {"backend", required_argument, 0, 'B'},
-        {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"res", required_argument, 0, 'r'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"iters", required_argument, 0, 'i'},
+                                         {"backend", required_argument, 0, 'B'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *arch = NULL, *backend = "cpu";
     int batch = 1, res = 224, threads = 0, iters = 0, json = 0, c;
     cv_status s = CV_OK;
     optind = 1;
     while (!s && (c = getopt_long(argc, argv, "m:b:r:t:i:B:jh", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': arch = optarg; break;
-        case 'b': s = cli_int(ctx, "--batch", optarg, 1, 1 << 16, &batch); break;
-        case 'r': s = cli_int(ctx, "--res", optarg, 1, 1 << 14, &res); break;
-        case 't': s = cli_int(ctx, "--threads", optarg, 1, 4096, &threads); break;
-        case 'i': s = cli_int(ctx, "--iters", optarg, 1, 1 << 20, &iters); break;
-        case 'B': backend = optarg; break;
-        case 'j': json = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'm':
+            arch = optarg;
+            break;
+        case 'b':
+            s = cli_int(ctx, "--batch", optarg, 1, 1 << 16, &batch);
+            break;
+        case 'r':
+            s = cli_int(ctx, "--res", optarg, 1, 1 << 14, &res);
+            break;
+        case 't':
+            s = cli_int(ctx, "--threads", optarg, 1, 4096, &threads);
+            break;
+        case 'i':
+            s = cli_int(ctx, "--iters", optarg, 1, 1 << 20, &iters);
+            break;
+        case 'B':
+            backend = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (s) return cli_error(ctx);
@@ -55,10 +76,12 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
     double *times = NULL;
     int64_t shape[] = {batch, 3, res, res};
     if ((s = cv_model_create(ctx, arch, 1000, &m)) || (s = cv_model_init_weights(ctx, m, 1)) ||
-        (s = cv_model_set_backend(ctx, m, strcmp(backend, "ref") ? CV_BACKEND_CPU : CV_BACKEND_REF)) ||
+        (s = cv_model_set_backend(ctx, m,
+                                  strcmp(backend, "ref") ? CV_BACKEND_CPU : CV_BACKEND_REF)) ||
         (s = cv_tensor_new(ctx, CV_F32, 4, shape, &x)))
         goto done;
-    for (int64_t i = 0; i < cv_tensor_numel(x); i++) ((float *)x->data)[i] = (float)((i * 7919) % 255) / 255.0f - 0.5f;
+    for (int64_t i = 0; i < cv_tensor_numel(x); i++)
+        ((float *)x->data)[i] = (float)((i * 7919) % 255) / 255.0f - 0.5f;
     /* warm-up: the first call plans (primitive creation, weight reorders) */
     double t0 = cli_now();
     for (int w = 0; w < 2 && !s; w++) {
@@ -103,7 +126,8 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
         free(txt);
         cJSON_Delete(o);
     } else {
-        printf("%s batch %d %dx%d, %d threads, %s: %.2f images/s (median %.2f ms/batch over %d runs)\n",
+        printf("%s batch %d %dx%d, %d threads, %s: %.2f images/s (median %.2f ms/batch over %d "
+               "runs)\n",
                arch, batch, res, res, cv_ctx_threads(ctx), backend, ips, med * 1e3, iters);
     }
 done:

@@ -9,35 +9,58 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cvision forward -m ARCH -w WEIGHTS [--num-classes K] --input X.npy --output Y.npy\n"
-               "                       [--backend cpu|ref] [--threads T]\n"
-               "X is float32 [N, 3, H, W]; Y becomes float32 [N, K] logits (eval mode).\n"
-               "WEIGHTS is a .pth or .safetensors file, or a weight name such as IMAGENET1K_V1.\n");
+    fprintf(
+        f,
+        "usage: cvision forward -m ARCH -w WEIGHTS [--num-classes K] --input X.npy --output Y.npy\n"
+        "                       [--backend cpu|ref] [--threads T]\n"
+        "X is float32 [N, 3, H, W]; Y becomes float32 [N, K] logits (eval mode).\n"
+        "WEIGHTS is a .pth or .safetensors file, or a weight name such as IMAGENET1K_V1.\n");
 }
 
 int cmd_forward(cv_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"weights", required_argument, 0, 'w'},
-        {"num-classes", required_argument, 0, 'k'}, {"input", required_argument, 0, 'i'},
-        {"output", required_argument, 0, 'o'},  {"backend", required_argument, 0, 'B'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"weights", required_argument, 0, 'w'},
+                                         {"num-classes", required_argument, 0, 'k'},
+                                         {"input", required_argument, 0, 'i'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"backend", required_argument, 0, 'B'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *arch = NULL, *weights = NULL, *in = NULL, *outp = NULL, *backend = "cpu";
     int k = 0, threads = 0, c;
     cv_status s = CV_OK;
     optind = 1;
     while (!s && (c = getopt_long(argc, argv, "m:w:k:i:o:B:t:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': arch = optarg; break;
-        case 'w': weights = optarg; break;
-        case 'k': s = cli_int(ctx, "--num-classes", optarg, 1, 1 << 24, &k); break;
-        case 'i': in = optarg; break;
-        case 'o': outp = optarg; break;
-        case 'B': backend = optarg; break;
-        case 't': s = cli_int(ctx, "--threads", optarg, 1, 4096, &threads); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'm':
+            arch = optarg;
+            break;
+        case 'w':
+            weights = optarg;
+            break;
+        case 'k':
+            s = cli_int(ctx, "--num-classes", optarg, 1, 1 << 24, &k);
+            break;
+        case 'i':
+            in = optarg;
+            break;
+        case 'o':
+            outp = optarg;
+            break;
+        case 'B':
+            backend = optarg;
+            break;
+        case 't':
+            s = cli_int(ctx, "--threads", optarg, 1, 4096, &threads);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (s) return cli_error(ctx);
@@ -55,12 +78,14 @@ int cmd_forward(cv_ctx *ctx, int argc, char **argv)
     if ((s = cv_npy_load(ctx, in, &x))) goto done;
     if (x->dtype != CV_F32 || x->ndim != 4 || x->shape[1] != 3) {
         char b[96];
-        s = cv_fail(ctx, CV_ERR_SHAPE, "%s: expected a float32 array of shape [N, 3, H, W], got %s %s",
-                    in, cv_dtype_name(x->dtype), cv_shape_str(x->ndim, x->shape, b, sizeof b));
+        s = cv_fail(ctx, CV_ERR_SHAPE,
+                    "%s: expected a float32 array of shape [N, 3, H, W], got %s %s", in,
+                    cv_dtype_name(x->dtype), cv_shape_str(x->ndim, x->shape, b, sizeof b));
         goto done;
     }
     if ((s = cli_load_model(ctx, arch, weights, k, &m, NULL))) goto done;
-    if ((s = cv_model_set_backend(ctx, m, strcmp(backend, "ref") ? CV_BACKEND_CPU : CV_BACKEND_REF)))
+    if ((s = cv_model_set_backend(ctx, m,
+                                  strcmp(backend, "ref") ? CV_BACKEND_CPU : CV_BACKEND_REF)))
         goto done;
     if ((s = cv_model_forward(ctx, m, x, &y))) goto done;
     s = cv_npy_save(ctx, outp, y);

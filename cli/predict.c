@@ -1,4 +1,5 @@
-/* cvision predict: top-k classes of images with torchvision's eval preprocessing for the weights. */
+/* cvision predict: top-k classes of images with torchvision's eval preprocessing for the weights.
+ */
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <math.h>
@@ -14,12 +15,13 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: cvision predict -m ARCH -w WEIGHTS [--topk K] [--json] [--resize R] [--crop C]\n"
-            "                       [--interpolation bilinear|bicubic|nearest] [--labels FILE] IMAGE...\n"
-            "WEIGHTS is a weight name (IMAGENET1K_V1, DEFAULT: preprocessing and labels from the\n"
-            "catalog, file from the torch hub cache) or a .pth/.safetensors file (ImageNet preset\n"
-            "256/224 bilinear unless the file is a catalog file or the options say otherwise).\n");
+    fprintf(
+        f, "usage: cvision predict -m ARCH -w WEIGHTS [--topk K] [--json] [--resize R] [--crop C]\n"
+           "                       [--interpolation bilinear|bicubic|nearest] [--labels FILE] "
+           "IMAGE...\n"
+           "WEIGHTS is a weight name (IMAGENET1K_V1, DEFAULT: preprocessing and labels from the\n"
+           "catalog, file from the torch hub cache) or a .pth/.safetensors file (ImageNet preset\n"
+           "256/224 bilinear unless the file is a catalog file or the options say otherwise).\n");
 }
 
 /* Reads one label per line. */
@@ -56,30 +58,56 @@ static const cv_weights_info *catalog_by_file(const char *arch, const char *path
 
 int cmd_predict(cv_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},  {"weights", required_argument, 0, 'w'},
-        {"topk", required_argument, 0, 'k'},   {"json", no_argument, 0, 'j'},
-        {"resize", required_argument, 0, 'r'}, {"crop", required_argument, 0, 'c'},
-        {"interpolation", required_argument, 0, 'I'}, {"labels", required_argument, 0, 'L'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"weights", required_argument, 0, 'w'},
+                                         {"topk", required_argument, 0, 'k'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"resize", required_argument, 0, 'r'},
+                                         {"crop", required_argument, 0, 'c'},
+                                         {"interpolation", required_argument, 0, 'I'},
+                                         {"labels", required_argument, 0, 'L'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *arch = NULL, *weights = NULL, *interp = NULL, *labels_path = NULL;
     int topk = 5, json = 0, resize = 0, crop = 0, threads = 0, c;
     cv_status s = CV_OK;
     optind = 1;
     while (!s && (c = getopt_long(argc, argv, "m:w:k:jr:c:I:L:t:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': arch = optarg; break;
-        case 'w': weights = optarg; break;
-        case 'k': s = cli_int(ctx, "--topk", optarg, 1, 1 << 20, &topk); break;
-        case 'j': json = 1; break;
-        case 'r': s = cli_int(ctx, "--resize", optarg, 1, 1 << 14, &resize); break;
-        case 'c': s = cli_int(ctx, "--crop", optarg, 1, 1 << 14, &crop); break;
-        case 'I': interp = optarg; break;
-        case 'L': labels_path = optarg; break;
-        case 't': s = cli_int(ctx, "--threads", optarg, 1, 4096, &threads); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'm':
+            arch = optarg;
+            break;
+        case 'w':
+            weights = optarg;
+            break;
+        case 'k':
+            s = cli_int(ctx, "--topk", optarg, 1, 1 << 20, &topk);
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'r':
+            s = cli_int(ctx, "--resize", optarg, 1, 1 << 14, &resize);
+            break;
+        case 'c':
+            s = cli_int(ctx, "--crop", optarg, 1, 1 << 14, &crop);
+            break;
+        case 'I':
+            interp = optarg;
+            break;
+        case 'L':
+            labels_path = optarg;
+            break;
+        case 't':
+            s = cli_int(ctx, "--threads", optarg, 1, 4096, &threads);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (s) return cli_error(ctx);
@@ -97,7 +125,8 @@ int cmd_predict(cv_ctx *ctx, int argc, char **argv)
     if (!info) info = catalog_by_file(arch, weights);
     int k = cv_model_num_classes(m);
     if (topk > k) topk = k;
-    static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f}, imagenet_std[3] = {0.229f, 0.224f, 0.225f};
+    static const float imagenet_mean[3] = {0.485f, 0.456f, 0.406f},
+                       imagenet_std[3] = {0.229f, 0.224f, 0.225f};
     const float *mean = info ? info->mean : imagenet_mean, *std = info ? info->std : imagenet_std;
     if (!resize) resize = info ? info->resize : 256;
     if (!crop) crop = info ? info->crop : 224;

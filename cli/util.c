@@ -18,8 +18,8 @@ cv_status cli_int(cv_ctx *ctx, const char *opt, const char *s, int min, int max,
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < min || v > max)
-        return cv_fail(ctx, CV_ERR_INVALID, "%s: expected an integer in [%d, %d], got '%s'", opt, min,
-                       max, s);
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: expected an integer in [%d, %d], got '%s'", opt,
+                       min, max, s);
     *out = (int)v;
     return CV_OK;
 }
@@ -48,9 +48,10 @@ cv_status cli_load_model(cv_ctx *ctx, const char *arch, const char *wspec, int n
     } else {
         info = cv_catalog_find(arch, wspec);
         if (!info)
-            return cv_fail(ctx, CV_ERR_NOT_FOUND,
-                           "%s: no such file, and no weights of that name for %s (see 'cvision models')",
-                           wspec, arch);
+            return cv_fail(
+                ctx, CV_ERR_NOT_FOUND,
+                "%s: no such file, and no weights of that name for %s (see 'cvision models')",
+                wspec, arch);
         cv_status s = cv_weights_fetch(ctx, info->url, info->file, path, sizeof path);
         if (s) return s;
     }

@@ -68,16 +68,25 @@ static void test_conv(void)
 {
     struct {
         int c, o, h, w, k, s, p, d, g;
-    } cases[] = {{3, 4, 7, 6, 3, 1, 1, 1, 1}, {4, 6, 9, 8, 3, 2, 1, 1, 2}, {6, 6, 7, 7, 3, 1, 2, 2, 6},
+    } cases[] = {{3, 4, 7, 6, 3, 1, 1, 1, 1},
+                 {4, 6, 9, 8, 3, 2, 1, 1, 2},
+                 {6, 6, 7, 7, 3, 1, 2, 2, 6},
                  {2, 3, 5, 7, 1, 2, 0, 1, 1}};
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         conv_case c = {0};
         c.xs = (cv_shape4){{2, cases[t].c, cases[t].h, cases[t].w}, 4};
         c.kh = c.kw = cases[t].k;
-        c.a = (cv_attrs){.sh = cases[t].s, .sw = cases[t].s, .ph = cases[t].p, .pw = cases[t].p,
-                         .dh = cases[t].d, .dw = cases[t].d, .groups = cases[t].g};
-        c.ys = (cv_shape4){{2, cases[t].o, pool_out_size(cases[t].h, c.kh, c.a.sh, c.a.ph, c.a.dh, 0),
-                            pool_out_size(cases[t].w, c.kw, c.a.sw, c.a.pw, c.a.dw, 0)}, 4};
+        c.a = (cv_attrs){.sh = cases[t].s,
+                         .sw = cases[t].s,
+                         .ph = cases[t].p,
+                         .pw = cases[t].p,
+                         .dh = cases[t].d,
+                         .dw = cases[t].d,
+                         .groups = cases[t].g};
+        c.ys =
+            (cv_shape4){{2, cases[t].o, pool_out_size(cases[t].h, c.kh, c.a.sh, c.a.ph, c.a.dh, 0),
+                         pool_out_size(cases[t].w, c.kw, c.a.sw, c.a.pw, c.a.dw, 0)},
+                        4};
         int64_t nx = shape_numel(&c.xs), ny = shape_numel(&c.ys);
         int64_t nw = (int64_t)cases[t].o * (cases[t].c / cases[t].g) * c.kh * c.kw;
         c.x = rand_vec(nx), c.w = rand_vec(nw), c.b = rand_vec(cases[t].o);
@@ -142,13 +151,15 @@ static void act_fwd(void *p, double *y)
 
 static void test_acts(void)
 {
-    const char *names[] = {"", "relu", "relu6", "hardswish", "hardsigmoid", "silu", "gelu", "sigmoid"};
+    const char *names[] = {"",     "relu", "relu6",  "hardswish", "hardsigmoid",
+                           "silu", "gelu", "sigmoid"};
     for (int a = ACT_RELU; a <= ACT_SIGMOID; a++) {
         act_case c = {.n = 200, .act = (cv_act)a};
         c.x = rand_vec(c.n);
         for (int64_t i = 0; i < c.n; i++) {
             c.x[i] *= 8; /* cover every branch: (-8, 8) */
-            double d = fmin(fmin(fabs(c.x[i]), fabs(c.x[i] - 6)), fmin(fabs(c.x[i] - 3), fabs(c.x[i] + 3)));
+            double d = fmin(fmin(fabs(c.x[i]), fabs(c.x[i] - 6)),
+                            fmin(fabs(c.x[i] - 3), fabs(c.x[i] + 3)));
             if (d < 1e-3) c.x[i] += 0.01;
         }
         double *r = rand_vec(c.n), *dx = calloc((size_t)c.n, 8);
@@ -161,7 +172,8 @@ static void test_acts(void)
     /* PyTorch's values at the kinks */
     CHECK(ref_act_grad1_f64(0, ACT_RELU) == 0 && ref_act_grad1_f64(6, ACT_RELU6) == 0 &&
           ref_act_grad1_f64(0, ACT_RELU6) == 0 && ref_act_grad1_f64(3, ACT_HARDSWISH) == 1.5 &&
-          ref_act_grad1_f64(-3, ACT_HARDSWISH) == -0.5 && ref_act_grad1_f64(3, ACT_HARDSIGMOID) == 0);
+          ref_act_grad1_f64(-3, ACT_HARDSWISH) == -0.5 &&
+          ref_act_grad1_f64(3, ACT_HARDSIGMOID) == 0);
 }
 
 /* ---- pooling ---- */
@@ -195,12 +207,21 @@ static void test_pools(void)
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         pool_case c = {.kind = cases[t].kind};
         c.xs = (cv_shape4){{2, 3, 7, 9}, 4};
-        c.a = (cv_attrs){.kh = cases[t].k, .kw = cases[t].k, .sh = cases[t].s, .sw = cases[t].s,
-                         .ph = cases[t].p, .pw = cases[t].p, .dh = 1, .dw = 1,
-                         .ceil_mode = cases[t].ceil, .count_include_pad = cases[t].cip};
-        c.ys = c.kind == 2 ? (cv_shape4){{2, 3, cases[t].oh, cases[t].ow}, 4}
-                           : (cv_shape4){{2, 3, pool_out_size(7, c.a.kh, c.a.sh, c.a.ph, 1, c.a.ceil_mode),
-                                          pool_out_size(9, c.a.kw, c.a.sw, c.a.pw, 1, c.a.ceil_mode)}, 4};
+        c.a = (cv_attrs){.kh = cases[t].k,
+                         .kw = cases[t].k,
+                         .sh = cases[t].s,
+                         .sw = cases[t].s,
+                         .ph = cases[t].p,
+                         .pw = cases[t].p,
+                         .dh = 1,
+                         .dw = 1,
+                         .ceil_mode = cases[t].ceil,
+                         .count_include_pad = cases[t].cip};
+        c.ys = c.kind == 2
+                   ? (cv_shape4){{2, 3, cases[t].oh, cases[t].ow}, 4}
+                   : (cv_shape4){{2, 3, pool_out_size(7, c.a.kh, c.a.sh, c.a.ph, 1, c.a.ceil_mode),
+                                  pool_out_size(9, c.a.kw, c.a.sw, c.a.pw, 1, c.a.ceil_mode)},
+                                 4};
         int64_t nx = shape_numel(&c.xs), ny = shape_numel(&c.ys);
         c.x = rand_vec(nx); /* distinct continuous values: no ties in max pooling */
         double *r = rand_vec(ny), *dx = calloc((size_t)nx, 8);

@@ -53,7 +53,8 @@ cv_status cv_model_set_backend(cv_ctx *ctx, cv_model *m, cv_backend_kind kind);
 
 /* Forward: x is float32 [N, 3, H, W]; *out becomes a new float32 [N, num_classes]. In eval mode
  * (the default) batch norm uses its running statistics and dropout is off; in training mode batch
- * norm uses the batch's statistics and updates the running ones (as PyTorch does) and dropout is on. */
+ * norm uses the batch's statistics and updates the running ones (as PyTorch does) and dropout is
+ * on. */
 cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tensor **out);
 
 /* ---- training ---- */

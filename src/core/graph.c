@@ -86,7 +86,7 @@ static int add_node(cv_builder *b, cv_op op, int nin, const int *in, int channel
     memset(n, 0, sizeof *n);
     n->op = op;
     n->nin = nin;
-    memcpy(n->in, in, (size_t)nin * sizeof *in);
+    if (nin) memcpy(n->in, in, (size_t)nin * sizeof *in);
     for (int i = 0; i < CV_MAX_PARAMS; i++) n->param[i] = -1;
     n->channels = channels;
     n->rank = rank;

@@ -19,7 +19,7 @@ struct cv_model {
     cv_state *grads;          /* created on first use: one tensor per trainable parameter */
     cv_tensor **grad_of;      /* per parameter index: its gradient tensor or NULL */
     uint64_t seed, step;
-    int ran_train;            /* a training forward ran since the last backward */
+    int ran_train; /* a training forward ran since the last backward */
     cv_exec *exec; /* planned for exec_shape with the parameters as they were then */
     cv_shape4 *shapes;
     int64_t exec_n, exec_h, exec_w;
@@ -58,7 +58,8 @@ cv_status cv_model_create(cv_ctx *ctx, const char *arch, int num_classes, cv_mod
     m->params = b.params;
     m->backend = &cv_backend_dnnl;
     int np = cv_state_count(m->params);
-    if (!(m->trainable = malloc((size_t)np)) || !(m->grad_of = calloc((size_t)np, sizeof *m->grad_of))) {
+    if (!(m->trainable = malloc((size_t)np)) ||
+        !(m->grad_of = calloc((size_t)np, sizeof *m->grad_of))) {
         cv_model_free(m);
         return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", arch);
     }
@@ -321,7 +322,9 @@ cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tens
         cv_status s = graph_infer_shapes(ctx, m->g, m->params, n, x->shape[1], h, w, shapes);
         if (!s && m->training) s = ensure_grads(ctx, m);
         cv_train_io io = {m->grad_of, m->seed + m->step};
-        if (!s) s = m->backend->plan(ctx, m->g, m->params, shapes, m->training ? PLAN_TRAIN : PLAN_EVAL, &io, &m->exec);
+        if (!s)
+            s = m->backend->plan(ctx, m->g, m->params, shapes, m->training ? PLAN_TRAIN : PLAN_EVAL,
+                                 &io, &m->exec);
         if (s) return s;
         m->exec_n = n, m->exec_h = h, m->exec_w = w;
     }
@@ -357,11 +360,14 @@ cv_status cv_model_set_trainable(cv_ctx *ctx, cv_model *m, const char *prefix, i
     int hits = 0;
     for (int i = 0; i < cv_state_count(m->params); i++) {
         const char *name = cv_state_name(m->params, i);
-        if (strncmp(name, prefix, strlen(prefix)) || cv_state_tensor(m->params, i)->dtype != CV_F32) continue;
+        if (strncmp(name, prefix, strlen(prefix)) || cv_state_tensor(m->params, i)->dtype != CV_F32)
+            continue;
         m->trainable[i] = !!trainable;
         hits++;
     }
-    if (!hits) return cv_fail(ctx, CV_ERR_NOT_FOUND, "%s has no parameter named '%s...'", m->arch->name, prefix);
+    if (!hits)
+        return cv_fail(ctx, CV_ERR_NOT_FOUND, "%s has no parameter named '%s...'", m->arch->name,
+                       prefix);
     /* the gradient table follows the trainable set, and plans know it */
     cv_model_params_changed(m);
     cv_state_free(m->grads);
@@ -401,10 +407,12 @@ static cv_status ensure_grads(cv_ctx *ctx, cv_model *m)
 cv_status cv_model_backward(cv_ctx *ctx, cv_model *m, const cv_tensor *dout)
 {
     if (!m->ran_train || !m->exec)
-        return cv_fail(ctx, CV_ERR_INVALID, "%s: backward needs a training-mode forward first", m->arch->name);
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: backward needs a training-mode forward first",
+                       m->arch->name);
     const cv_shape4 *os = &m->shapes[m->g->output];
     if (dout->dtype != CV_F32 || cv_tensor_numel(dout) != shape_numel(os))
-        return cv_fail(ctx, CV_ERR_SHAPE, "%s: the output gradient must be float32 like the output", m->arch->name);
+        return cv_fail(ctx, CV_ERR_SHAPE, "%s: the output gradient must be float32 like the output",
+                       m->arch->name);
     cv_status s = ensure_grads(ctx, m);
     if (s) return s;
     cv_train_io io = {m->grad_of, m->seed + m->step};

@@ -109,7 +109,7 @@ static cv_status plan_conv(planner *p, const cv_step *st, int step, int *out)
     if (ds != dnnl_success)
         return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no convolution for node %d", st->node);
 
-    int x, wv, bv, y;
+    int x, wv, bv, y = -1;
     s = as_layout(ctx, e, &e->fwd, e->node_val[p->f->value[nd->in[0]]],
                   dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), &x, p->temps, &p->ntemps);
     if (!s)
@@ -156,8 +156,9 @@ static cv_status plan_linear(planner *p, const cv_step *st, int *out)
     dnnl_primitive_attr_destroy(attr);
     if (ds != dnnl_success)
         return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no inner product for node %d", st->node);
-    int x, wv, bv = -1, y;
-    s = as_layout(ctx, e, &e->fwd, e->node_val[p->f->value[nd->in[0]]], &src, &x, p->temps, &p->ntemps);
+    int x, wv, bv = -1, y = -1;
+    s = as_layout(ctx, e, &e->fwd, e->node_val[p->f->value[nd->in[0]]], &src, &x, p->temps,
+                  &p->ntemps);
     if (!s)
         s = weights_value(ctx, e, param(p, nd, 0), &w_user,
                           dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &wv);
@@ -170,7 +171,8 @@ static cv_status plan_linear(planner *p, const cv_step *st, int *out)
         s = bias ? prim_step(ctx, e, &e->fwd, pd, 4,
                              (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
                              (int[]){x, wv, bv, y})
-                 : prim_step(ctx, e, &e->fwd, pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
+                 : prim_step(ctx, e, &e->fwd, pd, 3,
+                             (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
                              (int[]){x, wv, y});
     dnnl_primitive_desc_destroy(pd);
     *out = y;
@@ -197,7 +199,8 @@ static cv_status plan_pool(planner *p, const cv_step *st, int *out)
     DNNL(ctx, dnnl_primitive_desc_create(&pd, &pdsc, NULL, e->eng, NULL));
     int y;
     cv_status s = new_value(ctx, e, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), 1, &y);
-    if (!s) s = prim_step(ctx, e, &e->fwd, pd, 2, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST}, (int[]){x, y});
+    if (!s)
+        s = prim_step(ctx, e, &e->fwd, pd, 2, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST}, (int[]){x, y});
     dnnl_primitive_desc_destroy(pd);
     *out = y;
     return s;
@@ -396,8 +399,9 @@ static cv_status dnnl_plan_eval(cv_ctx *ctx, cv_exec *e)
     return s;
 }
 
-static cv_status dnnl_plan(cv_ctx *ctx, const cv_graph *g, cv_state *params, const cv_shape4 *shapes,
-                           cv_plan_mode mode, const cv_train_io *io, cv_exec **out)
+static cv_status dnnl_plan(cv_ctx *ctx, const cv_graph *g, cv_state *params,
+                           const cv_shape4 *shapes, cv_plan_mode mode, const cv_train_io *io,
+                           cv_exec **out)
 {
     cv_exec *e = NULL;
     cv_status s = exec_new(ctx, g, params, shapes, mode, &e);
@@ -411,7 +415,8 @@ static cv_status dnnl_plan(cv_ctx *ctx, const cv_graph *g, cv_state *params, con
     return s;
 }
 
-static cv_status dnnl_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out, const cv_train_io *io)
+static cv_status dnnl_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
+                          const cv_train_io *io)
 {
     omp_set_num_threads(e->threads);
     DNNL(ctx, dnnl_memory_set_data_handle(e->vals[e->input_val].mem, (void *)in));
@@ -423,12 +428,15 @@ static cv_status dnnl_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out, 
     return CV_OK;
 }
 
-static cv_status dnnl_run_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const cv_train_io *io)
+static cv_status dnnl_run_backward(cv_ctx *ctx, cv_exec *e, const float *dout,
+                                   const cv_train_io *io)
 {
-    if (e->mode != PLAN_TRAIN) return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN backend: backward of an eval plan");
+    if (e->mode != PLAN_TRAIN)
+        return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN backend: backward of an eval plan");
     omp_set_num_threads(e->threads);
     DNNL(ctx, dnnl_memory_set_data_handle(e->vals[e->dout_val].mem, (void *)dout));
     return run_list(ctx, e, &e->bwd, io);
 }
 
-const cv_backend_ops cv_backend_dnnl = {"onednn", dnnl_plan, dnnl_run, dnnl_run_backward, exec_free};
+const cv_backend_ops cv_backend_dnnl = {"onednn", dnnl_plan, dnnl_run, dnnl_run_backward,
+                                        exec_free};

@@ -22,13 +22,15 @@ static int grow(void **p, int *cap, int n, size_t elem)
     return 0;
 }
 
-/* A slot of at least `size` bytes: the smallest free one that fits, else a free one grown, else new. */
+/* A slot of at least `size` bytes: the smallest free one that fits, else a free one grown, else
+ * new. */
 int slot_get(cv_exec *e, size_t size)
 {
     int best = -1, any = -1;
     for (int i = 0; i < e->nslots; i++) {
         if (e->slots[i].free != 1) continue;
-        if (e->slots[i].size >= size && (best < 0 || e->slots[i].size < e->slots[best].size)) best = i;
+        if (e->slots[i].size >= size && (best < 0 || e->slots[i].size < e->slots[best].size))
+            best = i;
         if (any < 0 || e->slots[i].size > e->slots[any].size) any = i;
     }
     if (best < 0 && any >= 0) best = any;
@@ -109,8 +111,10 @@ cv_status reorder_step(cv_ctx *ctx, cv_exec *e, xlist *l, int src, int dst, int 
     dnnl_status_t ds = dnnl_reorder_primitive_desc_create(&pd, &e->vals[src].md, e->eng,
                                                           &e->vals[dst].md, e->eng, attr);
     if (attr) dnnl_primitive_attr_destroy(attr);
-    if (ds != dnnl_success) return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no reorder (status %d)", (int)ds);
-    cv_status s = prim_step(ctx, e, l, pd, 2, (int[]){DNNL_ARG_FROM, DNNL_ARG_TO}, (int[]){src, dst});
+    if (ds != dnnl_success)
+        return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no reorder (status %d)", (int)ds);
+    cv_status s =
+        prim_step(ctx, e, l, pd, 2, (int[]){DNNL_ARG_FROM, DNNL_ARG_TO}, (int[]){src, dst});
     dnnl_primitive_desc_destroy(pd);
     return s;
 }
@@ -146,7 +150,8 @@ cv_status weights_value(cv_ctx *ctx, cv_exec *e, const float *data, const dnnl_m
     if (s) return s;
     xlist once = {0};
     int src;
-    if ((s = bound_value(ctx, e, user, (void *)data, &src)) || (s = bound_value(ctx, e, want, buf, out)) ||
+    if ((s = bound_value(ctx, e, user, (void *)data, &src)) ||
+        (s = bound_value(ctx, e, want, buf, out)) ||
         (s = reorder_step(ctx, e, &once, src, *out, 0)))
         goto done;
     s = run_list(ctx, e, &once, NULL);
@@ -159,15 +164,22 @@ done:
 act_algs act_to_dnnl(cv_act act)
 {
     switch (act) {
-    case ACT_RELU: return (act_algs){1, {dnnl_eltwise_relu}, {0}, {0}};
-    case ACT_RELU6: return (act_algs){1, {dnnl_eltwise_clip_v2}, {0}, {6}};
-    case ACT_HARDSWISH: return (act_algs){1, {dnnl_eltwise_hardswish}, {0}, {0}};
+    case ACT_RELU:
+        return (act_algs){1, {dnnl_eltwise_relu}, {0}, {0}};
+    case ACT_RELU6:
+        return (act_algs){1, {dnnl_eltwise_clip_v2}, {0}, {6}};
+    case ACT_HARDSWISH:
+        return (act_algs){1, {dnnl_eltwise_hardswish}, {0}, {0}};
     case ACT_HARDSIGMOID:
         return (act_algs){2, {dnnl_eltwise_linear, dnnl_eltwise_clip_v2}, {1.0f / 6, 0}, {0.5f, 1}};
-    case ACT_SILU: return (act_algs){1, {dnnl_eltwise_swish}, {1}, {0}};
-    case ACT_GELU: return (act_algs){1, {dnnl_eltwise_gelu_erf}, {0}, {0}};
-    case ACT_SIGMOID: return (act_algs){1, {dnnl_eltwise_logistic}, {0}, {0}};
-    default: return (act_algs){0, {0}, {0}, {0}};
+    case ACT_SILU:
+        return (act_algs){1, {dnnl_eltwise_swish}, {1}, {0}};
+    case ACT_GELU:
+        return (act_algs){1, {dnnl_eltwise_gelu_erf}, {0}, {0}};
+    case ACT_SIGMOID:
+        return (act_algs){1, {dnnl_eltwise_logistic}, {0}, {0}};
+    default:
+        return (act_algs){0, {0}, {0}, {0}};
     }
 }
 
@@ -195,16 +207,19 @@ void conv_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys, 
     pr[1] = (ys->d[3] - 1) * nd->a.sw + (kw - 1) * nd->a.dw + 1 - xs->d[3] - nd->a.pw;
 }
 
-void pool_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys, dnnl_alg_kind_t *alg,
-                   dnnl_dims_t strides, dnnl_dims_t kernel, dnnl_dims_t dil, dnnl_dims_t pl,
-                   dnnl_dims_t pr)
+void pool_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys,
+                   dnnl_alg_kind_t *alg, dnnl_dims_t strides, dnnl_dims_t kernel, dnnl_dims_t dil,
+                   dnnl_dims_t pl, dnnl_dims_t pr)
 {
     cv_attrs a = nd->a;
     if (nd->op == OP_ADAPTIVE_AVGPOOL) /* callers checked that the windows are uniform */
-        a = (cv_attrs){.kh = (int)(xs->d[2] / ys->d[2]), .kw = (int)(xs->d[3] / ys->d[3]),
-                       .sh = (int)(xs->d[2] / ys->d[2]), .sw = (int)(xs->d[3] / ys->d[3]), .dh = 1,
+        a = (cv_attrs){.kh = (int)(xs->d[2] / ys->d[2]),
+                       .kw = (int)(xs->d[3] / ys->d[3]),
+                       .sh = (int)(xs->d[2] / ys->d[2]),
+                       .sw = (int)(xs->d[3] / ys->d[3]),
+                       .dh = 1,
                        .dw = 1};
-    *alg = nd->op == OP_MAXPOOL ? dnnl_pooling_max
+    *alg = nd->op == OP_MAXPOOL  ? dnnl_pooling_max
            : a.count_include_pad ? dnnl_pooling_avg_include_padding
                                  : dnnl_pooling_avg_exclude_padding;
     strides[0] = a.sh, strides[1] = a.sw, kernel[0] = a.kh, kernel[1] = a.kw;
@@ -243,19 +258,34 @@ static void run_ref(cv_exec *e, const xstep *x)
     float *y = ptr(e, x->out_val);
     const cv_shape4 *xs = &shp[0], *ys = &e->shapes[x->node];
     switch (nd->op) {
-    case OP_MAXPOOL: ref_maxpool(in[0], y, xs, ys, &nd->a); break;
-    case OP_AVGPOOL: ref_avgpool(in[0], y, xs, ys, &nd->a); break;
-    case OP_ADAPTIVE_AVGPOOL: ref_adaptive_avgpool(in[0], y, xs, ys); break;
-    case OP_SOFTMAX: ref_softmax(in[0], y, ys->d[0], ys->d[1]); break;
-    case OP_BN:
-        ref_batchnorm(in[0], y, xs, param(e, nd, 0), param(e, nd, 1), param(e, nd, 2), param(e, nd, 3),
-                      nd->a.eps);
+    case OP_MAXPOOL:
+        ref_maxpool(in[0], y, xs, ys, &nd->a);
         break;
-    case OP_ACT: ref_act(in[0], y, shape_numel(ys), nd->a.act); break;
+    case OP_AVGPOOL:
+        ref_avgpool(in[0], y, xs, ys, &nd->a);
+        break;
+    case OP_ADAPTIVE_AVGPOOL:
+        ref_adaptive_avgpool(in[0], y, xs, ys);
+        break;
+    case OP_SOFTMAX:
+        ref_softmax(in[0], y, ys->d[0], ys->d[1]);
+        break;
+    case OP_BN:
+        ref_batchnorm(in[0], y, xs, param(e, nd, 0), param(e, nd, 1), param(e, nd, 2),
+                      param(e, nd, 3), nd->a.eps);
+        break;
+    case OP_ACT:
+        ref_act(in[0], y, shape_numel(ys), nd->a.act);
+        break;
     case OP_ADD:
-    case OP_MUL: ref_binary(nd->op, in[0], in[1], y, xs, &shp[1]); break;
-    case OP_CONCAT: ref_concat(in, shp, x->nin, y); break;
-    default: break; /* the planners send nothing else here */
+    case OP_MUL:
+        ref_binary(nd->op, in[0], in[1], y, xs, &shp[1]);
+        break;
+    case OP_CONCAT:
+        ref_concat(in, shp, x->nin, y);
+        break;
+    default:
+        break; /* the planners send nothing else here */
     }
 }
 
@@ -272,15 +302,30 @@ static void run_ref_backward(cv_exec *e, const xstep *x)
     const float *dy = ptr(e, x->dout_val), *y = ptr(e, x->out_val);
     const cv_shape4 *xs = &shp[0], *ys = &e->shapes[x->node];
     switch (nd->op) {
-    case OP_MAXPOOL: ref_maxpool_backward(in[0], dy, din[0], xs, ys, &nd->a); break;
-    case OP_AVGPOOL: ref_avgpool_backward(dy, din[0], xs, ys, &nd->a); break;
-    case OP_ADAPTIVE_AVGPOOL: ref_adaptive_avgpool_backward(dy, din[0], xs, ys); break;
-    case OP_SOFTMAX: ref_softmax_backward(y, dy, din[0], ys->d[0], ys->d[1]); break;
-    case OP_ACT: ref_act_backward(in[0], dy, din[0], shape_numel(ys), nd->a.act); break;
+    case OP_MAXPOOL:
+        ref_maxpool_backward(in[0], dy, din[0], xs, ys, &nd->a);
+        break;
+    case OP_AVGPOOL:
+        ref_avgpool_backward(dy, din[0], xs, ys, &nd->a);
+        break;
+    case OP_ADAPTIVE_AVGPOOL:
+        ref_adaptive_avgpool_backward(dy, din[0], xs, ys);
+        break;
+    case OP_SOFTMAX:
+        ref_softmax_backward(y, dy, din[0], ys->d[0], ys->d[1]);
+        break;
+    case OP_ACT:
+        ref_act_backward(in[0], dy, din[0], shape_numel(ys), nd->a.act);
+        break;
     case OP_ADD:
-    case OP_MUL: ref_binary_backward(nd->op, in[0], in[1], dy, din[0], din[1], xs, &shp[1]); break;
-    case OP_CONCAT: ref_concat_backward(dy, din, shp, x->nin); break;
-    default: break;
+    case OP_MUL:
+        ref_binary_backward(nd->op, in[0], in[1], dy, din[0], din[1], xs, &shp[1]);
+        break;
+    case OP_CONCAT:
+        ref_concat_backward(dy, din, shp, x->nin);
+        break;
+    default:
+        break;
     }
 }
 
@@ -325,17 +370,30 @@ cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *i
                 dnnl_primitive_kind_t kind = dnnl_undefined_primitive;
                 dnnl_primitive_get_primitive_desc(x->prim, &pd);
                 if (pd) dnnl_primitive_desc_query(pd, dnnl_query_primitive_kind, 0, &kind);
-                return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: executing a %s primitive failed (status %d)",
+                return cv_fail(ctx, CV_ERR_INTERNAL,
+                               "oneDNN: executing a %s primitive failed (status %d)",
                                dnnl_prim_kind2str(kind), (int)st);
             }
             break;
         }
-        case X_REF: run_ref(e, x); break;
-        case X_REF_BWD: run_ref_backward(e, x); break;
-        case X_BN_UPDATE: bn_update(e, x); break;
-        case X_DROPOUT: dropout(e, x, io, 0); break;
-        case X_DROPOUT_BWD: dropout(e, x, io, 1); break;
-        case X_ZERO: memset(ptr(e, x->out_val), 0, dnnl_memory_desc_get_size(&e->vals[x->out_val].md)); break;
+        case X_REF:
+            run_ref(e, x);
+            break;
+        case X_REF_BWD:
+            run_ref_backward(e, x);
+            break;
+        case X_BN_UPDATE:
+            bn_update(e, x);
+            break;
+        case X_DROPOUT:
+            dropout(e, x, io, 0);
+            break;
+        case X_DROPOUT_BWD:
+            dropout(e, x, io, 1);
+            break;
+        case X_ZERO:
+            memset(ptr(e, x->out_val), 0, dnnl_memory_desc_get_size(&e->vals[x->out_val].md));
+            break;
         }
     }
     DNNL(ctx, dnnl_stream_wait(e->stream));
@@ -375,7 +433,8 @@ cv_status exec_new(cv_ctx *ctx, const cv_graph *g, cv_state *params, const cv_sh
     e->threads = cv_ctx_threads(ctx);
     omp_set_num_threads(e->threads);
     *out = e;
-    if (dnnl_engine_create(&e->eng, dnnl_cpu, 0) || dnnl_stream_create(&e->stream, e->eng, dnnl_stream_default_flags))
+    if (dnnl_engine_create(&e->eng, dnnl_cpu, 0) ||
+        dnnl_stream_create(&e->stream, e->eng, dnnl_stream_default_flags))
         return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: cannot create a CPU engine");
     return CV_OK;
 }
@@ -384,7 +443,8 @@ cv_status exec_bind(cv_ctx *ctx, cv_exec *e)
 {
     for (int i = 0; i < e->nslots; i++)
         if (!(e->slots[i].ptr = cv_aligned_alloc(e->slots[i].size)))
-            return cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: cannot allocate %zu bytes of activations",
+            return cv_fail(ctx, CV_ERR_NOMEM,
+                           "oneDNN plan: cannot allocate %zu bytes of activations",
                            e->slots[i].size);
     for (int i = 0; i < e->nvals; i++)
         if (e->vals[i].slot >= 0)

@@ -102,11 +102,12 @@ act_algs act_to_dnnl(cv_act act);
 cv_status post_ops(cv_ctx *ctx, cv_act act, int sum, dnnl_primitive_attr_t *attr);
 /* Convolution geometry as oneDNN wants it (dilation - 1, explicit right padding). */
 void conv_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys, int64_t kh,
-                   int64_t kw, dnnl_dims_t strides, dnnl_dims_t dil, dnnl_dims_t pl, dnnl_dims_t pr);
-/* Pooling geometry; adaptive pooling with uniform windows becomes a plain average pool. */
-void pool_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys, dnnl_alg_kind_t *alg,
-                   dnnl_dims_t strides, dnnl_dims_t kernel, dnnl_dims_t dil, dnnl_dims_t pl,
+                   int64_t kw, dnnl_dims_t strides, dnnl_dims_t dil, dnnl_dims_t pl,
                    dnnl_dims_t pr);
+/* Pooling geometry; adaptive pooling with uniform windows becomes a plain average pool. */
+void pool_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys,
+                   dnnl_alg_kind_t *alg, dnnl_dims_t strides, dnnl_dims_t kernel, dnnl_dims_t dil,
+                   dnnl_dims_t pl, dnnl_dims_t pr);
 /* Whether a pooling node needs the reference kernel (non-uniform adaptive windows; ceil_mode
  * average with count_include_pad, whose divisor oneDNN computes differently). */
 int pool_needs_ref(const cv_exec *e, int node);

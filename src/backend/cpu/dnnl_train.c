@@ -11,9 +11,9 @@
 #include "backend/cpu/dnnl_common.h"
 
 typedef struct {
-    int x[CV_MAX_INPUTS]; /* the values the forward read (maybe reordered copies) */
+    int x[CV_MAX_INPUTS];     /* the values the forward read (maybe reordered copies) */
     dnnl_primitive_desc_t pd; /* the forward primitive's, the hint of its backward ones */
-    int ws, mean, var; /* max-pool workspace; batch-norm batch statistics */
+    int ws, mean, var;        /* max-pool workspace; batch-norm batch statistics */
     int w_user, w_fwd; /* conv/linear weights: the parameter, and the forward layout's copy */
     int ref;           /* run by a reference kernel on plain layouts */
 } tnode;
@@ -49,7 +49,8 @@ static const dnnl_memory_desc_t *md_of(const tplanner *p, int v)
     return &p->e->vals[v].md;
 }
 
-static cv_status desc(cv_ctx *ctx, dnnl_memory_desc_t *md, int nd, const int64_t *dims, dnnl_format_tag_t tag)
+static cv_status desc(cv_ctx *ctx, dnnl_memory_desc_t *md, int nd, const int64_t *dims,
+                      dnnl_format_tag_t tag)
 {
     dnnl_dims_t d;
     for (int i = 0; i < nd; i++) d[i] = dims[i];
@@ -57,8 +58,9 @@ static cv_status desc(cv_ctx *ctx, dnnl_memory_desc_t *md, int nd, const int64_t
     return CV_OK;
 }
 
-static cv_status make_pd(cv_ctx *ctx, cv_exec *e, const void *op_desc, const_dnnl_primitive_desc_t hint,
-                         dnnl_primitive_desc_t *pd, const char *what, int node)
+static cv_status make_pd(cv_ctx *ctx, cv_exec *e, const void *op_desc,
+                         const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd,
+                         const char *what, int node)
 {
     if (dnnl_primitive_desc_create(pd, op_desc, NULL, e->eng, hint) != dnnl_success)
         return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no %s primitive for node %d", what, node);
@@ -71,7 +73,8 @@ static const dnnl_memory_desc_t *q(const_dnnl_primitive_desc_t pd, dnnl_query_t 
 }
 
 /* The parameter `k` of node `nd` bound as a value in `layout` (the parameter's own memory). */
-static cv_status param_value(tplanner *p, const cv_node *nd, int k, const dnnl_memory_desc_t *layout, int *out)
+static cv_status param_value(tplanner *p, const cv_node *nd, int k,
+                             const dnnl_memory_desc_t *layout, int *out)
 {
     return bound_value(p->ctx, p->e, layout, param(p->e, nd, k), out);
 }
@@ -88,7 +91,8 @@ static cv_status relaid(tplanner *p, xlist *l, int user, const dnnl_memory_desc_
 }
 
 /* Accumulates value `src` (any layout) into the gradient tensor of parameter `k`. */
-static cv_status into_grad(tplanner *p, const cv_node *nd, int k, const dnnl_memory_desc_t *plain, int src)
+static cv_status into_grad(tplanner *p, const cv_node *nd, int k, const dnnl_memory_desc_t *plain,
+                           int src)
 {
     cv_tensor *g = pgrad(p, nd, k);
     if (!g) return CV_OK;
@@ -145,7 +149,8 @@ static cv_status fwd_ref(tplanner *p, int i)
     cv_status s = CV_OK;
     for (int k = 0; !s && k < nd->nin; k++) {
         md_plain(&plain, &e->shapes[nd->in[k]]);
-        s = as_layout(p->ctx, e, &e->fwd, in_val(p, nd, k), &plain, &x.in_val[k], p->temps, &p->ntemps);
+        s = as_layout(p->ctx, e, &e->fwd, in_val(p, nd, k), &plain, &x.in_val[k], p->temps,
+                      &p->ntemps);
         p->t[i].x[k] = x.in_val[k];
     }
     md_plain(&plain, &e->shapes[i]);
@@ -170,29 +175,34 @@ static cv_status fwd_conv(tplanner *p, int i)
     if (!s) s = desc(ctx, &dst_any, 4, ys->d, dnnl_format_tag_any);
     if (!s) s = desc(ctx, &b_md, 1, &O, dnnl_x);
     if (!s) s = desc(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wt->shape, dnnl_format_tag_any);
-    if (!s) s = desc(ctx, &w_user, G > 1 ? 5 : 4, G > 1 ? wd5 : wt->shape, G > 1 ? dnnl_goihw : dnnl_oihw);
+    if (!s)
+        s = desc(ctx, &w_user, G > 1 ? 5 : 4, G > 1 ? wd5 : wt->shape,
+                 G > 1 ? dnnl_goihw : dnnl_oihw);
     if (s) return s;
     dnnl_dims_t strides, dil, pl, pr;
     conv_geometry(nd, xs, ys, wt->shape[2], wt->shape[3], strides, dil, pl, pr);
     int has_bias = nd->param[1] >= 0;
     dnnl_convolution_desc_t cd;
-    DNNL(ctx, dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
-                                                         &src_any, &w_any, has_bias ? &b_md : NULL,
-                                                         &dst_any, strides, dil, pl, pr));
+    DNNL(ctx, dnnl_dilated_convolution_forward_desc_init(
+                  &cd, dnnl_forward_training, dnnl_convolution_direct, &src_any, &w_any,
+                  has_bias ? &b_md : NULL, &dst_any, strides, dil, pl, pr));
     if ((s = make_pd(ctx, e, &cd, NULL, &t->pd, "convolution", i))) return s;
-    int bv = -1, y;
-    s = as_layout(ctx, e, &e->fwd, in_val(p, nd, 0), q(t->pd, dnnl_query_src_md), &t->x[0], p->temps, &p->ntemps);
+    int bv = -1, y = -1;
+    s = as_layout(ctx, e, &e->fwd, in_val(p, nd, 0), q(t->pd, dnnl_query_src_md), &t->x[0],
+                  p->temps, &p->ntemps);
     if (!s) s = param_value(p, nd, 0, &w_user, &t->w_user);
     if (!s) s = relaid(p, &e->fwd, t->w_user, q(t->pd, dnnl_query_weights_md), &t->w_fwd);
     if (!s && has_bias) s = param_value(p, nd, 1, &b_md, &bv);
     if (!s) s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y);
     if (s) return s;
     e->node_val[i] = y;
-    return has_bias ? prim_step(ctx, e, &e->fwd, t->pd, 4,
-                                (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
-                                (int[]){t->x[0], t->w_fwd, bv, y})
-                    : prim_step(ctx, e, &e->fwd, t->pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
-                                (int[]){t->x[0], t->w_fwd, y});
+    return has_bias
+               ? prim_step(ctx, e, &e->fwd, t->pd, 4,
+                           (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
+                           (int[]){t->x[0], t->w_fwd, bv, y})
+               : prim_step(ctx, e, &e->fwd, t->pd, 3,
+                           (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
+                           (int[]){t->x[0], t->w_fwd, y});
 }
 
 static cv_status fwd_linear(tplanner *p, int i)
@@ -210,7 +220,7 @@ static cv_status fwd_linear(tplanner *p, int i)
     if (!s) s = desc(ctx, &b_md, 1, &ys->d[1], dnnl_x);
     if (!s) s = desc(ctx, &dst, 2, ys->d, dnnl_nc);
     if (s) return s;
-    int has_bias = nd->param[1] >= 0, bv = -1, y;
+    int has_bias = nd->param[1] >= 0, bv = -1, y = -1;
     dnnl_inner_product_desc_t ipd;
     DNNL(ctx, dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_training, &src, &w_any,
                                                    has_bias ? &b_md : NULL, &dst));
@@ -222,11 +232,13 @@ static cv_status fwd_linear(tplanner *p, int i)
     if (!s) s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y);
     if (s) return s;
     e->node_val[i] = y;
-    return has_bias ? prim_step(ctx, e, &e->fwd, t->pd, 4,
-                                (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
-                                (int[]){t->x[0], t->w_fwd, bv, y})
-                    : prim_step(ctx, e, &e->fwd, t->pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
-                                (int[]){t->x[0], t->w_fwd, y});
+    return has_bias
+               ? prim_step(ctx, e, &e->fwd, t->pd, 4,
+                           (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
+                           (int[]){t->x[0], t->w_fwd, bv, y})
+               : prim_step(ctx, e, &e->fwd, t->pd, 3,
+                           (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
+                           (int[]){t->x[0], t->w_fwd, y});
 }
 
 static cv_status fwd_bn(tplanner *p, int i)
@@ -237,12 +249,13 @@ static cv_status fwd_bn(tplanner *p, int i)
     tnode *t = &p->t[i];
     t->x[0] = in_val(p, nd, 0);
     dnnl_batch_normalization_desc_t bd;
-    DNNL(ctx, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_training, md_of(p, t->x[0]),
-                                                         nd->a.eps, dnnl_use_scale | dnnl_use_shift));
+    DNNL(ctx,
+         dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_training, md_of(p, t->x[0]),
+                                                    nd->a.eps, dnnl_use_scale | dnnl_use_shift));
     cv_status s = make_pd(ctx, e, &bd, NULL, &t->pd, "batch norm", i);
     dnnl_memory_desc_t c_md;
     if (!s) s = desc(ctx, &c_md, 1, &e->shapes[i].d[1], dnnl_x);
-    int sc, sh, y;
+    int sc, sh, y = -1;
     if (!s) s = param_value(p, nd, 0, &c_md, &sc);
     if (!s) s = param_value(p, nd, 1, &c_md, &sh);
     if (!s) s = new_value(ctx, e, &c_md, 1, &t->mean);
@@ -250,7 +263,8 @@ static cv_status fwd_bn(tplanner *p, int i)
     if (!s) s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y);
     if (!s)
         s = prim_step(ctx, e, &e->fwd, t->pd, 6,
-                      (int[]){DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT},
+                      (int[]){DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE,
+                              DNNL_ARG_SCALE, DNNL_ARG_SHIFT},
                       (int[]){t->x[0], y, t->mean, t->var, sc, sh});
     if (s) return s;
     e->node_val[i] = y;
@@ -267,12 +281,14 @@ static cv_status fwd_eltwise(tplanner *p, int i)
     if (a.n != 1) return fwd_ref(p, i);
     t->x[0] = in_val(p, nd, 0);
     dnnl_eltwise_desc_t ed;
-    DNNL(p->ctx, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training, a.alg[0], md_of(p, t->x[0]),
-                                                a.alpha[0], a.beta[0]));
-    int y;
+    DNNL(p->ctx, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training, a.alg[0],
+                                                md_of(p, t->x[0]), a.alpha[0], a.beta[0]));
+    int y = -1;
     cv_status s = make_pd(p->ctx, e, &ed, NULL, &t->pd, "eltwise", i);
     if (!s) s = new_value(p->ctx, e, md_of(p, t->x[0]), 1, &y);
-    if (!s) s = prim_step(p->ctx, e, &e->fwd, t->pd, 2, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST}, (int[]){t->x[0], y});
+    if (!s)
+        s = prim_step(p->ctx, e, &e->fwd, t->pd, 2, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST},
+                      (int[]){t->x[0], y});
     e->node_val[i] = y;
     return s;
 }
@@ -292,19 +308,22 @@ static cv_status fwd_pool(tplanner *p, int i)
     cv_status s = desc(ctx, &dst_any, 4, e->shapes[i].d, dnnl_format_tag_any);
     if (s) return s;
     dnnl_pooling_v2_desc_t pdsc;
-    DNNL(ctx, dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_training, alg, md_of(p, t->x[0]),
-                                                &dst_any, strides, kernel, dil, pl, pr));
-    int y;
+    DNNL(ctx,
+         dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_training, alg, md_of(p, t->x[0]),
+                                           &dst_any, strides, kernel, dil, pl, pr));
+    int y = -1;
     if ((s = make_pd(ctx, e, &pdsc, NULL, &t->pd, "pooling", i))) return s;
     if ((s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y))) return s;
     e->node_val[i] = y;
     t->ws = -1;
     if (alg == dnnl_pooling_max) {
         if ((s = new_value(ctx, e, q(t->pd, dnnl_query_workspace_md), 1, &t->ws))) return s;
-        return prim_step(ctx, e, &e->fwd, t->pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WORKSPACE},
+        return prim_step(ctx, e, &e->fwd, t->pd, 3,
+                         (int[]){DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_WORKSPACE},
                          (int[]){t->x[0], y, t->ws});
     }
-    return prim_step(ctx, e, &e->fwd, t->pd, 2, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST}, (int[]){t->x[0], y});
+    return prim_step(ctx, e, &e->fwd, t->pd, 2, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST},
+                     (int[]){t->x[0], y});
 }
 
 static cv_status fwd_add(tplanner *p, int i)
@@ -313,15 +332,18 @@ static cv_status fwd_add(tplanner *p, int i)
     const cv_node *nd = &e->g->nodes[i];
     tnode *t = &p->t[i];
     t->x[0] = in_val(p, nd, 0);
-    cv_status s = as_layout(p->ctx, e, &e->fwd, in_val(p, nd, 1), md_of(p, t->x[0]), &t->x[1], p->temps, &p->ntemps);
+    cv_status s = as_layout(p->ctx, e, &e->fwd, in_val(p, nd, 1), md_of(p, t->x[0]), &t->x[1],
+                            p->temps, &p->ntemps);
     if (s) return s;
     dnnl_binary_desc_t bd;
-    DNNL(p->ctx, dnnl_binary_desc_init(&bd, dnnl_binary_add, md_of(p, t->x[0]), md_of(p, t->x[1]), md_of(p, t->x[0])));
-    int y;
+    DNNL(p->ctx, dnnl_binary_desc_init(&bd, dnnl_binary_add, md_of(p, t->x[0]), md_of(p, t->x[1]),
+                                       md_of(p, t->x[0])));
+    int y = -1;
     if ((s = make_pd(p->ctx, e, &bd, NULL, &t->pd, "binary", i))) return s;
     if ((s = new_value(p->ctx, e, md_of(p, t->x[0]), 1, &y))) return s;
     e->node_val[i] = y;
-    return prim_step(p->ctx, e, &e->fwd, t->pd, 3, (int[]){DNNL_ARG_SRC_0, DNNL_ARG_SRC_1, DNNL_ARG_DST},
+    return prim_step(p->ctx, e, &e->fwd, t->pd, 3,
+                     (int[]){DNNL_ARG_SRC_0, DNNL_ARG_SRC_1, DNNL_ARG_DST},
                      (int[]){t->x[0], t->x[1], y});
 }
 
@@ -332,7 +354,8 @@ static cv_status fwd_flatten(tplanner *p, int i)
     dnnl_memory_desc_t plain, flat;
     md_plain(&plain, &e->shapes[nd->in[0]]);
     md_plain(&flat, &e->shapes[i]);
-    cv_status s = as_layout(p->ctx, e, &e->fwd, in_val(p, nd, 0), &plain, &p->t[i].x[0], p->temps, &p->ntemps);
+    cv_status s = as_layout(p->ctx, e, &e->fwd, in_val(p, nd, 0), &plain, &p->t[i].x[0], p->temps,
+                            &p->ntemps);
     if (!s && e->vals[p->t[i].x[0]].slot < 0)
         s = cv_fail(p->ctx, CV_ERR_UNSUPPORTED, "oneDNN backend: flatten of the input");
     if (!s) s = new_value(p->ctx, e, &flat, 0, &e->node_val[i]);
@@ -347,7 +370,8 @@ static cv_status fwd_dropout(tplanner *p, int i)
     dnnl_memory_desc_t plain;
     md_plain(&plain, &e->shapes[i]);
     xstep x = {.kind = X_DROPOUT, .node = i, .nin = 1};
-    cv_status s = as_layout(p->ctx, e, &e->fwd, in_val(p, nd, 0), &plain, &x.in_val[0], p->temps, &p->ntemps);
+    cv_status s =
+        as_layout(p->ctx, e, &e->fwd, in_val(p, nd, 0), &plain, &x.in_val[0], p->temps, &p->ntemps);
     if (!s) s = new_value(p->ctx, e, &plain, 1, &e->node_val[i]);
     p->t[i].x[0] = x.in_val[0];
     x.out_val = e->node_val[i];
@@ -360,7 +384,8 @@ static cv_status bwd_ref(tplanner *p, int i, int dy)
 {
     cv_exec *e = p->e;
     const cv_node *nd = &e->g->nodes[i];
-    xstep x = {.kind = X_REF_BWD, .node = i, .nin = nd->nin, .out_val = e->node_val[i], .dout_val = dy};
+    xstep x = {
+        .kind = X_REF_BWD, .node = i, .nin = nd->nin, .out_val = e->node_val[i], .dout_val = dy};
     dnnl_memory_desc_t plain;
     cv_status s = CV_OK;
     for (int k = 0; k < nd->nin; k++) {
@@ -394,15 +419,19 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
     if (p->need[nd->in[0]]) {
         dnnl_convolution_desc_t cd;
         dnnl_primitive_desc_t pd;
-        DNNL(ctx, dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, md_of(p, t->x[0]),
-                                                                   &w_any, md_of(p, dy), strides, dil, pl, pr));
+        DNNL(ctx, dnnl_dilated_convolution_backward_data_desc_init(
+                      &cd, dnnl_convolution_direct, md_of(p, t->x[0]), &w_any, md_of(p, dy),
+                      strides, dil, pl, pr));
         if ((s = make_pd(ctx, e, &cd, t->pd, &pd, "convolution backward data", i))) return s;
         int wb, dx;
         s = relaid(p, &e->bwd, t->w_user, q(pd, dnnl_query_weights_md), &wb);
-        if (!s && wb != t->w_user && dnnl_memory_desc_equal(md_of(p, wb), md_of(p, t->w_fwd))) wb = t->w_fwd;
+        if (!s && wb != t->w_user && dnnl_memory_desc_equal(md_of(p, wb), md_of(p, t->w_fwd)))
+            wb = t->w_fwd;
         if (!s) s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
-        if (!s) s = prim_step(ctx, e, &e->bwd, pd, 3, (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
-                              (int[]){dy, wb, dx});
+        if (!s)
+            s = prim_step(ctx, e, &e->bwd, pd, 3,
+                          (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
+                          (int[]){dy, wb, dx});
         dnnl_primitive_desc_destroy(pd);
         if (!s) s = contribute(p, nd->in[0], dx);
         if (s) return s;
@@ -412,18 +441,20 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
     int has_bias = nd->param[1] >= 0;
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd;
-    DNNL(ctx, dnnl_dilated_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, md_of(p, t->x[0]), &w_any,
-                                                                  has_bias ? &b_md : NULL, md_of(p, dy), strides,
-                                                                  dil, pl, pr));
+    DNNL(ctx, dnnl_dilated_convolution_backward_weights_desc_init(
+                  &cd, dnnl_convolution_direct, md_of(p, t->x[0]), &w_any, has_bias ? &b_md : NULL,
+                  md_of(p, dy), strides, dil, pl, pr));
     if ((s = make_pd(ctx, e, &cd, t->pd, &pd, "convolution backward weights", i))) return s;
     int dw, db = -1;
     s = new_value(ctx, e, q(pd, dnnl_query_diff_weights_md), 1, &dw);
     if (!s && has_bias) s = new_value(ctx, e, &b_md, 1, &db);
     if (!s)
         s = has_bias ? prim_step(ctx, e, &e->bwd, pd, 4,
-                                 (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS},
+                                 (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS,
+                                         DNNL_ARG_DIFF_BIAS},
                                  (int[]){t->x[0], dy, dw, db})
-                     : prim_step(ctx, e, &e->bwd, pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS},
+                     : prim_step(ctx, e, &e->bwd, pd, 3,
+                                 (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS},
                                  (int[]){t->x[0], dy, dw});
     dnnl_primitive_desc_destroy(pd);
     if (!s) s = into_grad(p, nd, 0, md_of(p, t->w_user), dw);
@@ -446,14 +477,18 @@ static cv_status bwd_linear(tplanner *p, int i, int dy)
     if (p->need[nd->in[0]]) {
         dnnl_inner_product_desc_t ipd;
         dnnl_primitive_desc_t pd;
-        DNNL(ctx, dnnl_inner_product_backward_data_desc_init(&ipd, md_of(p, t->x[0]), &w_any, md_of(p, dy)));
+        DNNL(ctx, dnnl_inner_product_backward_data_desc_init(&ipd, md_of(p, t->x[0]), &w_any,
+                                                             md_of(p, dy)));
         if ((s = make_pd(ctx, e, &ipd, t->pd, &pd, "inner product backward data", i))) return s;
         int wb, dx;
         s = relaid(p, &e->bwd, t->w_user, q(pd, dnnl_query_weights_md), &wb);
-        if (!s && wb != t->w_user && dnnl_memory_desc_equal(md_of(p, wb), md_of(p, t->w_fwd))) wb = t->w_fwd;
+        if (!s && wb != t->w_user && dnnl_memory_desc_equal(md_of(p, wb), md_of(p, t->w_fwd)))
+            wb = t->w_fwd;
         if (!s) s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
-        if (!s) s = prim_step(ctx, e, &e->bwd, pd, 3, (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
-                              (int[]){dy, wb, dx});
+        if (!s)
+            s = prim_step(ctx, e, &e->bwd, pd, 3,
+                          (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
+                          (int[]){dy, wb, dx});
         dnnl_primitive_desc_destroy(pd);
         if (!s) s = contribute(p, nd->in[0], dx);
         if (s) return s;
@@ -462,16 +497,18 @@ static cv_status bwd_linear(tplanner *p, int i, int dy)
     int has_bias = nd->param[1] >= 0, dw, db = -1;
     dnnl_inner_product_desc_t ipd;
     dnnl_primitive_desc_t pd;
-    DNNL(ctx, dnnl_inner_product_backward_weights_desc_init(&ipd, md_of(p, t->x[0]), &w_any, has_bias ? &b_md : NULL,
-                                                            md_of(p, dy)));
+    DNNL(ctx, dnnl_inner_product_backward_weights_desc_init(&ipd, md_of(p, t->x[0]), &w_any,
+                                                            has_bias ? &b_md : NULL, md_of(p, dy)));
     if ((s = make_pd(ctx, e, &ipd, t->pd, &pd, "inner product backward weights", i))) return s;
     s = new_value(ctx, e, q(pd, dnnl_query_diff_weights_md), 1, &dw);
     if (!s && has_bias) s = new_value(ctx, e, &b_md, 1, &db);
     if (!s)
         s = has_bias ? prim_step(ctx, e, &e->bwd, pd, 4,
-                                 (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS},
+                                 (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS,
+                                         DNNL_ARG_DIFF_BIAS},
                                  (int[]){t->x[0], dy, dw, db})
-                     : prim_step(ctx, e, &e->bwd, pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS},
+                     : prim_step(ctx, e, &e->bwd, pd, 3,
+                                 (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS},
                                  (int[]){t->x[0], dy, dw});
     dnnl_primitive_desc_destroy(pd);
     if (!s) s = into_grad(p, nd, 0, md_of(p, t->w_user), dw);
@@ -487,9 +524,9 @@ static cv_status bwd_bn(tplanner *p, int i, int dy)
     tnode *t = &p->t[i];
     int want_params = pgrad(p, nd, 0) || pgrad(p, nd, 1);
     dnnl_batch_normalization_desc_t bd;
-    DNNL(ctx, dnnl_batch_normalization_backward_desc_init(&bd, want_params ? dnnl_backward : dnnl_backward_data,
-                                                          md_of(p, dy), md_of(p, t->x[0]), nd->a.eps,
-                                                          dnnl_use_scale | dnnl_use_shift));
+    DNNL(ctx, dnnl_batch_normalization_backward_desc_init(
+                  &bd, want_params ? dnnl_backward : dnnl_backward_data, md_of(p, dy),
+                  md_of(p, t->x[0]), nd->a.eps, dnnl_use_scale | dnnl_use_shift));
     dnnl_primitive_desc_t pd;
     cv_status s = make_pd(ctx, e, &bd, t->pd, &pd, "batch norm backward", i);
     if (s) return s;
@@ -497,20 +534,24 @@ static cv_status bwd_bn(tplanner *p, int i, int dy)
     int sc, sh, dx, dsc = -1, dsh = -1;
     s = desc(ctx, &c_md, 1, &e->shapes[i].d[1], dnnl_x);
     if (!s) s = param_value(p, nd, 0, &c_md, &sc);
-    if (!s) s = param_value(p, nd, 1, &c_md, &sh); /* oneDNN 2.6 wants it whenever use_shift is set */
-    if (!s) s = p->need[nd->in[0]] ? grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx)
-                                   : new_value(ctx, e, q(pd, dnnl_query_diff_src_md), 1, &dx);
+    if (!s)
+        s = param_value(p, nd, 1, &c_md, &sh); /* oneDNN 2.6 wants it whenever use_shift is set */
+    if (!s)
+        s = p->need[nd->in[0]] ? grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx)
+                               : new_value(ctx, e, q(pd, dnnl_query_diff_src_md), 1, &dx);
     if (!s && want_params) s = new_value(ctx, e, &c_md, 1, &dsc);
     if (!s && want_params) s = new_value(ctx, e, &c_md, 1, &dsh);
     if (!s)
         s = want_params
                 ? prim_step(ctx, e, &e->bwd, pd, 9,
-                            (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE,
-                                    DNNL_ARG_SHIFT, DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT},
+                            (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE,
+                                    DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT,
+                                    DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT},
                             (int[]){t->x[0], t->mean, t->var, dy, sc, sh, dx, dsc, dsh})
                 : prim_step(ctx, e, &e->bwd, pd, 7,
-                            (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE,
-                                    DNNL_ARG_SHIFT, DNNL_ARG_DIFF_SRC},
+                            (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE,
+                                    DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT,
+                                    DNNL_ARG_DIFF_SRC},
                             (int[]){t->x[0], t->mean, t->var, dy, sc, sh, dx});
     dnnl_primitive_desc_destroy(pd);
     if (!s && p->need[nd->in[0]]) s = contribute(p, nd->in[0], dx);
@@ -526,14 +567,17 @@ static cv_status bwd_eltwise(tplanner *p, int i, int dy)
     tnode *t = &p->t[i];
     act_algs a = act_to_dnnl(nd->a.act);
     dnnl_eltwise_desc_t ed;
-    DNNL(p->ctx, dnnl_eltwise_backward_desc_init(&ed, a.alg[0], md_of(p, dy), md_of(p, t->x[0]), a.alpha[0], a.beta[0]));
+    DNNL(p->ctx, dnnl_eltwise_backward_desc_init(&ed, a.alg[0], md_of(p, dy), md_of(p, t->x[0]),
+                                                 a.alpha[0], a.beta[0]));
     dnnl_primitive_desc_t pd;
     int dx;
     cv_status s = make_pd(p->ctx, e, &ed, t->pd, &pd, "eltwise backward", i);
     if (s) return s;
     s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
-    if (!s) s = prim_step(p->ctx, e, &e->bwd, pd, 3, (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC},
-                          (int[]){t->x[0], dy, dx});
+    if (!s)
+        s = prim_step(p->ctx, e, &e->bwd, pd, 3,
+                      (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC},
+                      (int[]){t->x[0], dy, dx});
     dnnl_primitive_desc_destroy(pd);
     return s ? s : contribute(p, nd->in[0], dx);
 }
@@ -547,18 +591,20 @@ static cv_status bwd_pool(tplanner *p, int i, int dy)
     dnnl_dims_t strides, kernel, dil, pl, pr;
     pool_geometry(nd, &e->shapes[nd->in[0]], &e->shapes[i], &alg, strides, kernel, dil, pl, pr);
     dnnl_pooling_v2_desc_t pdsc;
-    DNNL(p->ctx, dnnl_pooling_v2_backward_desc_init(&pdsc, alg, md_of(p, t->x[0]), md_of(p, dy), strides, kernel,
-                                                    dil, pl, pr));
+    DNNL(p->ctx, dnnl_pooling_v2_backward_desc_init(&pdsc, alg, md_of(p, t->x[0]), md_of(p, dy),
+                                                    strides, kernel, dil, pl, pr));
     dnnl_primitive_desc_t pd;
     int dx;
     cv_status s = make_pd(p->ctx, e, &pdsc, t->pd, &pd, "pooling backward", i);
     if (s) return s;
     s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
     if (!s)
-        s = t->ws >= 0 ? prim_step(p->ctx, e, &e->bwd, pd, 3, (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WORKSPACE, DNNL_ARG_DIFF_SRC},
-                                   (int[]){dy, t->ws, dx})
-                       : prim_step(p->ctx, e, &e->bwd, pd, 2, (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC},
-                                   (int[]){dy, dx});
+        s = t->ws >= 0
+                ? prim_step(p->ctx, e, &e->bwd, pd, 3,
+                            (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WORKSPACE, DNNL_ARG_DIFF_SRC},
+                            (int[]){dy, t->ws, dx})
+                : prim_step(p->ctx, e, &e->bwd, pd, 2,
+                            (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC}, (int[]){dy, dx});
     dnnl_primitive_desc_destroy(pd);
     return s ? s : contribute(p, nd->in[0], dx);
 }
@@ -570,13 +616,18 @@ static cv_status bwd_node(tplanner *p, int i)
     int dy = p->dval[i];
     if (p->t[i].ref) return bwd_ref(p, i, dy);
     switch (nd->op) {
-    case OP_CONV: return bwd_conv(p, i, dy);
-    case OP_LINEAR: return bwd_linear(p, i, dy);
-    case OP_BN: return bwd_bn(p, i, dy);
-    case OP_ACT: return p->need[nd->in[0]] ? bwd_eltwise(p, i, dy) : CV_OK;
+    case OP_CONV:
+        return bwd_conv(p, i, dy);
+    case OP_LINEAR:
+        return bwd_linear(p, i, dy);
+    case OP_BN:
+        return bwd_bn(p, i, dy);
+    case OP_ACT:
+        return p->need[nd->in[0]] ? bwd_eltwise(p, i, dy) : CV_OK;
     case OP_MAXPOOL:
     case OP_AVGPOOL:
-    case OP_ADAPTIVE_AVGPOOL: return p->need[nd->in[0]] ? bwd_pool(p, i, dy) : CV_OK;
+    case OP_ADAPTIVE_AVGPOOL:
+        return p->need[nd->in[0]] ? bwd_pool(p, i, dy) : CV_OK;
     case OP_ADD: {
         cv_status s = CV_OK;
         for (int k = 0; !s && k < 2; k++)
@@ -602,7 +653,9 @@ static cv_status bwd_node(tplanner *p, int i)
         if (!s) s = add_xstep(p->ctx, &e->bwd, &x);
         return s ? s : contribute(p, nd->in[0], x.din_val[0]);
     }
-    default: return cv_fail(p->ctx, CV_ERR_UNSUPPORTED, "oneDNN backend: no training for %s", op_name(nd->op));
+    default:
+        return cv_fail(p->ctx, CV_ERR_UNSUPPORTED, "oneDNN backend: no training for %s",
+                       op_name(nd->op));
     }
 }
 
@@ -616,11 +669,13 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
     p.written = calloc((size_t)n, 1);
     p.need = calloc((size_t)n, 1);
     cv_status s = CV_OK;
-    if (!p.t || !p.dval || !p.written || !p.need) s = cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
+    if (!p.t || !p.dval || !p.written || !p.need)
+        s = cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
     for (int i = 0; !s && i < n; i++) {
         const cv_node *nd = &g->nodes[i];
         p.dval[i] = -1;
-        for (int k = 0; k < nd->nparam; k++) p.need[i] |= nd->param[k] >= 0 && io->grad[nd->param[k]];
+        for (int k = 0; k < nd->nparam; k++)
+            p.need[i] |= nd->param[k] >= 0 && io->grad[nd->param[k]];
         for (int k = 0; k < nd->nin; k++) p.need[i] |= p.need[nd->in[k]];
         p.ntemps = 0;
         switch (nd->op) {
@@ -631,24 +686,43 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
             e->input_val = e->node_val[i];
             break;
         }
-        case OP_CONV: s = fwd_conv(&p, i); break;
-        case OP_LINEAR: s = fwd_linear(&p, i); break;
-        case OP_BN: s = fwd_bn(&p, i); break;
-        case OP_ACT: s = fwd_eltwise(&p, i); break;
+        case OP_CONV:
+            s = fwd_conv(&p, i);
+            break;
+        case OP_LINEAR:
+            s = fwd_linear(&p, i);
+            break;
+        case OP_BN:
+            s = fwd_bn(&p, i);
+            break;
+        case OP_ACT:
+            s = fwd_eltwise(&p, i);
+            break;
         case OP_MAXPOOL:
         case OP_AVGPOOL:
-        case OP_ADAPTIVE_AVGPOOL: s = fwd_pool(&p, i); break;
-        case OP_ADD: s = fwd_add(&p, i); break;
-        case OP_FLATTEN: s = fwd_flatten(&p, i); break;
-        case OP_DROPOUT: s = fwd_dropout(&p, i); break;
-        default: s = fwd_ref(&p, i); break; /* mul, concat, softmax */
+        case OP_ADAPTIVE_AVGPOOL:
+            s = fwd_pool(&p, i);
+            break;
+        case OP_ADD:
+            s = fwd_add(&p, i);
+            break;
+        case OP_FLATTEN:
+            s = fwd_flatten(&p, i);
+            break;
+        case OP_DROPOUT:
+            s = fwd_dropout(&p, i);
+            break;
+        default:
+            s = fwd_ref(&p, i);
+            break; /* mul, concat, softmax */
         }
     }
     if (!s) {
         dnnl_memory_desc_t plain;
         md_plain(&plain, &e->shapes[g->output]);
         p.ntemps = 0;
-        s = as_layout(ctx, e, &e->fwd, e->node_val[g->output], &plain, &e->output_val, p.temps, &p.ntemps);
+        s = as_layout(ctx, e, &e->fwd, e->node_val[g->output], &plain, &e->output_val, p.temps,
+                      &p.ntemps);
         if (!s) s = new_value(ctx, e, &plain, 0, &e->dout_val);
         if (!s && p.need[g->output]) s = contribute(&p, g->output, e->dout_val);
     }

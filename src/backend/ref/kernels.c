@@ -5,13 +5,13 @@
 #include <string.h>
 #include <tgmath.h>
 
-#define REAL float
+#define REAL     float
 #define FN(name) name
 #include "backend/ref/kernels_impl.h"
 #undef REAL
 #undef FN
 
-#define REAL double
+#define REAL     double
 #define FN(name) name##_f64
 #include "backend/ref/kernels_impl.h"
 #undef REAL

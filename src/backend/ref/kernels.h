@@ -9,49 +9,80 @@
 
 #include "core/graph.h"
 
-void ref_conv2d(const float *x, const float *w, const float *bias, float *y, const cv_shape4 *xs, const cv_shape4 *ys, int kh, int kw, const cv_attrs *a);
-void ref_conv2d_backward(const float *x, const float *w, const float *dy, float *dx, float *dw, float *db, const cv_shape4 *xs, const cv_shape4 *ys, int kh, int kw, const cv_attrs *a);
-void ref_batchnorm(const float *x, float *y, const cv_shape4 *s, const float *weight, const float *bias, const float *mean, const float *var, float eps);
+void ref_conv2d(const float *x, const float *w, const float *bias, float *y, const cv_shape4 *xs,
+                const cv_shape4 *ys, int kh, int kw, const cv_attrs *a);
+void ref_conv2d_backward(const float *x, const float *w, const float *dy, float *dx, float *dw,
+                         float *db, const cv_shape4 *xs, const cv_shape4 *ys, int kh, int kw,
+                         const cv_attrs *a);
+void ref_batchnorm(const float *x, float *y, const cv_shape4 *s, const float *weight,
+                   const float *bias, const float *mean, const float *var, float eps);
 void ref_batch_stats(const float *x, const cv_shape4 *s, float *mean, float *var);
-void ref_batchnorm_backward(const float *x, const float *dy, float *dx, float *dweight, float *dbias, const cv_shape4 *s, const float *weight, const float *mean, const float *var, float eps);
+void ref_batchnorm_backward(const float *x, const float *dy, float *dx, float *dweight,
+                            float *dbias, const cv_shape4 *s, const float *weight,
+                            const float *mean, const float *var, float eps);
 float ref_act1(float v, cv_act act);
 float ref_act_grad1(float v, cv_act act);
 void ref_act(const float *x, float *y, int64_t n, cv_act act);
 void ref_act_backward(const float *x, const float *dy, float *dx, int64_t n, cv_act act);
-void ref_maxpool(const float *x, float *y, const cv_shape4 *xs, const cv_shape4 *ys, const cv_attrs *a);
-void ref_maxpool_backward(const float *x, const float *dy, float *dx, const cv_shape4 *xs, const cv_shape4 *ys, const cv_attrs *a);
-void ref_avgpool(const float *x, float *y, const cv_shape4 *xs, const cv_shape4 *ys, const cv_attrs *a);
-void ref_avgpool_backward(const float *dy, float *dx, const cv_shape4 *xs, const cv_shape4 *ys, const cv_attrs *a);
+void ref_maxpool(const float *x, float *y, const cv_shape4 *xs, const cv_shape4 *ys,
+                 const cv_attrs *a);
+void ref_maxpool_backward(const float *x, const float *dy, float *dx, const cv_shape4 *xs,
+                          const cv_shape4 *ys, const cv_attrs *a);
+void ref_avgpool(const float *x, float *y, const cv_shape4 *xs, const cv_shape4 *ys,
+                 const cv_attrs *a);
+void ref_avgpool_backward(const float *dy, float *dx, const cv_shape4 *xs, const cv_shape4 *ys,
+                          const cv_attrs *a);
 void ref_adaptive_avgpool(const float *x, float *y, const cv_shape4 *xs, const cv_shape4 *ys);
-void ref_adaptive_avgpool_backward(const float *dy, float *dx, const cv_shape4 *xs, const cv_shape4 *ys);
-void ref_linear(const float *x, const float *w, const float *bias, float *y, int64_t n, int64_t in, int64_t out);
-void ref_linear_backward(const float *x, const float *w, const float *dy, float *dx, float *dw, float *db, int64_t n, int64_t in, int64_t out);
-void ref_binary(cv_op op, const float *a, const float *b, float *y, const cv_shape4 *as, const cv_shape4 *bs);
-void ref_binary_backward(cv_op op, const float *a, const float *b, const float *dy, float *da, float *db, const cv_shape4 *as, const cv_shape4 *bs);
+void ref_adaptive_avgpool_backward(const float *dy, float *dx, const cv_shape4 *xs,
+                                   const cv_shape4 *ys);
+void ref_linear(const float *x, const float *w, const float *bias, float *y, int64_t n, int64_t in,
+                int64_t out);
+void ref_linear_backward(const float *x, const float *w, const float *dy, float *dx, float *dw,
+                         float *db, int64_t n, int64_t in, int64_t out);
+void ref_binary(cv_op op, const float *a, const float *b, float *y, const cv_shape4 *as,
+                const cv_shape4 *bs);
+void ref_binary_backward(cv_op op, const float *a, const float *b, const float *dy, float *da,
+                         float *db, const cv_shape4 *as, const cv_shape4 *bs);
 void ref_softmax(const float *x, float *y, int64_t rows, int64_t cols);
 void ref_softmax_backward(const float *y, const float *dy, float *dx, int64_t rows, int64_t cols);
 
-void ref_conv2d_f64(const double *x, const double *w, const double *bias, double *y, const cv_shape4 *xs, const cv_shape4 *ys, int kh, int kw, const cv_attrs *a);
-void ref_conv2d_backward_f64(const double *x, const double *w, const double *dy, double *dx, double *dw, double *db, const cv_shape4 *xs, const cv_shape4 *ys, int kh, int kw, const cv_attrs *a);
-void ref_batchnorm_f64(const double *x, double *y, const cv_shape4 *s, const double *weight, const double *bias, const double *mean, const double *var, double eps);
+void ref_conv2d_f64(const double *x, const double *w, const double *bias, double *y,
+                    const cv_shape4 *xs, const cv_shape4 *ys, int kh, int kw, const cv_attrs *a);
+void ref_conv2d_backward_f64(const double *x, const double *w, const double *dy, double *dx,
+                             double *dw, double *db, const cv_shape4 *xs, const cv_shape4 *ys,
+                             int kh, int kw, const cv_attrs *a);
+void ref_batchnorm_f64(const double *x, double *y, const cv_shape4 *s, const double *weight,
+                       const double *bias, const double *mean, const double *var, double eps);
 void ref_batch_stats_f64(const double *x, const cv_shape4 *s, double *mean, double *var);
-void ref_batchnorm_backward_f64(const double *x, const double *dy, double *dx, double *dweight, double *dbias, const cv_shape4 *s, const double *weight, const double *mean, const double *var, double eps);
+void ref_batchnorm_backward_f64(const double *x, const double *dy, double *dx, double *dweight,
+                                double *dbias, const cv_shape4 *s, const double *weight,
+                                const double *mean, const double *var, double eps);
 double ref_act1_f64(double v, cv_act act);
 double ref_act_grad1_f64(double v, cv_act act);
 void ref_act_f64(const double *x, double *y, int64_t n, cv_act act);
 void ref_act_backward_f64(const double *x, const double *dy, double *dx, int64_t n, cv_act act);
-void ref_maxpool_f64(const double *x, double *y, const cv_shape4 *xs, const cv_shape4 *ys, const cv_attrs *a);
-void ref_maxpool_backward_f64(const double *x, const double *dy, double *dx, const cv_shape4 *xs, const cv_shape4 *ys, const cv_attrs *a);
-void ref_avgpool_f64(const double *x, double *y, const cv_shape4 *xs, const cv_shape4 *ys, const cv_attrs *a);
-void ref_avgpool_backward_f64(const double *dy, double *dx, const cv_shape4 *xs, const cv_shape4 *ys, const cv_attrs *a);
+void ref_maxpool_f64(const double *x, double *y, const cv_shape4 *xs, const cv_shape4 *ys,
+                     const cv_attrs *a);
+void ref_maxpool_backward_f64(const double *x, const double *dy, double *dx, const cv_shape4 *xs,
+                              const cv_shape4 *ys, const cv_attrs *a);
+void ref_avgpool_f64(const double *x, double *y, const cv_shape4 *xs, const cv_shape4 *ys,
+                     const cv_attrs *a);
+void ref_avgpool_backward_f64(const double *dy, double *dx, const cv_shape4 *xs,
+                              const cv_shape4 *ys, const cv_attrs *a);
 void ref_adaptive_avgpool_f64(const double *x, double *y, const cv_shape4 *xs, const cv_shape4 *ys);
-void ref_adaptive_avgpool_backward_f64(const double *dy, double *dx, const cv_shape4 *xs, const cv_shape4 *ys);
-void ref_linear_f64(const double *x, const double *w, const double *bias, double *y, int64_t n, int64_t in, int64_t out);
-void ref_linear_backward_f64(const double *x, const double *w, const double *dy, double *dx, double *dw, double *db, int64_t n, int64_t in, int64_t out);
-void ref_binary_f64(cv_op op, const double *a, const double *b, double *y, const cv_shape4 *as, const cv_shape4 *bs);
-void ref_binary_backward_f64(cv_op op, const double *a, const double *b, const double *dy, double *da, double *db, const cv_shape4 *as, const cv_shape4 *bs);
+void ref_adaptive_avgpool_backward_f64(const double *dy, double *dx, const cv_shape4 *xs,
+                                       const cv_shape4 *ys);
+void ref_linear_f64(const double *x, const double *w, const double *bias, double *y, int64_t n,
+                    int64_t in, int64_t out);
+void ref_linear_backward_f64(const double *x, const double *w, const double *dy, double *dx,
+                             double *dw, double *db, int64_t n, int64_t in, int64_t out);
+void ref_binary_f64(cv_op op, const double *a, const double *b, double *y, const cv_shape4 *as,
+                    const cv_shape4 *bs);
+void ref_binary_backward_f64(cv_op op, const double *a, const double *b, const double *dy,
+                             double *da, double *db, const cv_shape4 *as, const cv_shape4 *bs);
 void ref_softmax_f64(const double *x, double *y, int64_t rows, int64_t cols);
-void ref_softmax_backward_f64(const double *y, const double *dy, double *dx, int64_t rows, int64_t cols);
+void ref_softmax_backward_f64(const double *y, const double *dy, double *dx, int64_t rows,
+                              int64_t cols);
 void ref_concat(const float *const *xs, const cv_shape4 *shapes, int n, float *y);
 void ref_concat_backward(const float *dy, float *const *dxs, const cv_shape4 *shapes, int n);
 

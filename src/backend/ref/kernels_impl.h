@@ -62,7 +62,8 @@ void FN(ref_conv2d_backward)(const REAL *x, const REAL *w, const REAL *dy, REAL 
                                 if (ih < 0 || ih >= H) continue;
                                 for (int64_t ow = 0; ow < OW; ow++) {
                                     int64_t iw = ow * a->sw - a->pw + (int64_t)j * a->dw;
-                                    if (iw >= 0 && iw < W) xp[ih * W + iw] += wv * dyp[oh * OW + ow];
+                                    if (iw >= 0 && iw < W)
+                                        xp[ih * W + iw] += wv * dyp[oh * OW + ow];
                                 }
                             }
                         }
@@ -136,7 +137,8 @@ void FN(ref_batch_stats)(const REAL *x, const cv_shape4 *s, REAL *mean, REAL *va
 }
 
 /* Training-mode BN backward with batch statistics (mean, biased var):
- * dx = gamma*inv/M * (M*dy - sum(dy) - xhat*sum(dy*xhat)), dgamma = sum(dy*xhat), dbeta = sum(dy) */
+ * dx = gamma*inv/M * (M*dy - sum(dy) - xhat*sum(dy*xhat)), dgamma = sum(dy*xhat), dbeta = sum(dy)
+ */
 void FN(ref_batchnorm_backward)(const REAL *x, const REAL *dy, REAL *dx, REAL *dweight, REAL *dbias,
                                 const cv_shape4 *s, const REAL *weight, const REAL *mean,
                                 const REAL *var, REAL eps)
@@ -167,14 +169,22 @@ void FN(ref_batchnorm_backward)(const REAL *x, const REAL *dy, REAL *dx, REAL *d
 REAL FN(ref_act1)(REAL v, cv_act act)
 {
     switch (act) {
-    case ACT_RELU: return v > 0 ? v : 0;
-    case ACT_RELU6: return v < 0 ? 0 : v > 6 ? 6 : v;
-    case ACT_HARDSWISH: return v <= -3 ? 0 : v >= 3 ? v : v * (v + 3) / 6;
-    case ACT_HARDSIGMOID: return v <= -3 ? 0 : v >= 3 ? 1 : v / 6 + (REAL)0.5;
-    case ACT_SILU: return v / (1 + exp(-v));
-    case ACT_GELU: return (REAL)0.5 * v * (1 + erf(v * (REAL)M_SQRT1_2));
-    case ACT_SIGMOID: return 1 / (1 + exp(-v));
-    default: return v;
+    case ACT_RELU:
+        return v > 0 ? v : 0;
+    case ACT_RELU6:
+        return v < 0 ? 0 : v > 6 ? 6 : v;
+    case ACT_HARDSWISH:
+        return v <= -3 ? 0 : v >= 3 ? v : v * (v + 3) / 6;
+    case ACT_HARDSIGMOID:
+        return v <= -3 ? 0 : v >= 3 ? 1 : v / 6 + (REAL)0.5;
+    case ACT_SILU:
+        return v / (1 + exp(-v));
+    case ACT_GELU:
+        return (REAL)0.5 * v * (1 + erf(v * (REAL)M_SQRT1_2));
+    case ACT_SIGMOID:
+        return 1 / (1 + exp(-v));
+    default:
+        return v;
     }
 }
 
@@ -183,21 +193,27 @@ REAL FN(ref_act1)(REAL v, cv_act act)
 REAL FN(ref_act_grad1)(REAL v, cv_act act)
 {
     switch (act) {
-    case ACT_RELU: return v > 0;
-    case ACT_RELU6: return v > 0 && v < 6;
-    case ACT_HARDSWISH: return v < -3 ? 0 : v <= 3 ? v / 3 + (REAL)0.5 : 1;
-    case ACT_HARDSIGMOID: return v > -3 && v < 3 ? (REAL)1 / 6 : 0;
+    case ACT_RELU:
+        return v > 0;
+    case ACT_RELU6:
+        return v > 0 && v < 6;
+    case ACT_HARDSWISH:
+        return v < -3 ? 0 : v <= 3 ? v / 3 + (REAL)0.5 : 1;
+    case ACT_HARDSIGMOID:
+        return v > -3 && v < 3 ? (REAL)1 / 6 : 0;
     case ACT_SILU: {
         REAL s = 1 / (1 + exp(-v));
         return s * (1 + v * (1 - s));
     }
     case ACT_GELU:
-        return (REAL)0.5 * (1 + erf(v * (REAL)M_SQRT1_2)) + v * exp(-v * v / 2) * (REAL)(0.5 * M_2_SQRTPI * M_SQRT1_2);
+        return (REAL)0.5 * (1 + erf(v * (REAL)M_SQRT1_2)) +
+               v * exp(-v * v / 2) * (REAL)(0.5 * M_2_SQRTPI * M_SQRT1_2);
     case ACT_SIGMOID: {
         REAL s = 1 / (1 + exp(-v));
         return s * (1 - s);
     }
-    default: return 1;
+    default:
+        return 1;
     }
 }
 
@@ -392,13 +408,15 @@ void FN(ref_binary_backward)(cv_op op, const REAL *a, const REAL *b, const REAL 
     int64_t n = shape_numel(as), hw = as->rank == 4 ? as->d[2] * as->d[3] : 1;
     int bcast = shape_numel(bs) != n;
     if (da)
-        for (int64_t i = 0; i < n; i++) da[i] += op == OP_ADD ? dy[i] : dy[i] * b[bcast ? i / hw : i];
+        for (int64_t i = 0; i < n; i++)
+            da[i] += op == OP_ADD ? dy[i] : dy[i] * b[bcast ? i / hw : i];
     if (db && !bcast)
         for (int64_t i = 0; i < n; i++) db[i] += op == OP_ADD ? dy[i] : dy[i] * a[i];
     if (db && bcast)
         for (int64_t j = 0; j < n / hw; j++) {
             REAL s = 0;
-            for (int64_t k = 0; k < hw; k++) s += op == OP_ADD ? dy[j * hw + k] : dy[j * hw + k] * a[j * hw + k];
+            for (int64_t k = 0; k < hw; k++)
+                s += op == OP_ADD ? dy[j * hw + k] : dy[j * hw + k] * a[j * hw + k];
             db[j] += s;
         }
 }
@@ -419,6 +437,7 @@ void FN(ref_softmax_backward)(const REAL *y, const REAL *dy, REAL *dx, int64_t r
     for (int64_t r = 0; r < rows; r++) {
         REAL s = 0;
         for (int64_t i = 0; i < cols; i++) s += dy[r * cols + i] * y[r * cols + i];
-        for (int64_t i = 0; i < cols; i++) dx[r * cols + i] += y[r * cols + i] * (dy[r * cols + i] - s);
+        for (int64_t i = 0; i < cols; i++)
+            dx[r * cols + i] += y[r * cols + i] * (dy[r * cols + i] - s);
     }
 }

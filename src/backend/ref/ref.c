@@ -30,16 +30,15 @@ static void ref_free(cv_exec *e)
     free(e);
 }
 
-static cv_status ref_plan(cv_ctx *ctx, const cv_graph *g, cv_state *params,
-                          const cv_shape4 *shapes, cv_plan_mode mode, const cv_train_io *io,
-                          cv_exec **out)
+static cv_status ref_plan(cv_ctx *ctx, const cv_graph *g, cv_state *params, const cv_shape4 *shapes,
+                          cv_plan_mode mode, const cv_train_io *io, cv_exec **out)
 {
     (void)io;
     size_t n = (size_t)g->n;
     cv_exec *e = calloc(1, sizeof *e);
     if (!e || !(e->val = calloc(n, sizeof *e->val)) ||
-        (mode == PLAN_TRAIN && (!(e->grad = calloc(n, sizeof *e->grad)) ||
-                                !(e->stats = calloc(n, sizeof *e->stats)))))
+        (mode == PLAN_TRAIN &&
+         (!(e->grad = calloc(n, sizeof *e->grad)) || !(e->stats = calloc(n, sizeof *e->stats)))))
         goto nomem;
     e->g = g, e->params = params, e->shapes = shapes, e->mode = mode;
     for (int i = 0; i < g->n; i++) {
@@ -47,7 +46,8 @@ static cv_status ref_plan(cv_ctx *ctx, const cv_graph *g, cv_state *params,
         if (g->nodes[i].op != OP_INPUT && !(e->val[i] = cv_aligned_alloc(bytes))) goto nomem;
         if (mode != PLAN_TRAIN) continue;
         if (!(e->grad[i] = cv_aligned_alloc(bytes))) goto nomem;
-        if (g->nodes[i].op == OP_BN && !(e->stats[i] = malloc(2 * (size_t)shapes[i].d[1] * sizeof(float))))
+        if (g->nodes[i].op == OP_BN &&
+            !(e->stats[i] = malloc(2 * (size_t)shapes[i].d[1] * sizeof(float))))
             goto nomem;
     }
     *out = e;
@@ -93,7 +93,8 @@ static void bn_train(cv_exec *e, const cv_node *nd, int i, const float *x, float
     if (nd->param[4] >= 0) (*(int64_t *)cv_state_tensor(e->params, nd->param[4])->data)++;
 }
 
-static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out, const cv_train_io *io)
+static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
+                         const cv_train_io *io)
 {
     const cv_graph *g = e->g;
     int train = e->mode == PLAN_TRAIN;
@@ -103,31 +104,46 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out, c
         float *y = e->val[i];
         const float *x = nd->nin ? e->val[nd->in[0]] : NULL;
         switch (nd->op) {
-        case OP_INPUT: e->val[i] = (float *)in; break;
+        case OP_INPUT:
+            e->val[i] = (float *)in;
+            break;
         case OP_CONV: {
             const cv_tensor *w = cv_state_tensor(e->params, nd->param[0]);
-            ref_conv2d(x, w->data, param(e, nd, 1), y, xs, s, (int)w->shape[2], (int)w->shape[3], &nd->a);
+            ref_conv2d(x, w->data, param(e, nd, 1), y, xs, s, (int)w->shape[2], (int)w->shape[3],
+                       &nd->a);
             break;
         }
         case OP_BN:
             if (train)
                 bn_train(e, nd, i, x, y);
             else
-                ref_batchnorm(x, y, s, param(e, nd, 0), param(e, nd, 1), param(e, nd, 2), param(e, nd, 3), nd->a.eps);
+                ref_batchnorm(x, y, s, param(e, nd, 0), param(e, nd, 1), param(e, nd, 2),
+                              param(e, nd, 3), nd->a.eps);
             break;
-        case OP_ACT: ref_act(x, y, shape_numel(s), nd->a.act); break;
-        case OP_MAXPOOL: ref_maxpool(x, y, xs, s, &nd->a); break;
-        case OP_AVGPOOL: ref_avgpool(x, y, xs, s, &nd->a); break;
-        case OP_ADAPTIVE_AVGPOOL: ref_adaptive_avgpool(x, y, xs, s); break;
+        case OP_ACT:
+            ref_act(x, y, shape_numel(s), nd->a.act);
+            break;
+        case OP_MAXPOOL:
+            ref_maxpool(x, y, xs, s, &nd->a);
+            break;
+        case OP_AVGPOOL:
+            ref_avgpool(x, y, xs, s, &nd->a);
+            break;
+        case OP_ADAPTIVE_AVGPOOL:
+            ref_adaptive_avgpool(x, y, xs, s);
+            break;
         case OP_LINEAR:
             ref_linear(x, param(e, nd, 0), param(e, nd, 1), y, s->d[0], xs->d[1], s->d[1]);
             break;
         case OP_ADD:
-        case OP_MUL: ref_binary(nd->op, x, e->val[nd->in[1]], y, xs, &e->shapes[nd->in[1]]); break;
+        case OP_MUL:
+            ref_binary(nd->op, x, e->val[nd->in[1]], y, xs, &e->shapes[nd->in[1]]);
+            break;
         case OP_CONCAT: {
             const float *xsrc[CV_MAX_INPUTS];
             cv_shape4 shp[CV_MAX_INPUTS];
-            for (int k = 0; k < nd->nin; k++) xsrc[k] = e->val[nd->in[k]], shp[k] = e->shapes[nd->in[k]];
+            for (int k = 0; k < nd->nin; k++)
+                xsrc[k] = e->val[nd->in[k]], shp[k] = e->shapes[nd->in[k]];
             ref_concat(xsrc, shp, nd->nin, y);
             break;
         }
@@ -140,9 +156,14 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out, c
             }
             memcpy(y, x, (size_t)shape_numel(s) * sizeof *y);
             break;
-        case OP_FLATTEN: memcpy(y, x, (size_t)shape_numel(s) * sizeof *y); break;
-        case OP_SOFTMAX: ref_softmax(x, y, s->d[0], s->d[1]); break;
-        default: return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: op %s", op_name(nd->op));
+        case OP_FLATTEN:
+            memcpy(y, x, (size_t)shape_numel(s) * sizeof *y);
+            break;
+        case OP_SOFTMAX:
+            ref_softmax(x, y, s->d[0], s->d[1]);
+            break;
+        default:
+            return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: op %s", op_name(nd->op));
         }
     }
     memcpy(out, e->val[g->output], (size_t)shape_numel(&e->shapes[g->output]) * sizeof *out);
@@ -157,7 +178,8 @@ static float *pgrad(const cv_train_io *io, const cv_node *nd, int k)
 static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const cv_train_io *io)
 {
     const cv_graph *g = e->g;
-    if (e->mode != PLAN_TRAIN) return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: backward of an eval plan");
+    if (e->mode != PLAN_TRAIN)
+        return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: backward of an eval plan");
     /* Only values downstream of a trainable parameter need a gradient. */
     char *need = calloc((size_t)g->n, 1);
     if (!need) return cv_fail(ctx, CV_ERR_NOMEM, "ref backend: out of memory");
@@ -184,8 +206,8 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
         }
         case OP_BN: {
             const float *mean = e->stats[i];
-            ref_batchnorm_backward(x, dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1), s, param(e, nd, 0),
-                                   mean, mean + s->d[1], nd->a.eps);
+            ref_batchnorm_backward(x, dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1), s,
+                                   param(e, nd, 0), mean, mean + s->d[1], nd->a.eps);
             break;
         }
         case OP_ACT:
@@ -201,13 +223,14 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
             if (dx) ref_adaptive_avgpool_backward(dy, dx, xs, s);
             break;
         case OP_LINEAR:
-            ref_linear_backward(x, param(e, nd, 0), dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1), s->d[0],
-                                xs->d[1], s->d[1]);
+            ref_linear_backward(x, param(e, nd, 0), dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1),
+                                s->d[0], xs->d[1], s->d[1]);
             break;
         case OP_ADD:
         case OP_MUL:
             ref_binary_backward(nd->op, x, e->val[nd->in[1]], dy, dx,
-                                need[nd->in[1]] ? e->grad[nd->in[1]] : NULL, xs, &e->shapes[nd->in[1]]);
+                                need[nd->in[1]] ? e->grad[nd->in[1]] : NULL, xs,
+                                &e->shapes[nd->in[1]]);
             break;
         case OP_CONCAT: {
             float *dxs[CV_MAX_INPUTS];
@@ -220,8 +243,9 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
         case OP_DROPOUT:
             if (!dx) break;
             for (int64_t k = 0; k < n; k++)
-                dx[k] += nd->a.p <= 0 ? dy[k]
-                         : dropout_keep(io->seed, i, k, nd->a.p) ? dy[k] / (1 - nd->a.p) : 0;
+                dx[k] += nd->a.p <= 0                            ? dy[k]
+                         : dropout_keep(io->seed, i, k, nd->a.p) ? dy[k] / (1 - nd->a.p)
+                                                                 : 0;
             break;
         case OP_FLATTEN:
             for (int64_t k = 0; dx && k < n; k++) dx[k] += dy[k];
@@ -229,7 +253,10 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
         case OP_SOFTMAX:
             if (dx) ref_softmax_backward(e->val[i], dy, dx, s->d[0], s->d[1]);
             break;
-        default: free(need); return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: no backward for %s", op_name(nd->op));
+        default:
+            free(need);
+            return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: no backward for %s",
+                           op_name(nd->op));
         }
     }
     free(need);

@@ -1,0 +1,238 @@
+/* One training step of the oneDNN backend against the reference backend on the building blocks
+ * of the model zoo, one graph per block: every op's forward-training and backward path (primitive
+ * or reference fallback, in place or accumulated, blocked or plain) is exercised on inputs small
+ * enough to be well conditioned. Outputs, input-free parameter gradients and BN running
+ * statistics must agree. */
+#include <string.h>
+
+#include "backend/backend.h"
+#include "core/graph.h"
+#include "test.h"
+
+static uint64_t rng;
+
+static float uniform(void)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1;
+}
+
+typedef int (*block_fn)(cv_builder *b);
+
+typedef struct {
+    float *out, **grad, *params;
+    int64_t nout;
+} result;
+
+static int run_one(const cv_backend_ops *ops, block_fn build, const int64_t *in, result *r,
+                   int *ngrad, int64_t **gn, int64_t *nparams)
+{
+    cv_ctx *ctx = cv_ctx_new();
+    cv_builder b = {.ctx = ctx};
+    b.g = calloc(1, sizeof *b.g);
+    b.params = cv_state_new();
+    b.g->output = build(&b);
+    int ok = !b.err;
+    CHECK(ok);
+    cv_shape4 *sh = calloc((size_t)b.g->n, sizeof *sh);
+    int np = cv_state_count(b.params);
+    cv_tensor **grad = calloc((size_t)np, sizeof *grad);
+    rng = 11;
+    for (int i = 0; ok && i < np; i++) {
+        cv_tensor *t = cv_state_tensor(b.params, i);
+        const char *name = cv_state_name(b.params, i);
+        if (t->dtype != CV_F32) continue;
+        int64_t n = cv_tensor_numel(t), fan = t->ndim > 1 ? n / t->shape[0] : 1;
+        for (int64_t k = 0; k < n; k++)
+            ((float *)t->data)[k] = strstr(name, "running_var")              ? 1 + 0.5f * uniform()
+                                    : t->ndim == 1 && strstr(name, "weight") ? 1 + 0.3f * uniform()
+                                    : t->ndim > 1 ? 1.7f / sqrtf((float)fan) * uniform()
+                                                  : 0.2f * uniform();
+        if (strstr(name, "running")) continue;
+        CHECK_OK(ctx, cv_tensor_clone(ctx, t, &grad[i]));
+        memset(grad[i]->data, 0, grad[i]->nbytes);
+    }
+    ok = ok && graph_infer_shapes(ctx, b.g, b.params, in[0], in[1], in[2], in[3], sh) == CV_OK;
+    CHECK(ok);
+    cv_train_io io = {grad, 3};
+    cv_exec *e = NULL;
+    if (ok) CHECK_OK(ctx, ops->plan(ctx, b.g, b.params, sh, PLAN_TRAIN, &io, &e));
+    int64_t nin = in[0] * in[1] * in[2] * in[3], nout = ok ? shape_numel(&sh[b.g->output]) : 0;
+    float *x = malloc((size_t)nin * 4), *dy = malloc((size_t)(nout + 1) * 4);
+    r->out = malloc((size_t)(nout + 1) * 4);
+    r->nout = nout;
+    rng = 5;
+    for (int64_t i = 0; i < nin; i++) x[i] = uniform() + 0.3f;
+    for (int64_t i = 0; i < nout; i++) dy[i] = uniform();
+    if (e) {
+        CHECK_OK(ctx, ops->run(ctx, e, x, r->out, &io));
+        CHECK_OK(ctx, ops->backward(ctx, e, dy, &io));
+    }
+    /* gradients, then every float parameter (the running statistics moved) */
+    r->grad = calloc((size_t)np, sizeof *r->grad);
+    *gn = calloc((size_t)np, sizeof **gn);
+    *nparams = 0;
+    for (int i = 0; i < np; i++) {
+        cv_tensor *t = cv_state_tensor(b.params, i);
+        (*gn)[i] = grad[i] ? cv_tensor_numel(grad[i]) : 0;
+        if (grad[i]) {
+            r->grad[i] = malloc(grad[i]->nbytes);
+            memcpy(r->grad[i], grad[i]->data, grad[i]->nbytes);
+        }
+        if (t->dtype == CV_F32) *nparams += cv_tensor_numel(t);
+    }
+    r->params = malloc((size_t)(*nparams + 1) * 4);
+    for (int i = 0, off = 0; i < np; i++) {
+        cv_tensor *t = cv_state_tensor(b.params, i);
+        if (t->dtype != CV_F32) continue;
+        memcpy(r->params + off, t->data, t->nbytes);
+        off += (int)cv_tensor_numel(t);
+    }
+    *ngrad = np;
+    if (e) ops->free(e);
+    for (int i = 0; i < np; i++) cv_tensor_free(grad[i]);
+    free(grad), free(sh), free(x), free(dy);
+    graph_free(b.g);
+    cv_state_free(b.params);
+    cv_ctx_free(ctx);
+    return ok;
+}
+
+/* max|a - b| / max(max|a|, floor): `floor` keeps tensors whose true value is zero (a conv bias
+ * feeding a training-mode batch norm has an exactly zero gradient) from comparing rounding noise.
+ */
+static double rel(const float *a, const float *b, int64_t n, double floor)
+{
+    double d = 0, m = floor;
+    for (int64_t i = 0; i < n; i++) d = fmax(d, fabs(a[i] - b[i])), m = fmax(m, fabs(a[i]));
+    return m > 0 ? d / m : d;
+}
+
+static void check_block(const char *name, block_fn build, int64_t n, int64_t c, int64_t h,
+                        int64_t w)
+{
+    int64_t in[4] = {n, c, h, w}, *gn0, *gn1, np0, np1;
+    result r[2];
+    int ng0, ng1;
+    if (!run_one(&cv_backend_ref, build, in, &r[0], &ng0, &gn0, &np0) ||
+        !run_one(&cv_backend_dnnl, build, in, &r[1], &ng1, &gn1, &np1))
+        return;
+    double dout = rel(r[0].out, r[1].out, r[0].nout, 0), dg = 0,
+           dp = rel(r[0].params, r[1].params, np0, 0);
+    double gmax = 0;
+    for (int i = 0; i < ng0; i++)
+        for (int64_t k = 0; r[0].grad[i] && k < gn0[i]; k++)
+            gmax = fmax(gmax, fabs(r[0].grad[i][k]));
+    for (int i = 0; i < ng0; i++)
+        if (r[0].grad[i]) dg = fmax(dg, rel(r[0].grad[i], r[1].grad[i], gn0[i], 1e-3 * gmax));
+    fprintf(stderr, "  %-32s out %.2g  grads %.2g  params+stats %.2g\n", name, dout, dg, dp);
+    CHECK(dout <= 1e-5 && dg <= 1e-4 && dp <= 1e-6);
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < ng0; i++) free(r[k].grad[i]);
+        free(r[k].grad), free(r[k].out), free(r[k].params);
+    }
+    free(gn0), free(gn1);
+}
+
+/* ResNet's Bottleneck with a strided downsample, then one with the identity. */
+static int bottleneck(cv_builder *b, int x, int planes, int stride, int ds)
+{
+    int y =
+        b_act(b, b_bn(b, b_conv(b, x, "conv1", planes, 1, 1, 0, 1, 1, 0), "bn1", 1e-5f), ACT_RELU);
+    y = b_act(b, b_bn(b, b_conv(b, y, "conv2", planes, 3, stride, 1, 1, 1, 0), "bn2", 1e-5f),
+              ACT_RELU);
+    y = b_bn(b, b_conv(b, y, "conv3", planes * 4, 1, 1, 0, 1, 1, 0), "bn3", 1e-5f);
+    int id = x;
+    if (ds) {
+        b_push(b, "downsample");
+        id = b_bn(b, b_conv(b, x, "0", planes * 4, 1, stride, 0, 1, 1, 0), "1", 1e-5f);
+        b_pop(b);
+    }
+    return b_act(b, b_add(b, y, id), ACT_RELU);
+}
+
+static int head(cv_builder *b, int x)
+{
+    return b_linear(b, b_flatten(b, b_adaptive_avgpool(b, x, 1, 1)), "fc", 5, 1);
+}
+
+static int blk_bottleneck(cv_builder *b)
+{
+    int x = b_input(b, 32);
+    b_push(b, "a");
+    x = bottleneck(b, x, 16, 2, 1);
+    b_pop(b);
+    b_push(b, "b");
+    x = bottleneck(b, x, 16, 1, 0);
+    b_pop(b);
+    return head(b, x);
+}
+
+/* MobileNetV2's inverted residual: expand 1x1, depthwise 3x3 (strided), project, residual. */
+static int blk_inverted_residual(cv_builder *b)
+{
+    int x = b_input(b, 16), y = x;
+    for (int s = 0; s < 2; s++) {
+        b_pushi(b, s);
+        y = b_act(b, b_bn(b, b_conv(b, x, "expand", 96, 1, 1, 0, 1, 1, 0), "bn0", 1e-5f),
+                  ACT_RELU6);
+        y = b_act(b, b_bn(b, b_conv(b, y, "dw", 96, 3, 2 - s, 1, 1, 96, 0), "bn1", 1e-5f),
+                  ACT_RELU6);
+        y = b_bn(b, b_conv(b, y, "project", 16, 1, 1, 0, 1, 1, 0), "bn2", 1e-5f);
+        x = s ? b_add(b, y, x) : y;
+        b_pop(b);
+    }
+    return head(b, x);
+}
+
+/* VGG-BN: conv (with bias) -> BN -> ReLU -> max pool, twice; classifier with dropout. */
+static int blk_vgg(cv_builder *b)
+{
+    int x = b_input(b, 3);
+    x = b_maxpool(
+        b, b_act(b, b_bn(b, b_conv(b, x, "c0", 16, 3, 1, 1, 1, 1, 1), "b0", 1e-5f), ACT_RELU), 2, 2,
+        0, 0);
+    x = b_maxpool(
+        b, b_act(b, b_bn(b, b_conv(b, x, "c1", 32, 3, 1, 1, 1, 1, 1), "b1", 1e-5f), ACT_RELU), 3, 2,
+        1, 1);
+    x = b_flatten(b, b_adaptive_avgpool(b, x, 3, 3)); /* 5x5 -> 3x3: non-uniform windows */
+    x = b_dropout(b, b_act(b, b_linear(b, x, "fc0", 24, 1), ACT_RELU), 0.5f);
+    return b_linear(b, x, "fc1", 5, 1);
+}
+
+/* MobileNetV3's pieces: hardswish, squeeze-excitation with hardsigmoid and a broadcast multiply. */
+static int blk_se(cv_builder *b)
+{
+    int x = b_input(b, 8);
+    x = b_act(b, b_bn(b, b_conv(b, x, "c0", 24, 3, 1, 1, 1, 1, 0), "b0", 1e-3f), ACT_HARDSWISH);
+    int s = b_adaptive_avgpool(b, x, 1, 1);
+    s = b_act(b, b_conv(b, s, "fc1", 8, 1, 1, 0, 1, 1, 1), ACT_RELU);
+    s = b_act(b, b_conv(b, s, "fc2", 24, 1, 1, 0, 1, 1, 1), ACT_HARDSIGMOID);
+    x = b_mul(b, x, s);
+    x = b_act(b, x, ACT_SILU);
+    return head(b, x);
+}
+
+/* Inception/DenseNet-style concatenation and average pooling with ceil_mode and padding. */
+static int blk_concat_pool(cv_builder *b)
+{
+    int x = b_input(b, 6);
+    int a = b_act(b, b_conv(b, x, "a", 8, 1, 1, 0, 1, 1, 1), ACT_RELU);
+    int c = b_act(b, b_conv(b, x, "c", 4, 3, 1, 2, 2, 1, 1), ACT_GELU); /* dilated */
+    int d = b_avgpool(b, x, 3, 1, 1, 0, 0);
+    int xs[3] = {a, c, d};
+    x = b_concat(b, 3, xs);
+    x = b_avgpool(b, x, 2, 2, 1, 1, 1);
+    x = b_bn(b, x, "bn", 1e-5f); /* batch norm not after a convolution */
+    return head(b, b_act(b, x, ACT_SIGMOID));
+}
+
+int main(void)
+{
+    check_block("bottleneck (downsample, identity)", blk_bottleneck, 4, 32, 10, 9);
+    check_block("inverted residual (depthwise)", blk_inverted_residual, 4, 16, 11, 10);
+    check_block("vgg-bn, max pool, dropout", blk_vgg, 4, 3, 21, 19);
+    check_block("squeeze-excitation, hardswish", blk_se, 4, 8, 9, 7);
+    check_block("concat, ceil-mode avg pool", blk_concat_pool, 4, 6, 9, 11);
+    TEST_EXIT();
+}
