@@ -13,6 +13,7 @@ int cli_error(cv_ctx *ctx);
 int cmd_data(cv_ctx *ctx, int argc, char **argv);
 int cmd_npy(cv_ctx *ctx, int argc, char **argv);
 int cmd_bench(cv_ctx *ctx, int argc, char **argv);
+int cmd_train(cv_ctx *ctx, int argc, char **argv);
 int cmd_forward(cv_ctx *ctx, int argc, char **argv);
 int cmd_predict(cv_ctx *ctx, int argc, char **argv);
 int cmd_transform(cv_ctx *ctx, int argc, char **argv);

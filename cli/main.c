@@ -1,6 +1,8 @@
 /* cvision: the command-line tool. Dispatches to one function per subcommand. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 
@@ -11,6 +13,7 @@ static const struct {
 } commands[] = {
     {"bench", cmd_bench, "images/s of a model's forward pass"},
     {"forward", cmd_forward, "logits for a .npy batch (eval mode)"},
+    {"train", cmd_train, "fine-tune a model on a dataset, with validation and checkpoints"},
     {"predict", cmd_predict, "classify images with a pretrained model"},
     {"data", cmd_data, "inspect a dataset: info, check (duplicates, leakage), show, export"},
     {"npy", cmd_npy, "inspect a NumPy .npy array (dtype, shape, value range)"},
@@ -42,6 +45,15 @@ int main(int argc, char **argv)
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    /* Commands that run loader threads beside the kernels want OpenMP's idle threads to sleep
+     * rather than spin (spinning starves the loader on small machines: 2x slower training on 2
+     * cores). libgomp reads the setting when it loads, so set it and start again. */
+    if (!getenv("OMP_WAIT_POLICY") &&
+        (!strcmp(argv[1], "train") || !strcmp(argv[1], "eval") || !strcmp(argv[1], "study"))) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        execv("/proc/self/exe", argv);
+        /* if that fails, run on with the default policy */
     }
     for (int i = 0; commands[i].name; i++) {
         if (strcmp(argv[1], commands[i].name)) continue;

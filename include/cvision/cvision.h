@@ -8,6 +8,7 @@
 #include "cvision/image.h"
 #include "cvision/data.h"
 #include "cvision/npy.h"
+#include "cvision/trainer.h"
 #include "cvision/transforms.h"
 #include "cvision/weights.h"
 #include "cvision/train.h"

@@ -68,9 +68,12 @@ int cv_model_trainable(const cv_model *m, const char *name);
 /* After a training-mode forward: back-propagates dout (d loss / d output, float32 like the
  * output) and accumulates the gradients of the trainable parameters. */
 cv_status cv_model_backward(cv_ctx *ctx, cv_model *m, const cv_tensor *dout);
-/* Gradients by parameter name (trainable parameters only; float32, the parameter's shape). */
+/* Gradients by parameter name (trainable parameters only; float32, the parameter's shape),
+ * allocated (zeroed) on first use; NULL if that allocation fails. */
 cv_state *cv_model_grads(cv_model *m);
 void cv_model_zero_grad(cv_model *m);
+/* Sets the probability of every dropout layer (torchvision's `dropout` constructor argument). */
+cv_status cv_model_set_dropout(cv_ctx *ctx, cv_model *m, float p);
 /* Seeds dropout; each training forward then draws from (seed, step). */
 void cv_model_set_seed(cv_model *m, uint64_t seed);
 

@@ -386,7 +386,8 @@ int cv_model_trainable(const cv_model *m, const char *name)
 static cv_status ensure_grads(cv_ctx *ctx, cv_model *m)
 {
     if (m->grads) return CV_OK;
-    if (!(m->grads = cv_state_new())) return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+    if (!(m->grads = cv_state_new()))
+        return cv_fail(ctx, CV_ERR_NOMEM, "out of memory"); /* ctx may be NULL */
     for (int i = 0; i < cv_state_count(m->params); i++) {
         if (!m->trainable[i]) continue;
         const cv_tensor *p = cv_state_tensor(m->params, i);
@@ -425,7 +426,7 @@ cv_status cv_model_backward(cv_ctx *ctx, cv_model *m, const cv_tensor *dout)
 
 cv_state *cv_model_grads(cv_model *m)
 {
-    return m->grads;
+    return ensure_grads(NULL, m) ? NULL : m->grads;
 }
 
 void cv_model_zero_grad(cv_model *m)
@@ -434,6 +435,16 @@ void cv_model_zero_grad(cv_model *m)
         cv_tensor *g = cv_state_tensor(m->grads, i);
         memset(g->data, 0, g->nbytes);
     }
+}
+
+cv_status cv_model_set_dropout(cv_ctx *ctx, cv_model *m, float p)
+{
+    if (!(p >= 0 && p < 1))
+        return cv_fail(ctx, CV_ERR_INVALID, "dropout probability must be in [0, 1), got %g", p);
+    for (int i = 0; i < m->g->n; i++)
+        if (m->g->nodes[i].op == OP_DROPOUT) m->g->nodes[i].a.p = p;
+    cv_model_params_changed(m);
+    return CV_OK;
 }
 
 void cv_model_set_seed(cv_model *m, uint64_t seed)

@@ -60,3 +60,22 @@ def finish():
 
 def tmpdir():
     return tempfile.mkdtemp(prefix="cvtest-")
+
+
+def load_safetensors(path):
+    """Reads a safetensors file into {name: torch.Tensor} (the reference package is not in
+    Debian bookworm)."""
+    import torch
+    dtypes = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64, "I32": np.int32,
+              "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        arr = np.frombuffer(data[8 + n + b:8 + n + e], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
+        out[name] = torch.from_numpy(arr.copy())
+    return out

@@ -1,0 +1,259 @@
+/* cvision train: fine-tune a model on a dataset (see include/cvision/trainer.h). */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "cvision/trainer.h"
+#include "util.h"
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: cvision train -m ARCH [-w WEIGHTS] --data SPEC [--val SPEC] --out DIR [options]\n"
+        "  --epochs E (10)  --batch B (64)  --lr LR (0.01)  --opt sgd|sgd_nesterov|adam|adamw\n"
+        "  --momentum M (0.9)  --wd WD (1e-4)  --norm-wd WD  --sched 'cosine --warmup 1 ...'\n"
+        "  --val-fraction F (0.2 when --val is absent; 0: no validation)\n"
+        "  --train-transform T  --eval-transform T  (pipeline strings, docs/transforms.md)\n"
+        "  --loss ce|bce|mse|l1  --label-smoothing S  --mixup A  --cutmix A\n"
+        "  --mode full|linear|lpft  --lp-epochs N  --lr-mults 'fc.=10'  --clip-grad N\n"
+        "  --patience N  --ema DECAY  --metric NAME  --seed S  --resume  --drop-last\n"
+        "  --workers W (2)  --threads T  --runs-db FILE  --max-steps N  --quiet\n"
+        "  --no-shuffle  --dropout P (every dropout layer's probability)\n"
+        "Writes DIR/last.safetensors and DIR/best.safetensors (+ .json sidecars), "
+        "DIR/runs.sqlite.\n");
+}
+
+static cv_status num(cv_ctx *ctx, const char *opt, const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !isfinite(v))
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: expected a number, got '%s'", opt, s);
+    *out = v;
+    return CV_OK;
+}
+
+int cmd_train(cv_ctx *ctx, int argc, char **argv)
+{
+    enum {
+        O_VAL = 256,
+        O_VALF,
+        O_TTF,
+        O_ETF,
+        O_LOSS,
+        O_LS,
+        O_MODE,
+        O_LPE,
+        O_LRM,
+        O_CLIP,
+        O_PAT,
+        O_EMA,
+        O_METRIC,
+        O_MIXUP,
+        O_CUTMIX,
+        O_RESUME,
+        O_DROP,
+        O_RUNS,
+        O_MAXS,
+        O_QUIET,
+        O_NWD,
+        O_SCHED,
+        O_OPT,
+        O_NOSHUF,
+        O_DROPOUT
+    };
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"weights", required_argument, 0, 'w'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"val", required_argument, 0, O_VAL},
+                                         {"val-fraction", required_argument, 0, O_VALF},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"epochs", required_argument, 0, 'e'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"lr", required_argument, 0, 'l'},
+                                         {"opt", required_argument, 0, O_OPT},
+                                         {"momentum", required_argument, 0, 'M'},
+                                         {"wd", required_argument, 0, 'W'},
+                                         {"norm-wd", required_argument, 0, O_NWD},
+                                         {"sched", required_argument, 0, O_SCHED},
+                                         {"train-transform", required_argument, 0, O_TTF},
+                                         {"eval-transform", required_argument, 0, O_ETF},
+                                         {"loss", required_argument, 0, O_LOSS},
+                                         {"label-smoothing", required_argument, 0, O_LS},
+                                         {"mode", required_argument, 0, O_MODE},
+                                         {"lp-epochs", required_argument, 0, O_LPE},
+                                         {"lr-mults", required_argument, 0, O_LRM},
+                                         {"clip-grad", required_argument, 0, O_CLIP},
+                                         {"patience", required_argument, 0, O_PAT},
+                                         {"ema", required_argument, 0, O_EMA},
+                                         {"metric", required_argument, 0, O_METRIC},
+                                         {"mixup", required_argument, 0, O_MIXUP},
+                                         {"cutmix", required_argument, 0, O_CUTMIX},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"resume", no_argument, 0, O_RESUME},
+                                         {"drop-last", no_argument, 0, O_DROP},
+                                         {"workers", required_argument, 0, 'j'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"runs-db", required_argument, 0, O_RUNS},
+                                         {"max-steps", required_argument, 0, O_MAXS},
+                                         {"quiet", no_argument, 0, O_QUIET},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"no-shuffle", no_argument, 0, O_NOSHUF},
+                                         {"dropout", required_argument, 0, O_DROPOUT},
+                                         {0, 0, 0, 0}};
+    cv_train_config c;
+    cv_train_config_default(&c);
+    c.progress = isatty(STDERR_FILENO) ? 1 : 0;
+    cv_status s = CV_OK;
+    double seed = 0;
+    int ch;
+    optind = 1;
+    while (!s && (ch = getopt_long(argc, argv, "m:w:d:o:e:b:l:M:W:s:j:t:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm':
+            c.arch = optarg;
+            break;
+        case 'w':
+            c.weights = optarg;
+            break;
+        case 'd':
+            c.data = optarg;
+            break;
+        case O_VAL:
+            c.val = optarg;
+            break;
+        case O_VALF:
+            s = num(ctx, "--val-fraction", optarg, &c.val_fraction);
+            break;
+        case 'o':
+            c.out_dir = optarg;
+            break;
+        case 'e':
+            s = cli_int(ctx, "--epochs", optarg, 1, 1 << 20, &c.epochs);
+            break;
+        case 'b':
+            s = cli_int(ctx, "--batch", optarg, 1, 1 << 20, &c.batch);
+            break;
+        case 'l':
+            s = num(ctx, "--lr", optarg, &c.lr);
+            break;
+        case O_OPT:
+            c.optim = optarg;
+            break;
+        case 'M':
+            s = num(ctx, "--momentum", optarg, &c.momentum);
+            break;
+        case 'W':
+            s = num(ctx, "--wd", optarg, &c.weight_decay);
+            break;
+        case O_NWD:
+            s = num(ctx, "--norm-wd", optarg, &c.norm_weight_decay);
+            break;
+        case O_SCHED:
+            c.sched = optarg;
+            break;
+        case O_TTF:
+            c.train_transform = optarg;
+            break;
+        case O_ETF:
+            c.eval_transform = optarg;
+            break;
+        case O_LOSS:
+            c.loss = optarg;
+            break;
+        case O_LS:
+            s = num(ctx, "--label-smoothing", optarg, &c.label_smoothing);
+            break;
+        case O_MODE:
+            c.mode = optarg;
+            break;
+        case O_LPE:
+            s = cli_int(ctx, "--lp-epochs", optarg, 1, 1 << 20, &c.lp_epochs);
+            break;
+        case O_LRM:
+            c.lr_mults = optarg;
+            break;
+        case O_CLIP:
+            s = num(ctx, "--clip-grad", optarg, &c.clip_grad);
+            break;
+        case O_PAT:
+            s = cli_int(ctx, "--patience", optarg, 0, 1 << 20, &c.patience);
+            break;
+        case O_EMA:
+            s = num(ctx, "--ema", optarg, &c.ema_decay);
+            break;
+        case O_METRIC:
+            c.metric = optarg;
+            break;
+        case O_MIXUP:
+            s = num(ctx, "--mixup", optarg, &c.mixup);
+            break;
+        case O_CUTMIX:
+            s = num(ctx, "--cutmix", optarg, &c.cutmix);
+            break;
+        case 's':
+            s = num(ctx, "--seed", optarg, &seed);
+            break;
+        case O_RESUME:
+            c.resume = 1;
+            break;
+        case O_DROP:
+            c.drop_last = 1;
+            break;
+        case 'j':
+            s = cli_int(ctx, "--workers", optarg, 1, 256, &c.workers);
+            break;
+        case 't':
+            s = cli_int(ctx, "--threads", optarg, 1, 4096, &c.threads);
+            break;
+        case O_RUNS:
+            c.runs_db = optarg;
+            break;
+        case O_MAXS:
+            s = cli_int(ctx, "--max-steps", optarg, 1, 1 << 30, &c.max_steps);
+            break;
+        case O_QUIET:
+            c.progress = -1;
+            break;
+        case O_NOSHUF:
+            c.no_shuffle = 1;
+            break;
+        case O_DROPOUT:
+            s = num(ctx, "--dropout", optarg, &c.dropout);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (s) return cli_error(ctx);
+    if (!c.arch || !c.data || !c.out_dir || optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (seed < 0 || seed != floor(seed)) {
+        cv_fail(ctx, CV_ERR_INVALID, "--seed: expected a non-negative integer");
+        return cli_error(ctx);
+    }
+    c.seed = (uint64_t)seed;
+    cv_train_result r;
+    if ((s = cv_train_run(ctx, &c, &r))) return cli_error(ctx);
+    if (c.progress >= 0) {
+        if (r.best_epoch >= 0)
+            printf("best %s %.4f at epoch %d; checkpoints in %s (run %lld)\n",
+                   c.metric ? c.metric : "metric", r.best_metric, r.best_epoch + 1, c.out_dir,
+                   (long long)r.run_id);
+        else
+            printf("trained %d epochs; checkpoints in %s (run %lld)\n", r.epochs_run, c.out_dir,
+                   (long long)r.run_id);
+    }
+    return 0;
+}

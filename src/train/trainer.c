@@ -1,0 +1,668 @@
+/* The trainer: data -> loader -> model (training mode) -> loss -> backward -> optimizer step,
+ * then validation with the metrics library, checkpoints and the runs database, once per epoch. */
+#include "cvision/trainer.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cvision/data.h"
+#include "cvision/image.h"
+#include "cvision/metrics.h"
+#include "cvision/model.h"
+#include "cvision/train.h"
+#include "cvision/transforms.h"
+#include "cvision/weights.h"
+
+void cv_train_config_default(cv_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->val_fraction = 0.2;
+    c->epochs = 10;
+    c->batch = 64;
+    c->workers = 2;
+    c->optim = "sgd";
+    c->lr = 0.01;
+    c->momentum = 0.9;
+    c->weight_decay = 1e-4;
+    c->norm_weight_decay = NAN;
+    c->mode = "full";
+    c->dropout = NAN;
+    c->seed = 0;
+    c->progress = 0;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Everything one training run holds; freed by trainer_free. */
+typedef struct {
+    const cv_train_config *c;
+    cv_dataset *train_all, *train, *val;
+    cv_split *split;
+    cv_transform_pipeline *train_pipe, *eval_pipe;
+    char train_tf[512], eval_tf[512];
+    cv_loader_pipeline train_lp, eval_lp;
+    cv_loader *train_loader, *val_loader;
+    cv_model *model;
+    cv_optim *optim;
+    cv_sched sched;
+    cv_ema *ema;
+    cv_runs *runs;
+    int64_t run_id;
+    int num_classes;
+    cv_task task;
+    const char *metric;
+    char *args_json;
+} trainer;
+
+static void trainer_free(trainer *t)
+{
+    cv_loader_free(t->train_loader);
+    cv_loader_free(t->val_loader);
+    if (t->train != t->train_all) cv_dataset_free(t->train);
+    cv_dataset_free(t->train_all);
+    cv_dataset_free(t->val);
+    cv_split_free(t->split);
+    cv_transform_pipeline_free(t->train_pipe);
+    cv_transform_pipeline_free(t->eval_pipe);
+    cv_model_free(t->model);
+    cv_optim_free(t->optim);
+    cv_ema_free(t->ema);
+    cv_runs_close(t->runs);
+    free(t->args_json);
+}
+
+/* Default transforms: images already at the model's working size (small datasets such as
+ * FashionMNIST or CIFAR) are only converted to 3 channels and normalised with ImageNet's
+ * statistics; larger images get torchvision's classification recipe (RandomResizedCrop(224) and a
+ * flip for training; Resize(256) and CenterCrop(224) for evaluation). */
+static cv_status default_transforms(cv_ctx *ctx, trainer *t)
+{
+    cv_image *img = NULL;
+    int label;
+    cv_status s = cv_dataset_get(ctx, t->train_all, 0, &img, &label);
+    if (s) return s;
+    int small = img->w <= 64 && img->h <= 64;
+    const char *gray = img->c == 1 ? "grayscale(3)," : "";
+    cv_image_free(img);
+    if (!t->c->train_transform)
+        snprintf(t->train_tf, sizeof t->train_tf, "%s%s", gray,
+                 small ? "to_tensor,normalize(imagenet)"
+                       : "rrc(224),hflip,to_tensor,normalize(imagenet)");
+    if (!t->c->eval_transform)
+        snprintf(t->eval_tf, sizeof t->eval_tf, "%s%s", gray,
+                 small ? "to_tensor,normalize(imagenet)"
+                       : "resize(256),center_crop(224),to_tensor,normalize(imagenet)");
+    return CV_OK;
+}
+
+/* A pipeline and the shape it produces (from sample 0). */
+static cv_status make_pipeline(cv_ctx *ctx, const cv_dataset *ds, const char *spec,
+                               cv_transform_pipeline **pipe, cv_loader_pipeline *lp)
+{
+    cv_status s = cv_transform_pipeline_parse(ctx, spec, pipe);
+    if (s) return s;
+    cv_image *img = NULL;
+    cv_tensor *x = NULL;
+    int label;
+    if (!(s = cv_dataset_get(ctx, ds, 0, &img, &label)) &&
+        !(s = cv_transform_apply(ctx, *pipe, img, 0, &x))) {
+        if (x->ndim != 3)
+            s = cv_fail(ctx, CV_ERR_SHAPE, "transform '%s' does not produce a C x H x W tensor",
+                        spec);
+        else
+            *lp = (cv_loader_pipeline){*pipe, (int)x->shape[0], (int)x->shape[1], (int)x->shape[2]};
+    }
+    cv_image_free(img);
+    cv_tensor_free(x);
+    return s;
+}
+
+static cv_status make_loader(cv_ctx *ctx, trainer *t, const cv_dataset *ds, cv_loader_pipeline *lp,
+                             int train, cv_loader **out)
+{
+    cv_loader_opts o = {0};
+    o.batch_size = t->c->batch;
+    o.workers = t->c->workers > 0 ? t->c->workers : 1;
+    o.shuffle = train && !t->c->no_shuffle;
+    o.drop_last = train && t->c->drop_last;
+    o.seed = t->c->seed;
+    o.out_c = lp->c, o.out_h = lp->h, o.out_w = lp->w;
+    o.transform = cv_loader_pipeline_fn;
+    o.user = lp;
+    return cv_loader_new(ctx, ds, &o, out);
+}
+
+static cv_status open_data(cv_ctx *ctx, trainer *t)
+{
+    const cv_train_config *c = t->c;
+    cv_status s = cv_dataset_open(ctx, c->data, &t->train_all);
+    if (s) return s;
+    t->train = t->train_all;
+    t->num_classes = cv_dataset_num_classes(t->train_all);
+    if (t->num_classes < 1)
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: the dataset has no classes", c->data);
+    if (c->val) {
+        if ((s = cv_dataset_open(ctx, c->val, &t->val))) return s;
+        if (cv_dataset_num_classes(t->val) != t->num_classes)
+            return cv_fail(ctx, CV_ERR_INVALID, "%s has %d classes but %s has %d", c->val,
+                           cv_dataset_num_classes(t->val), c->data, t->num_classes);
+    } else if (c->val_fraction > 0) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/split.json", c->out_dir);
+        cv_split_params sp = {.folds = 0, .val_fraction = c->val_fraction, .seed = c->seed};
+        if ((s = cv_split_load_or_make(ctx, t->train_all, path, &sp, &t->split))) return s;
+        int64_t ntr, nva;
+        const int64_t *tr = cv_split_part(t->split, 0, &ntr),
+                      *va = cv_split_part(t->split, 1, &nva);
+        if ((s = cv_dataset_subset(ctx, t->train_all, tr, ntr, &t->train))) return s;
+        if ((s = cv_dataset_subset(ctx, t->train_all, va, nva, &t->val))) return s;
+    }
+    t->task = cv_dataset_is_multilabel(t->train_all) ? CV_TASK_MULTILABEL
+              : cv_dataset_is_ordinal(t->train_all)  ? CV_TASK_ORDINAL
+              : t->num_classes == 2                  ? CV_TASK_BINARY
+                                                     : CV_TASK_MULTICLASS;
+    if ((s = default_transforms(ctx, t))) return s;
+    if (c->train_transform) snprintf(t->train_tf, sizeof t->train_tf, "%s", c->train_transform);
+    if (c->eval_transform) snprintf(t->eval_tf, sizeof t->eval_tf, "%s", c->eval_transform);
+    if ((s = make_pipeline(ctx, t->train, t->train_tf, &t->train_pipe, &t->train_lp))) return s;
+    if ((s = make_loader(ctx, t, t->train, &t->train_lp, 1, &t->train_loader))) return s;
+    if (t->val) {
+        if ((s = make_pipeline(ctx, t->val, t->eval_tf, &t->eval_pipe, &t->eval_lp))) return s;
+        if ((s = make_loader(ctx, t, t->val, &t->eval_lp, 0, &t->val_loader))) return s;
+    }
+    return CV_OK;
+}
+
+/* Builds the model with the dataset's class count; pretrained weights load strictly except for a
+ * head of another size, which keeps its fresh initialisation (torchvision's fine-tuning recipe). */
+static cv_status open_model(cv_ctx *ctx, trainer *t)
+{
+    const cv_train_config *c = t->c;
+    cv_status s = cv_model_create(ctx, c->arch, t->num_classes, &t->model);
+    if (!s) s = cv_model_init_weights(ctx, t->model, c->seed);
+    if (!s && !isnan(c->dropout)) s = cv_model_set_dropout(ctx, t->model, (float)c->dropout);
+    if (s || !c->weights) return s;
+    char path[4096];
+    struct stat sb;
+    if (stat(c->weights, &sb) == 0) {
+        snprintf(path, sizeof path, "%s", c->weights);
+    } else {
+        const cv_weights_info *w = cv_catalog_find(c->arch, c->weights);
+        if (!w)
+            return cv_fail(ctx, CV_ERR_NOT_FOUND,
+                           "%s: no such file, and no weights of that name for %s", c->weights,
+                           c->arch);
+        if ((s = cv_weights_fetch(ctx, w->url, w->file, path, sizeof path))) return s;
+    }
+    cv_state *st = NULL;
+    if ((s = cv_weights_load(ctx, path, &st))) return s;
+    const cv_tensor *head = cv_state_get(st, cv_model_head_name(t->model, 0));
+    int same_head = head && head->shape[0] == t->num_classes;
+    s = cv_model_load_state(ctx, t->model, st, same_head ? CV_LOAD_STRICT : CV_LOAD_SKIP_HEAD);
+    cv_state_free(st);
+    if (s) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
+        return cv_fail(ctx, s, "%s: %s", path, msg);
+    }
+    return CV_OK;
+}
+
+/* Linear probe: only the head trains; full: everything. */
+static cv_status set_trainable(cv_ctx *ctx, trainer *t, int linear)
+{
+    cv_status s = cv_model_set_trainable(ctx, t->model, "", !linear);
+    for (int i = 0; !s && linear && i < cv_model_head_count(t->model); i++)
+        s = cv_model_set_trainable(ctx, t->model, cv_model_head_name(t->model, i), 1);
+    return s;
+}
+
+static cv_status make_optim(cv_ctx *ctx, trainer *t)
+{
+    const cv_train_config *c = t->c;
+    cv_optim_free(t->optim);
+    t->optim = NULL;
+    int kind = cv_optim_kind_parse(c->optim);
+    if (kind < 0)
+        return cv_fail(ctx, CV_ERR_INVALID,
+                       "--opt: unknown optimizer '%s' (sgd, sgd_nesterov, adam, adamw)", c->optim);
+    cv_optim_config oc;
+    cv_optim_config_default((cv_optim_kind)kind, &oc);
+    oc.lr = c->lr;
+    oc.weight_decay = c->weight_decay;
+    if (kind == CV_OPTIM_SGD) oc.momentum = c->momentum;
+    oc.nesterov = !strcmp(c->optim, "sgd_nesterov");
+    cv_param_rules rules;
+    cv_param_rules_default(&rules);
+    rules.norm_weight_decay = c->norm_weight_decay;
+    rules.lr_mults = c->lr_mults;
+    cv_status s = cv_optim_new(ctx, &oc, &t->optim);
+    cv_state *grads = s ? NULL : cv_model_grads(t->model);
+    if (!s && !grads) s = cv_fail(ctx, CV_ERR_NOMEM, "out of memory for gradients");
+    if (!s) s = cv_optim_add_state(ctx, t->optim, cv_model_params(t->model), grads, &rules);
+    return s;
+}
+
+static cv_status make_sched(cv_ctx *ctx, trainer *t)
+{
+    cv_sched_default(&t->sched);
+    t->sched.epochs = t->c->epochs;
+    cv_status s = t->c->sched ? cv_sched_parse(ctx, t->c->sched, &t->sched) : CV_OK;
+    if (!s) t->sched.epochs = t->c->epochs;
+    return s ? s : cv_sched_validate(ctx, &t->sched);
+}
+
+/* The loss and d(loss)/d(logits) for one batch. */
+static cv_status batch_loss(cv_ctx *ctx, trainer *t, const cv_batch *b, const cv_tensor *logits,
+                            const cv_tensor *soft, double *loss, cv_tensor *grad)
+{
+    const char *kind = t->c->loss ? t->c->loss : t->task == CV_TASK_MULTILABEL ? "bce" : "ce";
+    int64_t n = b->n, k = t->num_classes;
+    cv_tensor *target = NULL;
+    cv_status s;
+    if (!strcmp(kind, "ce")) {
+        cv_ce_opts o = {.label_smoothing = t->c->label_smoothing};
+        if (soft) return cv_loss_soft_cross_entropy(ctx, logits, soft, &o, loss, grad);
+        if ((s = cv_tensor_new(ctx, CV_I64, 1, &n, &target))) return s;
+        for (int64_t i = 0; i < n; i++) ((int64_t *)target->data)[i] = b->labels[i];
+        s = cv_loss_cross_entropy(ctx, logits, target, &o, loss, grad);
+    } else if (!strcmp(kind, "bce")) {
+        int64_t shape[2] = {n, k};
+        if ((s = cv_tensor_new(ctx, CV_F32, 2, shape, &target))) return s;
+        for (int64_t i = 0; i < n * k; i++)
+            ((float *)target->data)[i] =
+                b->targets ? b->targets[i] : (float)(b->labels[i / k] == i % k);
+        s = cv_loss_bce_logits(ctx, logits, target, NULL, NULL, loss, grad);
+    } else if (!strcmp(kind, "mse") || !strcmp(kind, "l1")) {
+        /* ordinal grades as regression on the first output (the head still has K outputs, the
+         * grade is read from output 0; the others get no gradient) */
+        int64_t shape[2] = {n, 1};
+        cv_tensor *pred = NULL, *g1 = NULL;
+        if ((s = cv_tensor_new(ctx, CV_F32, 2, shape, &target)) ||
+            (s = cv_tensor_new(ctx, CV_F32, 2, shape, &pred)) ||
+            (s = cv_tensor_new(ctx, CV_F32, 2, shape, &g1))) {
+            cv_tensor_free(pred), cv_tensor_free(g1), cv_tensor_free(target);
+            return s;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            ((float *)target->data)[i] = (float)b->labels[i];
+            ((float *)pred->data)[i] = ((const float *)logits->data)[i * k];
+        }
+        s = !strcmp(kind, "mse") ? cv_loss_mse(ctx, pred, target, loss, g1)
+                                 : cv_loss_l1(ctx, pred, target, loss, g1);
+        memset(grad->data, 0, grad->nbytes);
+        for (int64_t i = 0; !s && i < n; i++) ((float *)grad->data)[i * k] = ((float *)g1->data)[i];
+        cv_tensor_free(pred), cv_tensor_free(g1);
+    } else {
+        return cv_fail(ctx, CV_ERR_INVALID, "--loss: unknown loss '%s' (ce, bce, mse, l1)", kind);
+    }
+    cv_tensor_free(target);
+    return s;
+}
+
+static void progress(const trainer *t, int epoch, int64_t step, int64_t steps, double loss,
+                     double rate, double eta, int done)
+{
+    if (t->c->progress < 0) return;
+    if (t->c->progress > 0) {
+        int width = 24, fill = steps ? (int)(width * step / steps) : width;
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\repoch %d/%d [%s] %lld/%lld loss %.4f %.0f img/s ETA %.0fs   ", epoch + 1,
+                t->c->epochs, bar, (long long)step, (long long)steps, loss, rate, eta);
+        if (done) fputc('\n', stderr);
+    } else if (done || (steps >= 10 && step % (steps / 10) == 0)) {
+        fprintf(stderr, "epoch %d/%d step %lld/%lld loss %.4f %.0f img/s\n", epoch + 1,
+                t->c->epochs, (long long)step, (long long)steps, loss, rate);
+    }
+}
+
+static cv_status train_epoch(cv_ctx *ctx, trainer *t, int epoch, double *mean_loss)
+{
+    cv_status s = cv_model_set_training(ctx, t->model, 1);
+    if (!s) s = cv_loader_start_epoch(ctx, t->train_loader, epoch);
+    if (s) return s;
+    int64_t steps = cv_loader_num_batches(t->train_loader);
+    if (t->c->max_steps > 0 && steps > t->c->max_steps) steps = t->c->max_steps;
+    double sum = 0, t0 = now();
+    int64_t seen = 0, step = 0;
+    const cv_batch *b;
+    cv_tensor *logits = NULL, *grad = NULL, *soft = NULL;
+    while (step < steps && !(s = cv_loader_next(ctx, t->train_loader, &b)) && b) {
+        if (b->n < 2) continue; /* batch norm cannot train on one sample (PyTorch raises) */
+        int64_t lshape[2] = {b->n, t->num_classes};
+        if (t->c->mixup > 0 || t->c->cutmix > 0) {
+            int64_t *lab = malloc((size_t)b->n * sizeof *lab);
+            if (!lab) return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+            for (int64_t i = 0; i < b->n; i++) lab[i] = b->labels[i];
+            uint64_t seed =
+                cv_transform_sample_seed(t->c->seed ^ 0x6d6978ull, (uint64_t)epoch, (uint64_t)step);
+            int cut = t->c->cutmix > 0 && (t->c->mixup <= 0 || (seed & 1));
+            cv_tensor_free(soft);
+            soft = NULL;
+            s = cut ? cv_cutmix(ctx, b->x, lab, t->num_classes, t->c->cutmix, seed, &soft, NULL)
+                    : cv_mixup(ctx, b->x, lab, t->num_classes, t->c->mixup, seed, &soft, NULL);
+            free(lab);
+            if (s) break;
+        }
+        cv_tensor_free(logits);
+        logits = NULL;
+        if ((s = cv_model_forward(ctx, t->model, b->x, &logits))) break;
+        if (!grad || grad->shape[0] != b->n) {
+            cv_tensor_free(grad);
+            if ((s = cv_tensor_new(ctx, CV_F32, 2, lshape, &grad))) break;
+        }
+        double loss;
+        if ((s = batch_loss(ctx, t, b, logits, soft, &loss, grad))) break;
+        if (!isfinite(loss)) {
+            s = cv_fail(ctx, CV_ERR_INVALID,
+                        "epoch %d step %lld: the loss is %g (diverged: lower --lr)", epoch + 1,
+                        (long long)step + 1, loss);
+            break;
+        }
+        cv_model_zero_grad(t->model);
+        if ((s = cv_model_backward(ctx, t->model, grad))) break;
+        if (t->c->clip_grad > 0 &&
+            (s = cv_optim_clip_grad_norm(ctx, t->optim, t->c->clip_grad, NULL)))
+            break;
+        if ((s = cv_optim_step_sched(ctx, t->optim, &t->sched, epoch, step, steps))) break;
+        if (t->ema && (s = cv_ema_step(ctx, t->ema, cv_model_params(t->model), step, 0))) break;
+        sum += loss * (double)b->n;
+        seen += b->n;
+        step++;
+        double el = now() - t0;
+        progress(t, epoch, step, steps, sum / (double)seen, seen / el,
+                 el / (double)step * (double)(steps - step), 0);
+    }
+    cv_tensor_free(logits);
+    cv_tensor_free(grad);
+    cv_tensor_free(soft);
+    if (s) return s;
+    double el = now() - t0;
+    progress(t, epoch, step, steps, seen ? sum / (double)seen : 0, seen / (el > 0 ? el : 1), 0, 1);
+    *mean_loss = seen ? sum / (double)seen : NAN;
+    return CV_OK;
+}
+
+/* Softmax (or sigmoid for multi-label) scores of a logits batch, in place. */
+static void to_scores(float *p, int64_t n, int64_t k, cv_task task)
+{
+    for (int64_t i = 0; i < n; i++, p += k) {
+        if (task == CV_TASK_MULTILABEL) {
+            for (int64_t j = 0; j < k; j++) p[j] = 1 / (1 + expf(-p[j]));
+            continue;
+        }
+        float m = -INFINITY;
+        double sum = 0;
+        for (int64_t j = 0; j < k; j++) m = p[j] > m ? p[j] : m;
+        for (int64_t j = 0; j < k; j++) sum += p[j] = expf(p[j] - m);
+        for (int64_t j = 0; j < k; j++) p[j] = (float)(p[j] / sum);
+    }
+}
+
+static cv_status validate(cv_ctx *ctx, trainer *t, cv_metrics_result **out)
+{
+    cv_metrics_opts mo;
+    cv_metrics_opts_default(&mo);
+    cv_metrics *acc = NULL;
+    cv_tensor *logits = NULL;
+    int *labels = NULL;
+    cv_status s = cv_model_set_training(ctx, t->model, 0);
+    if (!s) s = cv_metrics_new(ctx, t->task, t->num_classes, &mo, &acc);
+    if (!s) s = cv_loader_start_epoch(ctx, t->val_loader, 0);
+    const cv_batch *b;
+    int64_t k = t->num_classes;
+    while (!s && !(s = cv_loader_next(ctx, t->val_loader, &b)) && b) {
+        cv_tensor_free(logits);
+        logits = NULL;
+        if ((s = cv_model_forward(ctx, t->model, b->x, &logits))) break;
+        to_scores(logits->data, b->n, k, t->task);
+        int *l =
+            realloc(labels, (size_t)(b->n * (t->task == CV_TASK_MULTILABEL ? k : 1)) * sizeof *l);
+        if (!l) {
+            s = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+            break;
+        }
+        labels = l;
+        for (int64_t i = 0; i < b->n; i++) {
+            if (t->task != CV_TASK_MULTILABEL)
+                labels[i] = b->labels[i];
+            else
+                for (int64_t j = 0; j < k; j++) labels[i * k + j] = b->targets[i * k + j] > 0.5f;
+        }
+        s = cv_metrics_add(ctx, acc, labels, logits->data, NULL, (size_t)b->n);
+    }
+    if (!s) s = cv_metrics_finalize(ctx, acc, out);
+    cv_tensor_free(logits);
+    free(labels);
+    cv_metrics_free(acc);
+    return s;
+}
+
+/* The metric that selects the best epoch, and whether larger is better. */
+static const char *default_metric(cv_task task)
+{
+    switch (task) {
+    case CV_TASK_MULTILABEL:
+        return "f1_score.macro";
+    case CV_TASK_ORDINAL:
+        return "cohen_kappa_score.quadratic";
+    default:
+        return "accuracy_score";
+    }
+}
+
+static int lower_is_better(const char *metric)
+{
+    return strstr(metric, "loss") || strstr(metric, "error") || strstr(metric, "brier") ||
+           strstr(metric, "calibration");
+}
+
+/* The checkpoint sidecar's own members: what eval and resume need to rebuild the run. */
+static char *sidecar_json(const trainer *t, int epoch, int best_epoch, double best,
+                          const cv_metrics_result *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "arch", t->c->arch);
+    cJSON_AddNumberToObject(o, "num_classes", t->num_classes);
+    cJSON *classes = cJSON_AddArrayToObject(o, "classes");
+    for (int i = 0; i < t->num_classes; i++)
+        cJSON_AddItemToArray(classes, cJSON_CreateString(cv_dataset_class_name(t->train_all, i)));
+    cJSON_AddStringToObject(o, "task", cv_task_name(t->task));
+    cJSON_AddStringToObject(o, "train_transform", t->train_tf);
+    cJSON_AddStringToObject(o, "eval_transform", t->eval_tf);
+    cJSON_AddNumberToObject(o, "epoch", epoch);
+    cJSON_AddNumberToObject(o, "best_epoch", best_epoch);
+    cJSON_AddStringToObject(o, "metric", t->metric);
+    cJSON_AddItemToObject(o, "best_metric",
+                          isfinite(best) ? cJSON_CreateNumber(best) : cJSON_CreateNull());
+    cJSON_AddNumberToObject(o, "run_id", (double)t->run_id);
+    cJSON_AddItemToObject(o, "args", cJSON_Parse(t->args_json));
+    if (r) {
+        cJSON *m = cJSON_AddObjectToObject(o, "val_metrics");
+        for (int i = 0; i < cv_metrics_result_count(r); i++) {
+            const cv_metric_entry *e = cv_metrics_result_at(r, i);
+            if (e->rows == 0 && e->cols == 0 && e->section == CV_SECTION_METRIC)
+                cJSON_AddItemToObject(m, e->name,
+                                      isfinite(e->v[0]) ? cJSON_CreateNumber(e->v[0])
+                                                        : cJSON_CreateNull());
+        }
+    }
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return txt;
+}
+
+static char *args_json(const cv_train_config *c)
+{
+    cJSON *o = cJSON_CreateObject();
+#define S(k, v) cJSON_AddItemToObject(o, k, (v) ? cJSON_CreateString(v) : cJSON_CreateNull())
+#define N(k, v)                                                                                    \
+    cJSON_AddItemToObject(                                                                         \
+        o, k, isfinite((double)(v)) ? cJSON_CreateNumber((double)(v)) : cJSON_CreateNull())
+    S("arch", c->arch), S("weights", c->weights), S("data", c->data), S("val", c->val);
+    N("val_fraction", c->val_fraction), N("epochs", c->epochs), N("batch", c->batch);
+    S("optim", c->optim), N("lr", c->lr), N("momentum", c->momentum),
+        N("weight_decay", c->weight_decay);
+    N("norm_weight_decay", c->norm_weight_decay), S("sched", c->sched), S("loss", c->loss);
+    N("label_smoothing", c->label_smoothing), S("mode", c->mode), N("lp_epochs", c->lp_epochs);
+    S("lr_mults", c->lr_mults), N("clip_grad", c->clip_grad), N("patience", c->patience);
+    N("ema_decay", c->ema_decay), N("mixup", c->mixup), N("cutmix", c->cutmix),
+        N("seed", (double)c->seed);
+    N("drop_last", c->drop_last), N("no_shuffle", c->no_shuffle), N("dropout", c->dropout);
+#undef S
+#undef N
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return txt;
+}
+
+/* Restores model, optimizer and EMA from out_dir/last.*; returns the epoch to continue with. */
+static cv_status resume(cv_ctx *ctx, trainer *t, int *start, int *best_epoch, double *best)
+{
+    cv_state *st = NULL;
+    char *json = NULL;
+    cv_status s = cv_checkpoint_load(ctx, t->c->out_dir, "last", &st, t->optim, t->ema, &json);
+    if (s == CV_ERR_NOT_FOUND) {
+        cv_ctx_clear_error(ctx);
+        return CV_OK; /* nothing saved yet: start from the beginning */
+    }
+    if (!s) s = cv_model_load_state(ctx, t->model, st, CV_LOAD_STRICT);
+    cJSON *o = s ? NULL : cJSON_Parse(json);
+    if (!s && !o) s = cv_fail(ctx, CV_ERR_FORMAT, "%s/last.json: not JSON", t->c->out_dir);
+    if (!s) {
+        cJSON *e = cJSON_GetObjectItem(o, "epoch"), *be = cJSON_GetObjectItem(o, "best_epoch"),
+              *bm = cJSON_GetObjectItem(o, "best_metric"), *rid = cJSON_GetObjectItem(o, "run_id");
+        *start = cJSON_IsNumber(e) ? e->valueint + 1 : 0;
+        *best_epoch = cJSON_IsNumber(be) ? be->valueint : -1;
+        *best = cJSON_IsNumber(bm) ? bm->valuedouble : NAN;
+        if (cJSON_IsNumber(rid)) t->run_id = (int64_t)rid->valuedouble;
+    }
+    cJSON_Delete(o);
+    free(json);
+    cv_state_free(st);
+    return s;
+}
+
+cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *out)
+{
+    memset(out, 0, sizeof *out);
+    out->best_epoch = -1;
+    out->best_metric = NAN;
+    if (!c->arch || !c->data || !c->out_dir)
+        return cv_fail(ctx, CV_ERR_INVALID,
+                       "training needs a model, a dataset and an output directory");
+    if (c->epochs < 1 || c->batch < 1)
+        return cv_fail(ctx, CV_ERR_INVALID, "--epochs and --batch must be positive");
+    if (mkdir(c->out_dir, 0777) && errno != EEXIST)
+        return cv_fail(ctx, CV_ERR_IO, "%s: cannot create the output directory: %s", c->out_dir,
+                       strerror(errno));
+    if (c->threads > 0) cv_ctx_set_threads(ctx, c->threads);
+    trainer t = {.c = c};
+    int lpft = !strcmp(c->mode, "lpft"), linear = !strcmp(c->mode, "linear") || lpft;
+    int lp_epochs = lpft ? (c->lp_epochs > 0 ? c->lp_epochs : c->epochs / 2) : 0;
+    if (!linear && strcmp(c->mode, "full"))
+        return cv_fail(ctx, CV_ERR_INVALID, "--mode: expected full, linear or lpft, got '%s'",
+                       c->mode);
+    cv_status s = open_data(ctx, &t);
+    if (!s) s = open_model(ctx, &t);
+    if (!s) s = set_trainable(ctx, &t, linear);
+    if (!s) s = make_optim(ctx, &t);
+    if (!s) s = make_sched(ctx, &t);
+    if (!s && c->ema_decay > 0)
+        s = cv_ema_new(ctx, cv_model_params(t.model), c->ema_decay, 1, &t.ema);
+    t.metric = c->metric ? c->metric : default_metric(t.task);
+    t.args_json = args_json(c);
+    int start = 0, best_epoch = -1;
+    double best = NAN;
+    if (!s && c->resume) s = resume(ctx, &t, &start, &best_epoch, &best);
+    char db[4096];
+    snprintf(db, sizeof db, "%s/runs.sqlite", c->out_dir);
+    if (!s) s = cv_runs_open(ctx, c->runs_db ? c->runs_db : db, &t.runs);
+    if (!s && t.run_id > 0)
+        s = cv_run_resume(ctx, t.runs, t.run_id);
+    else if (!s) {
+        cv_run_info ri = {c->arch, c->data, t.args_json, c->out_dir, t.metric, (int64_t)c->seed};
+        s = cv_run_begin(ctx, t.runs, &ri, &t.run_id);
+    }
+    if (!s) cv_model_set_seed(t.model, c->seed);
+    int since_best = 0;
+    for (int epoch = start; !s && epoch < c->epochs; epoch++) {
+        if (lpft && epoch == lp_epochs && epoch > 0) { /* linear probe done: fine-tune everything */
+            if ((s = set_trainable(ctx, &t, 0)) || (s = make_optim(ctx, &t))) break;
+        }
+        double t0 = now(), loss = NAN;
+        if ((s = train_epoch(ctx, &t, epoch, &loss))) break;
+        out->last_train_loss = loss;
+        cv_metrics_result *r = NULL;
+        double value = NAN;
+        int is_best = 0;
+        if (t.val_loader) {
+            if ((s = validate(ctx, &t, &r))) break;
+            value = cv_metrics_result_scalar(r, t.metric);
+            if (!cv_metrics_result_get(r, t.metric)) {
+                cv_metrics_result_free(r);
+                s = cv_fail(ctx, CV_ERR_NOT_FOUND, "--metric: no metric named '%s' for this task",
+                            t.metric);
+                break;
+            }
+            is_best =
+                isfinite(value) &&
+                (!isfinite(best) || (lower_is_better(t.metric) ? value < best : value > best));
+            if (is_best) best = value, best_epoch = epoch;
+            if (c->progress >= 0)
+                fprintf(stderr, "epoch %d/%d: train loss %.4f, val %s %.4f%s\n", epoch + 1,
+                        c->epochs, loss, t.metric, value, is_best ? " (best)" : "");
+        }
+        char *extra = sidecar_json(&t, epoch, best_epoch, best, r);
+        char *mjson = r ? cv_metrics_report_json(r) : NULL;
+        const cv_state *params = cv_model_params(t.model);
+        s = cv_checkpoint_save(ctx, c->out_dir, "last", params, t.optim, t.ema, extra);
+        if (!s && (is_best || !t.val_loader))
+            s = cv_checkpoint_save(ctx, c->out_dir, "best", params, NULL, NULL, extra);
+        cv_run_epoch_info ei = {epoch,      loss,  cv_sched_lr(&t.sched, c->lr, epoch, 0, 1),
+                                now() - t0, mjson, is_best,
+                                value};
+        if (!s) s = cv_run_epoch(ctx, t.runs, t.run_id, &ei);
+        free(extra);
+        free(mjson);
+        cv_metrics_result_free(r);
+        out->epochs_run = epoch + 1;
+        since_best = is_best ? 0 : since_best + 1;
+        if (!s && c->patience > 0 && t.val_loader && since_best >= c->patience) {
+            if (c->progress >= 0)
+                fprintf(stderr, "early stopping: no improvement of %s for %d epochs\n", t.metric,
+                        c->patience);
+            break;
+        }
+    }
+    if (t.runs && t.run_id > 0) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/best.safetensors", c->out_dir);
+        if (!s && access(path, R_OK) == 0)
+            s = cv_run_artifact(ctx, t.runs, t.run_id, "best", path, NULL);
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx)); /* keep the run's error, not the DB's */
+        cv_run_end(ctx, t.runs, t.run_id, s ? "failed" : "finished");
+        if (s) cv_fail(ctx, s, "%s", msg);
+    }
+    out->best_epoch = best_epoch;
+    out->best_metric = best;
+    out->run_id = t.run_id;
+    out->num_classes = t.num_classes;
+    trainer_free(&t);
+    return s;
+}
