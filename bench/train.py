@@ -4,16 +4,20 @@ channels_last. Configurations: resnet18 at 224x224 batch 32 (1000 classes) and a
 (FashionMNIST-sized input with 3 channels, 10 classes).
 
 Each measurement runs in its own process; its peak memory is that process's ru_maxrss (os.wait4),
-the same for both sides. Rounds alternate cvision and PyTorch; medians are reported.
+the same for both sides. A measurement disturbed by other jobs on the machine (more than
+--max-foreign cores of foreign CPU time, bench/measure.py) is repeated. Rounds alternate cvision
+and PyTorch; medians are reported.
 
 usage: /usr/bin/python3 bench/train.py [--threads T] [--rounds R] [--build build] [--quick]"""
 import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from measure import run_quiet  # noqa: E402
 
 CONFIGS = [  # arch, res, batch, classes, timed steps
     ("resnet18", 224, 32, 1000, 3),
@@ -49,22 +53,14 @@ def torch_worker(arch, res, batch, classes, threads, iters):
     print(json.dumps({"images_per_s": batch / statistics.median(ts)}))
 
 
-def measure(cmd):
-    """Runs cmd; returns (its JSON output, its peak RSS in MB)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = p.stdout.read(), p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    if status != 0:
-        sys.exit(f"{' '.join(cmd)} failed: {err.strip()}")
-    return json.loads(out), ru.ru_maxrss / 1024
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--build", default="build")
     ap.add_argument("--quick", action="store_true", help="one round, fewer steps (a smoke run)")
+    ap.add_argument("--max-foreign", type=float, default=0.1,
+                    help="repeat a measurement when other jobs used more CPU than this (cores)")
     ap.add_argument("--torch-worker", nargs=5, type=int, metavar=("RES", "BATCH", "CLASSES", "THREADS", "ITERS"),
                     help=argparse.SUPPRESS)
     ap.add_argument("--arch", default="resnet18", help=argparse.SUPPRESS)
@@ -82,13 +78,13 @@ def main():
             iters = 2
         cv, pt, cvm, ptm = [], [], [], []
         for _ in range(rounds):
-            o, mb = measure([f"{a.build}/cvision", "bench", "-m", arch, "--train", "--batch", str(batch),
-                             "--res", str(res), "--classes", str(classes), "--threads", str(a.threads),
-                             "--iters", str(iters), "--json"])
+            o, mb, _, _ = run_quiet([f"{a.build}/cvision", "bench", "-m", arch, "--train", "--batch",
+                                     str(batch), "--res", str(res), "--classes", str(classes), "--threads",
+                                     str(a.threads), "--iters", str(iters), "--json"], a.max_foreign)
             cv.append(o["images_per_s"])
             cvm.append(mb)
-            o, mb = measure([sys.executable, __file__, "--arch", arch, "--torch-worker", str(res), str(batch),
-                             str(classes), str(a.threads), str(iters)])
+            o, mb, _, _ = run_quiet([sys.executable, __file__, "--arch", arch, "--torch-worker", str(res),
+                                     str(batch), str(classes), str(a.threads), str(iters)], a.max_foreign)
             pt.append(o["images_per_s"])
             ptm.append(mb)
         c, p = statistics.median(cv), statistics.median(pt)
