@@ -21,5 +21,6 @@ int cmd_convert(cv_ctx *ctx, int argc, char **argv);
 int cmd_models(cv_ctx *ctx, int argc, char **argv);
 int cmd_runs(cv_ctx *ctx, int argc, char **argv);
 int cmd_metrics(cv_ctx *ctx, int argc, char **argv);
+int cmd_eval(cv_ctx *ctx, int argc, char **argv);
 
 #endif

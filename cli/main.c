@@ -23,6 +23,7 @@ static const struct {
     {"convert", cmd_convert, "convert a weights file to safetensors"},
     {"runs", cmd_runs, "list, show and compare training runs (SQLite)"},
     {"metrics", cmd_metrics, "classification metrics, CIs and diagnostics from a predictions CSV"},
+    {"eval", cmd_eval, "evaluate a model on a dataset: predictions CSV, metrics, report"},
     {NULL, NULL, NULL},
 };
 

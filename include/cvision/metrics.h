@@ -102,6 +102,12 @@ int cv_metrics_result_diag_count(const cv_metrics_result *r);
 /* A diagnostic: a short code ("accuracy_paradox") and a plain-language message with numbers. */
 const char *cv_metrics_result_diag_code(const cv_metrics_result *r, int i);
 const char *cv_metrics_result_diag_message(const cv_metrics_result *r, int i);
+/* Names for the K classes (copied), shown by the reports and written to the JSON as
+ * "class_names". n must equal the result's class count. */
+cv_status cv_metrics_result_set_class_names(cv_ctx *ctx, cv_metrics_result *r,
+                                            const char *const *names, int n);
+/* Class i's name, or NULL when none were set. */
+const char *cv_metrics_result_class_name(const cv_metrics_result *r, int i);
 /* The bootstrap setting behind the CIs (0 when none). */
 int cv_metrics_result_bootstrap(const cv_metrics_result *r, double *level, uint64_t *seed);
 

@@ -63,6 +63,7 @@ struct cv_metrics_result {
     double level;
     uint64_t seed;
     int oom; /* an allocation failed while building: finalize reports CV_ERR_NOMEM */
+    char **names; /* K class names, or NULL */
 };
 
 cv_metrics_result *cv_res_new(const cv_metrics *m);

@@ -33,6 +33,8 @@ void cv_metrics_result_free(cv_metrics_result *r)
     free(r->dcode);
     free(r->dmsg);
     free(r->e);
+    for (int i = 0; r->names && i < r->K; i++) free(r->names[i]);
+    free(r->names);
     free(r);
 }
 
@@ -168,4 +170,30 @@ int cv_metrics_result_bootstrap(const cv_metrics_result *r, double *level, uint6
     if (level) *level = r->level;
     if (seed) *seed = r->seed;
     return r->bootstrap;
+}
+
+cv_status cv_metrics_result_set_class_names(cv_ctx *ctx, cv_metrics_result *r,
+                                            const char *const *names, int n)
+{
+    if (n != r->K)
+        return cv_fail(ctx, CV_ERR_INVALID, "metrics: %d class names for %d classes", n, r->K);
+    char **v = calloc((size_t)n, sizeof *v);
+    if (!v) return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        v[i] = strdup(names[i] ? names[i] : "");
+        if (!v[i]) {
+            while (i--) free(v[i]);
+            free(v);
+            return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+        }
+    }
+    for (int i = 0; r->names && i < r->K; i++) free(r->names[i]);
+    free(r->names);
+    r->names = v;
+    return CV_OK;
+}
+
+const char *cv_metrics_result_class_name(const cv_metrics_result *r, int i)
+{
+    return r->names && i >= 0 && i < r->K ? r->names[i] : NULL;
 }

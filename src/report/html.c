@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "metrics/metrics_internal.h"
@@ -32,8 +33,13 @@ static void curves(FILE *f, const cv_metrics_result *r, const char *base, const 
         s[ns].x = row_of(e, xr);
         s[ns].y = row_of(e, yr);
         s[ns].n = e->cols;
-        snprintf(labels[ns], sizeof labels[ns], "%s",
-                 e->name[bl] ? e->name + bl + 1 : "positive class");
+        const char *suffix = e->name[bl] ? e->name + bl + 1 : "positive class";
+        char *end;
+        long c = strtol(suffix, &end, 10);
+        if (r->names && end != suffix && !*end && c >= 0 && c < r->K)
+            snprintf(labels[ns], sizeof labels[ns], "%ld %s", c, r->names[c]);
+        else
+            snprintf(labels[ns], sizeof labels[ns], "%s", suffix);
         s[ns].label = labels[ns];
         ns++;
     }
@@ -65,6 +71,15 @@ cv_status cv_metrics_report_html(cv_ctx *ctx, const cv_metrics_result *r, const 
             cv_svg_escape(f, r->dmsg[i]);
             fprintf(f, "</div>\n");
         }
+    }
+    if (r->names) {
+        fprintf(f, "<h2>Classes</h2>\n<table><tr><th>class</th><th>name</th></tr>\n");
+        for (int c = 0; c < r->K; c++) {
+            fprintf(f, "<tr><td>%d</td><td>", c);
+            cv_svg_escape(f, r->names[c]);
+            fprintf(f, "</td></tr>\n");
+        }
+        fprintf(f, "</table>\n");
     }
     fprintf(f, "<h2>Metrics</h2>\n<table><tr><th>metric</th><th>value</th>");
     if (r->bootstrap) fprintf(f, "<th>%.0f%% CI (%d resamples)</th>", 100 * r->level, r->bootstrap);

@@ -74,6 +74,10 @@ char *cv_metrics_report_json_extra(const cv_metrics_result *r, cJSON *extra)
     }
     cJSON_AddStringToObject(root, "task", cv_task_name(r->task));
     cJSON_AddNumberToObject(root, "num_classes", r->K);
+    if (r->names) {
+        cJSON *names = cJSON_AddArrayToObject(root, "class_names");
+        for (int i = 0; i < r->K; i++) cJSON_AddItemToArray(names, cJSON_CreateString(r->names[i]));
+    }
     cJSON_AddNumberToObject(root, "n_samples", (double)r->n);
     cJSON *metrics = cJSON_AddObjectToObject(root, "metrics");
     cJSON *undef = cJSON_AddObjectToObject(root, "undefined");

@@ -46,12 +46,25 @@ void cv_metrics_report_text(FILE *f, const cv_metrics_result *r)
     const double *v[6];
     for (int j = 0; j < 6; j++) v[j] = vec(r, cols[j]);
     if (v[0]) {
-        fprintf(f, "\nper class:\n  %-7s", "class");
+        /* the class column: "3" or, with names, "3 sneaker" (names cut to MAX_NAME bytes) */
+        enum { MAX_NAME = 24 };
+        int cw = 7;
+        for (int c = 0; r->names && c < r->K; c++) {
+            size_t l = strlen(r->names[c]);
+            int w = snprintf(NULL, 0, "%d ", c) + (int)(l < MAX_NAME ? l : MAX_NAME);
+            if (w > cw) cw = w;
+        }
+        fprintf(f, "\nper class:\n  %-*s", cw, "class");
         for (int j = 0; j < 6; j++)
             if (v[j]) fprintf(f, " %9s", heads[j]);
         fputc('\n', f);
         for (int c = 0; c < r->K; c++) {
-            fprintf(f, "  %-7d", c);
+            if (r->names) {
+                int w = fprintf(f, "  %d %.*s", c, (int)MAX_NAME, r->names[c]) - 2;
+                fprintf(f, "%*s", cw - w, "");
+            } else {
+                fprintf(f, "  %-*d", cw, c);
+            }
             for (int j = 0; j < 6; j++) {
                 if (!v[j]) continue;
                 fputc(' ', f);
