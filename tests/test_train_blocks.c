@@ -227,6 +227,21 @@ static int blk_concat_pool(cv_builder *b)
     return head(b, b_act(b, x, ACT_SIGMOID));
 }
 
+/* ShuffleNetV2's units: a channel split (slice), a strided two-branch unit, concat, shuffle. */
+static int blk_shuffle(cv_builder *b)
+{
+    int x = b_input(b, 8);
+    int l = b_bn(b, b_conv(b, x, "dw", 8, 3, 2, 1, 1, 8, 0), "b0", 1e-5f);
+    l = b_act(b, b_bn(b, b_conv(b, l, "pw", 8, 1, 1, 0, 1, 1, 0), "b1", 1e-5f), ACT_RELU);
+    int r = b_act(b, b_bn(b, b_conv(b, x, "c", 8, 3, 2, 1, 1, 1, 0), "b2", 1e-5f), ACT_RELU);
+    int xs[2] = {l, r};
+    x = b_shuffle(b, b_concat(b, 2, xs), 2);
+    int a = b_slice(b, x, 0, 8), c = b_slice(b, x, 8, 8);
+    c = b_act(b, b_bn(b, b_conv(b, c, "c2", 8, 1, 1, 0, 1, 1, 0), "b3", 1e-5f), ACT_RELU);
+    int ys[2] = {a, c};
+    return head(b, b_shuffle(b, b_concat(b, 2, ys), 4));
+}
+
 int main(void)
 {
     check_block("bottleneck (downsample, identity)", blk_bottleneck, 4, 32, 10, 9);
@@ -234,5 +249,6 @@ int main(void)
     check_block("vgg-bn, max pool, dropout", blk_vgg, 4, 3, 21, 19);
     check_block("squeeze-excitation, hardswish", blk_se, 4, 8, 9, 7);
     check_block("concat, ceil-mode avg pool", blk_concat_pool, 4, 6, 9, 11);
+    check_block("channel split and shuffle", blk_shuffle, 4, 8, 9, 11);
     TEST_EXIT();
 }

@@ -23,6 +23,8 @@ typedef enum {
     OP_FLATTEN,          /* in: x [N, C, H, W] -> [N, C*H*W] */
     OP_DROPOUT,          /* identity in eval; a.p */
     OP_SOFTMAX,          /* in: x [N, F], along F */
+    OP_SLICE,            /* in: x; channels [a.start, a.start + channels) (torch.chunk) */
+    OP_SHUFFLE,          /* in: x; channel shuffle with a.groups groups (ShuffleNet) */
     OP_COUNT
 } cv_op;
 
@@ -44,6 +46,7 @@ typedef struct {
     int kh, kw, sh, sw, ph, pw, dh, dw, groups;
     int ceil_mode, count_include_pad;
     int out_h, out_w; /* adaptive pooling */
+    int start;        /* slice: first channel */
     cv_act act;
     float eps, momentum, p;
 } cv_attrs;
@@ -100,6 +103,10 @@ int b_concat(cv_builder *b, int n, const int *xs);
 int b_flatten(cv_builder *b, int x);
 int b_dropout(cv_builder *b, int x, float p);
 int b_softmax(cv_builder *b, int x);
+/* channels [start, start + len) of x */
+int b_slice(cv_builder *b, int x, int start, int len);
+/* view(N, groups, C/groups, H, W).transpose(1, 2): ShuffleNet's channel_shuffle */
+int b_shuffle(cv_builder *b, int x, int groups);
 
 /* ---- shapes ---- */
 typedef struct {

@@ -31,6 +31,7 @@ int build_mobilenet_v2(cv_builder *b, const void *cfg, int num_classes);
 int build_mobilenet_v3(cv_builder *b, const void *cfg, int num_classes);
 int build_squeezenet(cv_builder *b, const void *cfg, int num_classes);
 int build_densenet(cv_builder *b, const void *cfg, int num_classes);
+int build_shufflenet_v2(cv_builder *b, const void *cfg, int num_classes);
 int densenet_rename(const char *key, char *out, size_t size);
 
 /* ---- shared blocks (blocks.c) ---- */
@@ -51,6 +52,10 @@ typedef struct {
 typedef struct {
     int version; /* 10: 1_0, 11: 1_1 */
 } squeezenet_cfg;
+
+typedef struct {
+    int channels[5];
+} shufflenet_cfg;
 
 typedef struct {
     int growth, init_features, blocks[4];

@@ -14,6 +14,8 @@
 #define DENSENET(n, g, f, b0, b1, b2, b3)                                                          \
     ARCH(n, build_densenet, (&(const densenet_cfg){g, f, {b0, b1, b2, b3}}), "classifier",         \
          .rename = densenet_rename)
+#define SHUFFLENET(n, c0, c1, c2, c3, c4)                                                          \
+    ARCH(n, build_shufflenet_v2, (&(const shufflenet_cfg){{c0, c1, c2, c3, c4}}), "fc")
 
 static const cv_arch archs[] = {
     ARCH("alexnet", build_alexnet, NULL, "classifier.6"),
@@ -32,6 +34,10 @@ static const cv_arch archs[] = {
     RESNET("resnext50_32x4d", 1, 3, 4, 6, 3, 32, 4),
     RESNET("resnext101_32x8d", 1, 3, 4, 23, 3, 32, 8),
     RESNET("resnext101_64x4d", 1, 3, 4, 23, 3, 64, 4),
+    SHUFFLENET("shufflenet_v2_x0_5", 24, 48, 96, 192, 1024),
+    SHUFFLENET("shufflenet_v2_x1_0", 24, 116, 232, 464, 1024),
+    SHUFFLENET("shufflenet_v2_x1_5", 24, 176, 352, 704, 1024),
+    SHUFFLENET("shufflenet_v2_x2_0", 24, 244, 488, 976, 2048),
     ARCH("squeezenet1_0", build_squeezenet, (&(const squeezenet_cfg){10}), "classifier.1"),
     ARCH("squeezenet1_1", build_squeezenet, (&(const squeezenet_cfg){11}), "classifier.1"),
     VGG("vgg11", vgg_cfg_a, 0),

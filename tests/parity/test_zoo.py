@@ -27,6 +27,10 @@ CASES = [
     ("densenet161", 10, 65, 67, "zip"),
     ("densenet169", 10, 65, 67, "legacy"),
     ("densenet201", 10, 65, 67, "zip"),
+    ("shufflenet_v2_x0_5", 10, 97, 131, "legacy"),
+    ("shufflenet_v2_x1_0", 1000, 193, 161, "zip"),
+    ("shufflenet_v2_x1_5", 10, 97, 131, "zip"),
+    ("shufflenet_v2_x2_0", 10, 97, 131, "legacy"),
     ("resnext101_64x4d", 10, 65, 67, "zip"),
     ("wide_resnet101_2", 10, 65, 67, "legacy"),
 ]
