@@ -32,6 +32,8 @@ int build_mobilenet_v3(cv_builder *b, const void *cfg, int num_classes);
 int build_squeezenet(cv_builder *b, const void *cfg, int num_classes);
 int build_densenet(cv_builder *b, const void *cfg, int num_classes);
 int build_shufflenet_v2(cv_builder *b, const void *cfg, int num_classes);
+int build_mnasnet(cv_builder *b, const void *cfg, int num_classes);
+const void *mnasnet_cfg_for(const void *cfg, const cv_state *st);
 int densenet_rename(const char *key, char *out, size_t size);
 
 /* ---- shared blocks (blocks.c) ---- */
@@ -56,6 +58,12 @@ typedef struct {
 typedef struct {
     int channels[5];
 } shufflenet_cfg;
+
+typedef struct mnasnet_cfg {
+    double alpha;
+    int v1_stem;                  /* version-1 checkpoints: the stem is not scaled by alpha */
+    const struct mnasnet_cfg *v1; /* the variant for version-1 checkpoints, if it differs */
+} mnasnet_cfg;
 
 typedef struct {
     int growth, init_features, blocks[4];

@@ -16,6 +16,9 @@
          .rename = densenet_rename)
 #define SHUFFLENET(n, c0, c1, c2, c3, c4)                                                          \
     ARCH(n, build_shufflenet_v2, (&(const shufflenet_cfg){{c0, c1, c2, c3, c4}}), "fc")
+#define MNASNET(n, a)                                                                              \
+    ARCH(n, build_mnasnet, (&(const mnasnet_cfg){a, 0, &(const mnasnet_cfg){a, 1, NULL}}),         \
+         "classifier.1", .cfg_for = mnasnet_cfg_for)
 
 static const cv_arch archs[] = {
     ARCH("alexnet", build_alexnet, NULL, "classifier.6"),
@@ -23,6 +26,10 @@ static const cv_arch archs[] = {
     DENSENET("densenet161", 48, 96, 6, 12, 36, 24),
     DENSENET("densenet169", 32, 64, 6, 12, 32, 32),
     DENSENET("densenet201", 32, 64, 6, 12, 48, 32),
+    MNASNET("mnasnet0_5", 0.5),
+    MNASNET("mnasnet0_75", 0.75),
+    ARCH("mnasnet1_0", build_mnasnet, (&(const mnasnet_cfg){1.0, 0, NULL}), "classifier.1"),
+    MNASNET("mnasnet1_3", 1.3),
     ARCH("mobilenet_v2", build_mobilenet_v2, NULL, "classifier.1"),
     ARCH("mobilenet_v3_large", build_mobilenet_v3, (&(const mobilenet_v3_cfg){1}), "classifier.3"),
     ARCH("mobilenet_v3_small", build_mobilenet_v3, (&(const mobilenet_v3_cfg){0}), "classifier.3"),

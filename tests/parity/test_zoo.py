@@ -31,8 +31,11 @@ CASES = [
     ("shufflenet_v2_x1_0", 1000, 193, 161, "zip"),
     ("shufflenet_v2_x1_5", 10, 97, 131, "zip"),
     ("shufflenet_v2_x2_0", 10, 97, 131, "legacy"),
+    ("mnasnet0_5", 10, 97, 131, "legacy"),
+    ("mnasnet0_75", 10, 97, 131, "zip"),
+    ("mnasnet1_0", 1000, 193, 161, "zip"),
+    ("mnasnet1_3", 10, 97, 131, "legacy"),
     ("resnext101_64x4d", 10, 65, 67, "zip"),
-    ("wide_resnet101_2", 10, 65, 67, "legacy"),
 ]
 
 
@@ -58,9 +61,29 @@ def densenet_old_keys(sd):
     return out
 
 
-def compare(d, arch, k, h, w, fmt, sd_fn=None, label=""):
+def mnasnet_v1(model):
+    """A version-1 MNASNet checkpoint: the stem (32, 32, 16 channels) not scaled by alpha, exactly as
+    torchvision's _load_from_state_dict rebuilds it for such files."""
+    from torchvision.models.mnasnet import _BN_MOMENTUM, _get_depths, _stack
+    nn = torch.nn
+    depths = _get_depths(model.alpha)
+    stem = [nn.Conv2d(3, 32, 3, padding=1, stride=2, bias=False), nn.BatchNorm2d(32, momentum=_BN_MOMENTUM),
+            nn.ReLU(inplace=True), nn.Conv2d(32, 32, 3, padding=1, stride=1, groups=32, bias=False),
+            nn.BatchNorm2d(32, momentum=_BN_MOMENTUM), nn.ReLU(inplace=True),
+            nn.Conv2d(32, 16, 1, padding=0, stride=1, bias=False), nn.BatchNorm2d(16, momentum=_BN_MOMENTUM),
+            _stack(16, depths[2], 3, 2, 3, 3, _BN_MOMENTUM)]
+    for i, layer in enumerate(stem):
+        model.layers[i] = layer
+    model._version = 1
+    return model
+
+
+def compare(d, arch, k, h, w, fmt, sd_fn=None, label="", model_fn=None):
     t0 = time.time()
-    model = getattr(torchvision.models, arch)(num_classes=k).eval()
+    model = getattr(torchvision.models, arch)(num_classes=k)
+    if model_fn:
+        model = model_fn(model)
+    model.eval()
     with torch.no_grad():
         randomise_norms(model)
     x = torch.randn(2, 3, h, w)
@@ -91,6 +114,8 @@ def main():
             compare(d, arch, k, h, w, fmt)
     if not only or re.search(only, "densenet121"):
         compare(d, "densenet121", 5, 67, 71, "legacy", densenet_old_keys, " (old norm.1 keys)")
+    if not only or re.search(only, "mnasnet0_5"):
+        compare(d, "mnasnet0_5", 5, 67, 71, "zip", label=" (version-1 stem)", model_fn=mnasnet_v1)
     finish()
 
 
