@@ -354,6 +354,31 @@ static void test_slice_shuffle(void)
     CHECK(y[0] == 0 && y[1] == 3 && y[2] == 1 && y[3] == 4 && y[4] == 2 && y[5] == 5);
 }
 
+typedef struct {
+    double *x;
+    cv_shape4 s;
+    float scale[4], shift[4];
+} affine_case;
+
+static void affine_fwd(void *p, double *y)
+{
+    affine_case *c = p;
+    ref_affine_f64(c->x, y, &c->s, c->scale, c->shift);
+}
+
+static void test_affine(void)
+{
+    affine_case c = {.s = {{2, 3, 4, 3}, 4}, .scale = {0.5f, -2, 1.25f}, .shift = {0.1f, 0, -3}};
+    int64_t n = shape_numel(&c.s);
+    c.x = rand_vec(n);
+    double *r = rand_vec(n), *dx = calloc((size_t)n, 8), y[72];
+    ref_affine_backward_f64(r, dx, &c.s, c.scale);
+    check_grad("affine d/dx", &c, affine_fwd, c.x, n, dx, r, n);
+    ref_affine_f64(c.x, y, &c.s, c.scale, c.shift);
+    CHECK(fabs(y[0] - (c.x[0] * 0.5 + 0.1f)) < 1e-12 && fabs(y[71] - (c.x[71] * 1.25 - 3)) < 1e-12);
+    free(c.x), free(r), free(dx);
+}
+
 int main(void)
 {
     RUN(test_conv);
@@ -364,5 +389,6 @@ int main(void)
     RUN(test_binary);
     RUN(test_softmax);
     RUN(test_slice_shuffle);
+    RUN(test_affine);
     TEST_EXIT();
 }

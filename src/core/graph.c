@@ -22,6 +22,7 @@ static const char *op_names[OP_COUNT] = {
     [OP_SOFTMAX] = "softmax",
     [OP_SLICE] = "slice",
     [OP_SHUFFLE] = "channel_shuffle",
+    [OP_AFFINE] = "affine",
 };
 
 const char *op_name(cv_op op)
@@ -316,6 +317,21 @@ int b_shuffle(cv_builder *b, int x, int groups)
     return id;
 }
 
+int b_affine(cv_builder *b, int x, const float *scale, const float *shift)
+{
+    int c = channels_of(b, x);
+    if (!b->err && (c < 1 || c > 4)) {
+        b->err =
+            cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: %s: affine of %d channels", b->scope, c);
+        return -1;
+    }
+    int id = add_node(b, OP_AFFINE, 1, &x, c, 4);
+    if (id < 0) return -1;
+    memcpy(b->g->nodes[id].a.scale, scale, (size_t)c * sizeof *scale);
+    memcpy(b->g->nodes[id].a.shift, shift, (size_t)c * sizeof *shift);
+    return id;
+}
+
 /* ---- shape inference ---- */
 
 int64_t shape_numel(const cv_shape4 *s)
@@ -423,6 +439,11 @@ cv_status graph_infer_shapes(cv_ctx *ctx, const cv_graph *g, const cv_state *par
             o->d[1] = nd->channels;
             if (x->rank != 4 || nd->a.start + nd->channels > x->d[1])
                 return cv_fail(ctx, CV_ERR_SHAPE, "slice node %d: channels out of range", i);
+            break;
+        case OP_AFFINE:
+            *o = *x;
+            if (x->rank != 4 || x->d[1] != nd->channels)
+                return cv_fail(ctx, CV_ERR_SHAPE, "affine node %d: channels differ", i);
             break;
         case OP_SHUFFLE:
             *o = *x;

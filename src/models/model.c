@@ -144,6 +144,13 @@ static int is_head(const cv_model *m, const char *name)
     return 0;
 }
 
+static int ignored(const cv_model *m, const char *name)
+{
+    for (int i = 0; i < 3 && m->arch->ignore[i]; i++)
+        if (!strncmp(name, m->arch->ignore[i], strlen(m->arch->ignore[i]))) return 1;
+    return 0;
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);
@@ -285,7 +292,8 @@ static cv_status load_state(cv_ctx *ctx, cv_model *m, const cv_state *st, int fl
     }
     for (int i = 0; i < cv_state_count(st); i++) {
         const char *name = cv_state_name(st, i);
-        if (!cv_state_get(m->params, name) && !nonstrict && !(skip_head && is_head(m, name)))
+        if (!cv_state_get(m->params, name) && !nonstrict && !(skip_head && is_head(m, name)) &&
+            !ignored(m, name))
             list_add(unexpected, sizeof unexpected, &nunexpected, name);
     }
     if (nmissing || nunexpected || nmismatch) {

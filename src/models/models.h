@@ -20,6 +20,10 @@ typedef struct {
     /* Optional: the configuration a checkpoint needs when it is not `cfg` (MNASNet's version-1
      * stem); the model is rebuilt for it before loading. */
     const void *(*cfg_for)(const void *cfg, const cv_state *st);
+    /* Checkpoint key prefixes this builder has no modules for and loading skips: the auxiliary
+     * classifiers of GoogLeNet and Inception v3, which torchvision runs only for the extra
+     * training outputs (its eval forward ignores them; its pretrained models drop them). */
+    const char *ignore[3];
 } cv_arch;
 
 const cv_arch *arch_find(const char *name);
@@ -34,6 +38,9 @@ int build_densenet(cv_builder *b, const void *cfg, int num_classes);
 int build_shufflenet_v2(cv_builder *b, const void *cfg, int num_classes);
 int build_mnasnet(cv_builder *b, const void *cfg, int num_classes);
 const void *mnasnet_cfg_for(const void *cfg, const cv_state *st);
+int build_googlenet(cv_builder *b, const void *cfg, int num_classes);
+int build_inception_v3(cv_builder *b, const void *cfg, int num_classes);
+const void *inception_cfg_for(const void *cfg, const cv_state *st);
 int densenet_rename(const char *key, char *out, size_t size);
 
 /* ---- shared blocks (blocks.c) ---- */
@@ -58,6 +65,11 @@ typedef struct {
 typedef struct {
     int channels[5];
 } shufflenet_cfg;
+
+typedef struct inception_cfg {
+    int transform_input;
+    const struct inception_cfg *transformed; /* the transform_input variant */
+} inception_cfg;
 
 typedef struct mnasnet_cfg {
     double alpha;

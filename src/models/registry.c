@@ -19,6 +19,9 @@
 #define MNASNET(n, a)                                                                              \
     ARCH(n, build_mnasnet, (&(const mnasnet_cfg){a, 0, &(const mnasnet_cfg){a, 1, NULL}}),         \
          "classifier.1", .cfg_for = mnasnet_cfg_for)
+#define INCEPTION(n, fn, ...)                                                                      \
+    ARCH(n, fn, (&(const inception_cfg){0, &(const inception_cfg){1, NULL}}), "fc",                \
+         .cfg_for = inception_cfg_for, __VA_ARGS__)
 
 static const cv_arch archs[] = {
     ARCH("alexnet", build_alexnet, NULL, "classifier.6"),
@@ -26,6 +29,8 @@ static const cv_arch archs[] = {
     DENSENET("densenet161", 48, 96, 6, 12, 36, 24),
     DENSENET("densenet169", 32, 64, 6, 12, 32, 32),
     DENSENET("densenet201", 32, 64, 6, 12, 48, 32),
+    INCEPTION("googlenet", build_googlenet, .ignore = {"aux1.", "aux2."}),
+    INCEPTION("inception_v3", build_inception_v3, .ignore = {"AuxLogits."}),
     MNASNET("mnasnet0_5", 0.5),
     MNASNET("mnasnet0_75", 0.75),
     ARCH("mnasnet1_0", build_mnasnet, (&(const mnasnet_cfg){1.0, 0, NULL}), "classifier.1"),

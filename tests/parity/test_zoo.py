@@ -35,6 +35,8 @@ CASES = [
     ("mnasnet0_75", 10, 97, 131, "zip"),
     ("mnasnet1_0", 1000, 193, 161, "zip"),
     ("mnasnet1_3", 10, 97, 131, "legacy"),
+    ("googlenet", 1000, 193, 161, "zip"),
+    ("inception_v3", 10, 149, 163, "legacy"),
     ("resnext101_64x4d", 10, 65, 67, "zip"),
 ]
 
@@ -78,9 +80,11 @@ def mnasnet_v1(model):
     return model
 
 
-def compare(d, arch, k, h, w, fmt, sd_fn=None, label="", model_fn=None):
+def compare(d, arch, k, h, w, fmt, sd_fn=None, label="", model_fn=None, kwargs=None, fname=None):
     t0 = time.time()
-    model = getattr(torchvision.models, arch)(num_classes=k)
+    if arch in ("googlenet", "inception_v3"):
+        kwargs = {"init_weights": True, **(kwargs or {})}  # silences torchvision's FutureWarning
+    model = getattr(torchvision.models, arch)(num_classes=k, **(kwargs or {}))
     if model_fn:
         model = model_fn(model)
     model.eval()
@@ -92,7 +96,7 @@ def compare(d, arch, k, h, w, fmt, sd_fn=None, label="", model_fn=None):
     sd = model.state_dict()
     if sd_fn:
         sd = sd_fn(sd)
-    wpath = os.path.join(d, f"{arch}.pth")
+    wpath = os.path.join(d, fname or f"{arch}.pth")
     torch.save(sd, wpath, _use_new_zipfile_serialization=fmt == "zip")
     np.save(os.path.join(d, "x.npy"), x.numpy())
     out = os.path.join(d, "y.npy")
@@ -116,6 +120,13 @@ def main():
         compare(d, "densenet121", 5, 67, 71, "legacy", densenet_old_keys, " (old norm.1 keys)")
     if not only or re.search(only, "mnasnet0_5"):
         compare(d, "mnasnet0_5", 5, 67, 71, "zip", label=" (version-1 stem)", model_fn=mnasnet_v1)
+    # torchvision's pretrained GoogLeNet/Inception run with transform_input=True: a checkpoint under
+    # the catalog's file name gets it, as `-w IMAGENET1K_V1` does
+    for arch, fname, hw in (("googlenet", "googlenet-1378be20.pth", (97, 101)),
+                            ("inception_v3", "inception_v3_google-0cc3c7bd.pth", (89, 93))):
+        if not only or re.search(only, arch):
+            compare(d, arch, 5, *hw, "zip", label=" (transform_input)", fname=fname,
+                    kwargs={"transform_input": True, "aux_logits": True, "init_weights": True})
     finish()
 
 

@@ -290,6 +290,9 @@ static void run_ref(cv_exec *e, const xstep *x)
     case OP_SHUFFLE:
         ref_shuffle(in[0], y, ys, nd->a.groups);
         break;
+    case OP_AFFINE:
+        ref_affine(in[0], y, ys, nd->a.scale, nd->a.shift);
+        break;
     default:
         break; /* the planners send nothing else here */
     }
@@ -335,6 +338,9 @@ static void run_ref_backward(cv_exec *e, const xstep *x)
         break;
     case OP_SHUFFLE:
         ref_shuffle_backward(dy, din[0], ys, nd->a.groups);
+        break;
+    case OP_AFFINE:
+        ref_affine_backward(dy, din[0], ys, nd->a.scale);
         break;
     default:
         break;

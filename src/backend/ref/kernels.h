@@ -50,6 +50,9 @@ void ref_slice_backward(const float *dy, float *dx, const cv_shape4 *xs, const c
                         int c0);
 void ref_shuffle(const float *x, float *y, const cv_shape4 *s, int groups);
 void ref_shuffle_backward(const float *dy, float *dx, const cv_shape4 *s, int groups);
+void ref_affine(const float *x, float *y, const cv_shape4 *s, const float *scale,
+                const float *shift);
+void ref_affine_backward(const float *dy, float *dx, const cv_shape4 *s, const float *scale);
 
 void ref_conv2d_f64(const double *x, const double *w, const double *bias, double *y,
                     const cv_shape4 *xs, const cv_shape4 *ys, int kh, int kw, const cv_attrs *a);
@@ -93,6 +96,9 @@ void ref_slice_backward_f64(const double *dy, double *dx, const cv_shape4 *xs, c
                             int c0);
 void ref_shuffle_f64(const double *x, double *y, const cv_shape4 *s, int groups);
 void ref_shuffle_backward_f64(const double *dy, double *dx, const cv_shape4 *s, int groups);
+void ref_affine_f64(const double *x, double *y, const cv_shape4 *s, const float *scale,
+                    const float *shift);
+void ref_affine_backward_f64(const double *dy, double *dx, const cv_shape4 *s, const float *scale);
 void ref_concat(const float *const *xs, const cv_shape4 *shapes, int n, float *y);
 void ref_concat_backward(const float *dy, float *const *dxs, const cv_shape4 *shapes, int n);
 

@@ -478,3 +478,23 @@ void FN(ref_shuffle_backward)(const REAL *dy, REAL *dx, const cv_shape4 *s, int 
                 for (int64_t k = 0; k < hw; k++)
                     dx[(n * C + i * cpg + j) * hw + k] += dy[(n * C + j * groups + i) * hw + k];
 }
+
+/* y = x * scale[c] + shift[c] (constants); backward dx += dy * scale[c]. */
+void FN(ref_affine)(const REAL *x, REAL *y, const cv_shape4 *s, const float *scale,
+                    const float *shift)
+{
+    int64_t hw = s->d[2] * s->d[3], C = s->d[1];
+    for (int64_t n = 0; n < s->d[0]; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t k = 0; k < hw; k++)
+                y[(n * C + c) * hw + k] = x[(n * C + c) * hw + k] * (REAL)scale[c] + (REAL)shift[c];
+}
+
+void FN(ref_affine_backward)(const REAL *dy, REAL *dx, const cv_shape4 *s, const float *scale)
+{
+    int64_t hw = s->d[2] * s->d[3], C = s->d[1];
+    for (int64_t n = 0; n < s->d[0]; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t k = 0; k < hw; k++)
+                dx[(n * C + c) * hw + k] += dy[(n * C + c) * hw + k] * (REAL)scale[c];
+}
