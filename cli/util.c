@@ -35,6 +35,18 @@ int cli_cmp_double(const void *a, const void *b)
 
 #include "cvision/weights.h"
 
+/* Whether `path` is one of the catalog's files for `arch` (by file name). */
+static int catalog_file(const char *arch, const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    for (int i = 0; i < cv_catalog_count(); i++) {
+        const cv_weights_info *w = cv_catalog_entry(i);
+        if (!strcmp(w->arch, arch) && !strcmp(w->file, base)) return 1;
+    }
+    return 0;
+}
+
 cv_status cli_load_model(cv_ctx *ctx, const char *arch, const char *wspec, int num_classes,
                          cv_model **out, const struct cv_weights_info **info_out)
 {
@@ -58,6 +70,10 @@ cv_status cli_load_model(cv_ctx *ctx, const char *arch, const char *wspec, int n
     cv_state *st = NULL;
     cv_model *m = NULL;
     cv_status s = cv_weights_load(ctx, path, &st);
+    /* torchvision builds GoogLeNet and Inception v3 with transform_input=True for its pretrained
+     * weights; the builders read this flag (docs/models.md) */
+    if (!s && (info || catalog_file(arch, path)))
+        s = cv_state_set_meta(ctx, st, "transform_input", "1");
     if (!s && num_classes <= 0) {
         /* the head's output count as stored, else the architecture's ImageNet default */
         if ((s = cv_model_create(ctx, arch, 1000, &m))) goto done;

@@ -81,9 +81,12 @@ static void test_all_archs(void)
 {
     for (int i = 0; i < cv_arch_count(); i++) {
         const char *a = cv_arch_name(i);
-        /* the reference backend is slow: small inputs, odd sizes */
+        /* the reference backend is slow: small inputs, odd sizes (Inception v3's minimum is 75) */
         int big = strstr(a, "vgg") || strstr(a, "alexnet");
-        compare_arch(a, 2, big ? 67 : 45, big ? 71 : 37);
+        if (!strcmp(a, "inception_v3"))
+            compare_arch(a, 2, 79, 77);
+        else
+            compare_arch(a, 2, big ? 67 : 45, big ? 71 : 37);
     }
 }
 

@@ -311,6 +311,74 @@ static void test_softmax(void)
     free(c.x), free(r), free(dx);
 }
 
+/* ---- data movement: channel slice and shuffle ---- */
+typedef struct {
+    double *x;
+    cv_shape4 xs, ys;
+    int slice, arg; /* slice: first channel; shuffle: groups */
+} move_case;
+
+static void move_fwd(void *p, double *y)
+{
+    move_case *c = p;
+    if (c->slice)
+        ref_slice_f64(c->x, y, &c->xs, &c->ys, c->arg);
+    else
+        ref_shuffle_f64(c->x, y, &c->xs, c->arg);
+}
+
+static void test_slice_shuffle(void)
+{
+    move_case cases[] = {{.xs = {{2, 6, 3, 2}, 4}, .ys = {{2, 2, 3, 2}, 4}, .slice = 1, .arg = 3},
+                         {.xs = {{2, 6, 3, 2}, 4}, .ys = {{2, 6, 3, 2}, 4}, .arg = 2},
+                         {.xs = {{2, 6, 3, 2}, 4}, .ys = {{2, 6, 3, 2}, 4}, .arg = 3}};
+    for (int t = 0; t < 3; t++) {
+        move_case *c = &cases[t];
+        int64_t nx = shape_numel(&c->xs), ny = shape_numel(&c->ys);
+        c->x = rand_vec(nx);
+        double *r = rand_vec(ny), *dx = calloc((size_t)nx, 8);
+        if (c->slice)
+            ref_slice_backward_f64(r, dx, &c->xs, &c->ys, c->arg);
+        else
+            ref_shuffle_backward_f64(r, dx, &c->xs, c->arg);
+        char what[64];
+        snprintf(what, sizeof what, "%s %d d/dx", c->slice ? "slice from" : "shuffle groups",
+                 c->arg);
+        check_grad(what, c, move_fwd, c->x, nx, dx, r, ny);
+        free(c->x), free(r), free(dx);
+    }
+    /* the permutation itself: 6 channels in 2 groups -> 0 3 1 4 2 5 */
+    double x[6] = {0, 1, 2, 3, 4, 5}, y[6];
+    cv_shape4 s = {{1, 6, 1, 1}, 4};
+    ref_shuffle_f64(x, y, &s, 2);
+    CHECK(y[0] == 0 && y[1] == 3 && y[2] == 1 && y[3] == 4 && y[4] == 2 && y[5] == 5);
+}
+
+typedef struct {
+    double *x;
+    cv_shape4 s;
+    float scale[4], shift[4];
+} affine_case;
+
+static void affine_fwd(void *p, double *y)
+{
+    affine_case *c = p;
+    ref_affine_f64(c->x, y, &c->s, c->scale, c->shift);
+}
+
+static void test_affine(void)
+{
+    affine_case c = {.s = {{2, 3, 4, 3}, 4}, .scale = {0.5f, -2, 1.25f}, .shift = {0.1f, 0, -3}};
+    int64_t n = shape_numel(&c.s);
+    c.x = rand_vec(n);
+    double *r = rand_vec(n), *dx = calloc((size_t)n, 8), y[72];
+    ref_affine_backward_f64(r, dx, &c.s, c.scale);
+    check_grad("affine d/dx", &c, affine_fwd, c.x, n, dx, r, n);
+    ref_affine_f64(c.x, y, &c.s, c.scale, c.shift);
+    CHECK(fabs(y[0] - (c.x[0] * 0.5 + 0.1f)) < 1e-12 && fabs(y[71] - (c.x[71] * 1.25 - 3)) < 1e-12);
+    free(c.x), free(r), free(dx);
+}
+
 int main(void)
 {
     RUN(test_conv);
@@ -320,5 +388,7 @@ int main(void)
     RUN(test_linear);
     RUN(test_binary);
     RUN(test_softmax);
+    RUN(test_slice_shuffle);
+    RUN(test_affine);
     TEST_EXIT();
 }

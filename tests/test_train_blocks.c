@@ -227,6 +227,41 @@ static int blk_concat_pool(cv_builder *b)
     return head(b, b_act(b, x, ACT_SIGMOID));
 }
 
+/* ShuffleNetV2's units: a channel split (slice), a strided two-branch unit, concat, shuffle. */
+static int blk_shuffle(cv_builder *b)
+{
+    int x = b_input(b, 8);
+    int l = b_bn(b, b_conv(b, x, "dw", 8, 3, 2, 1, 1, 8, 0), "b0", 1e-5f);
+    l = b_act(b, b_bn(b, b_conv(b, l, "pw", 8, 1, 1, 0, 1, 1, 0), "b1", 1e-5f), ACT_RELU);
+    int r = b_act(b, b_bn(b, b_conv(b, x, "c", 8, 3, 2, 1, 1, 1, 0), "b2", 1e-5f), ACT_RELU);
+    int xs[2] = {l, r};
+    x = b_shuffle(b, b_concat(b, 2, xs), 2);
+    int a = b_slice(b, x, 0, 8), c = b_slice(b, x, 8, 8);
+    c = b_act(b, b_bn(b, b_conv(b, c, "c2", 8, 1, 1, 0, 1, 1, 0), "b3", 1e-5f), ACT_RELU);
+    int ys[2] = {a, c};
+    return head(b, b_shuffle(b, b_concat(b, 2, ys), 4));
+}
+
+/* GoogLeNet/Inception: transform_input's constant affine (here mid-graph, so that it has a
+ * gradient to pass on), BasicConv2d with eps 1e-3, asymmetric kernels, a ceil-mode max pool branch
+ * and a four-way concat. */
+static int blk_inception(cv_builder *b)
+{
+    static const float scale[3] = {0.458f, 0.448f, 0.45f}, shift[3] = {-0.03f, -0.088f, -0.188f};
+    int x = b_input(b, 3);
+    x = b_affine(b, b_conv(b, x, "c0", 3, 3, 1, 1, 1, 1, 1), scale, shift);
+    x = b_act(b, b_bn(b, b_conv(b, x, "c1", 16, 3, 1, 1, 1, 1, 0), "b1", 1e-3f), ACT_RELU);
+    int br[4];
+    br[0] = b_act(b, b_bn(b, b_conv2(b, x, "a", 8, 1, 7, 1, 1, 0, 3, 1, 0), "ba", 1e-3f), ACT_RELU);
+    br[1] = b_act(b, b_bn(b, b_conv2(b, x, "c", 8, 7, 1, 1, 1, 3, 0, 1, 0), "bc", 1e-3f), ACT_RELU);
+    br[2] = b_maxpool(b, x, 3, 1, 1, 1);
+    br[3] = b_act(
+        b,
+        b_bn(b, b_conv(b, b_avgpool(b, x, 3, 1, 1, 0, 1), "p", 8, 1, 1, 0, 1, 1, 0), "bp", 1e-3f),
+        ACT_RELU);
+    return head(b, b_maxpool(b, b_concat(b, 4, br), 3, 2, 0, 1));
+}
+
 int main(void)
 {
     check_block("bottleneck (downsample, identity)", blk_bottleneck, 4, 32, 10, 9);
@@ -234,5 +269,7 @@ int main(void)
     check_block("vgg-bn, max pool, dropout", blk_vgg, 4, 3, 21, 19);
     check_block("squeeze-excitation, hardswish", blk_se, 4, 8, 9, 7);
     check_block("concat, ceil-mode avg pool", blk_concat_pool, 4, 6, 9, 11);
+    check_block("channel split and shuffle", blk_shuffle, 4, 8, 9, 11);
+    check_block("inception: affine, 1x7/7x1, pools, concat", blk_inception, 4, 3, 10, 9);
     TEST_EXIT();
 }

@@ -20,6 +20,9 @@ static const char *op_names[OP_COUNT] = {
     [OP_FLATTEN] = "flatten",
     [OP_DROPOUT] = "dropout",
     [OP_SOFTMAX] = "softmax",
+    [OP_SLICE] = "slice",
+    [OP_SHUFFLE] = "channel_shuffle",
+    [OP_AFFINE] = "affine",
 };
 
 const char *op_name(cv_op op)
@@ -289,6 +292,46 @@ int b_softmax(cv_builder *b, int x)
     return add_node(b, OP_SOFTMAX, 1, &x, channels_of(b, x), 2);
 }
 
+int b_slice(cv_builder *b, int x, int start, int len)
+{
+    if (!b->err && (start < 0 || len < 1 || start + len > channels_of(b, x))) {
+        b->err = cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: %s: slice [%d, %d) of %d channels",
+                         b->scope, start, start + len, channels_of(b, x));
+        return -1;
+    }
+    int id = add_node(b, OP_SLICE, 1, &x, len, 4);
+    if (id >= 0) b->g->nodes[id].a.start = start;
+    return id;
+}
+
+int b_shuffle(cv_builder *b, int x, int groups)
+{
+    if (!b->err && (groups < 1 || channels_of(b, x) % groups)) {
+        b->err =
+            cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: %s: shuffle of %d channels in %d groups",
+                    b->scope, channels_of(b, x), groups);
+        return -1;
+    }
+    int id = add_node(b, OP_SHUFFLE, 1, &x, channels_of(b, x), 4);
+    if (id >= 0) b->g->nodes[id].a.groups = groups;
+    return id;
+}
+
+int b_affine(cv_builder *b, int x, const float *scale, const float *shift)
+{
+    int c = channels_of(b, x);
+    if (!b->err && (c < 1 || c > 4)) {
+        b->err =
+            cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: %s: affine of %d channels", b->scope, c);
+        return -1;
+    }
+    int id = add_node(b, OP_AFFINE, 1, &x, c, 4);
+    if (id < 0) return -1;
+    memcpy(b->g->nodes[id].a.scale, scale, (size_t)c * sizeof *scale);
+    memcpy(b->g->nodes[id].a.shift, shift, (size_t)c * sizeof *shift);
+    return id;
+}
+
 /* ---- shape inference ---- */
 
 int64_t shape_numel(const cv_shape4 *s)
@@ -390,6 +433,23 @@ cv_status graph_infer_shapes(cv_ctx *ctx, const cv_graph *g, const cv_state *par
         case OP_DROPOUT:
         case OP_SOFTMAX:
             *o = *x;
+            break;
+        case OP_SLICE:
+            *o = *x;
+            o->d[1] = nd->channels;
+            if (x->rank != 4 || nd->a.start + nd->channels > x->d[1])
+                return cv_fail(ctx, CV_ERR_SHAPE, "slice node %d: channels out of range", i);
+            break;
+        case OP_AFFINE:
+            *o = *x;
+            if (x->rank != 4 || x->d[1] != nd->channels)
+                return cv_fail(ctx, CV_ERR_SHAPE, "affine node %d: channels differ", i);
+            break;
+        case OP_SHUFFLE:
+            *o = *x;
+            if (x->rank != 4 || x->d[1] % nd->a.groups)
+                return cv_fail(ctx, CV_ERR_SHAPE, "shuffle node %d: %lld channels, %d groups", i,
+                               (long long)x->d[1], nd->a.groups);
             break;
         default:
             return cv_fail(ctx, CV_ERR_INTERNAL, "node %d: unknown op %d", i, (int)nd->op);

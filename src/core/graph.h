@@ -23,6 +23,9 @@ typedef enum {
     OP_FLATTEN,          /* in: x [N, C, H, W] -> [N, C*H*W] */
     OP_DROPOUT,          /* identity in eval; a.p */
     OP_SOFTMAX,          /* in: x [N, F], along F */
+    OP_SLICE,            /* in: x; channels [a.start, a.start + channels) (torch.chunk) */
+    OP_SHUFFLE,          /* in: x; channel shuffle with a.groups groups (ShuffleNet) */
+    OP_AFFINE,           /* in: x (<= 4 channels); y = x * a.scale[c] + a.shift[c], constants */
     OP_COUNT
 } cv_op;
 
@@ -43,7 +46,9 @@ typedef enum {
 typedef struct {
     int kh, kw, sh, sw, ph, pw, dh, dw, groups;
     int ceil_mode, count_include_pad;
-    int out_h, out_w; /* adaptive pooling */
+    int out_h, out_w;         /* adaptive pooling */
+    int start;                /* slice: first channel */
+    float scale[4], shift[4]; /* affine: per-channel constants */
     cv_act act;
     float eps, momentum, p;
 } cv_attrs;
@@ -100,6 +105,12 @@ int b_concat(cv_builder *b, int n, const int *xs);
 int b_flatten(cv_builder *b, int x);
 int b_dropout(cv_builder *b, int x, float p);
 int b_softmax(cv_builder *b, int x);
+/* channels [start, start + len) of x */
+int b_slice(cv_builder *b, int x, int start, int len);
+/* view(N, groups, C/groups, H, W).transpose(1, 2): ShuffleNet's channel_shuffle */
+int b_shuffle(cv_builder *b, int x, int groups);
+/* x * scale[c] + shift[c] with constants (GoogLeNet/Inception's transform_input); <= 4 channels */
+int b_affine(cv_builder *b, int x, const float *scale, const float *shift);
 
 /* ---- shapes ---- */
 typedef struct {

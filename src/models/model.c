@@ -10,6 +10,7 @@
 
 struct cv_model {
     const cv_arch *arch;
+    const void *cfg; /* the configuration built: arch->cfg, or arch->cfg_for's for a checkpoint */
     int num_classes;
     cv_graph *g;
     cv_state *params;
@@ -27,6 +28,45 @@ struct cv_model {
 
 static cv_status ensure_grads(cv_ctx *ctx, cv_model *m);
 
+/* Builds m->arch with configuration `cfg` into m, replacing its graph, parameters and training
+ * tables (the old ones are kept on failure). */
+static cv_status build_model(cv_ctx *ctx, cv_model *m, const void *cfg)
+{
+    const char *arch = m->arch->name;
+    cv_builder b = {.ctx = ctx};
+    int np = 0;
+    unsigned char *trainable = NULL;
+    cv_tensor **grad_of = NULL;
+    if (!(b.g = calloc(1, sizeof *b.g)) || !(b.params = cv_state_new())) goto nomem;
+    int y = m->arch->build(&b, cfg, m->num_classes);
+    if (y < 0 || b.err) {
+        graph_free(b.g);
+        cv_state_free(b.params);
+        return b.err ? b.err : cv_fail(ctx, CV_ERR_INTERNAL, "%s: builder failed", arch);
+    }
+    b.g->output = y;
+    np = cv_state_count(b.params);
+    if (!(trainable = malloc((size_t)np + 1)) ||
+        !(grad_of = calloc((size_t)np + 1, sizeof *grad_of)))
+        goto nomem;
+    for (int i = 0; i < np; i++) trainable[i] = cv_state_tensor(b.params, i)->dtype == CV_F32;
+    cv_model_params_changed(m);
+    graph_free(m->g);
+    cv_state_free(m->params);
+    cv_state_free(m->grads);
+    free(m->trainable);
+    free(m->grad_of);
+    m->g = b.g, m->params = b.params, m->cfg = cfg;
+    m->trainable = trainable, m->grad_of = grad_of, m->grads = NULL;
+    m->exec_n = 0;
+    return CV_OK;
+nomem:
+    graph_free(b.g);
+    cv_state_free(b.params);
+    free(trainable);
+    return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", arch);
+}
+
 cv_status cv_model_create(cv_ctx *ctx, const char *arch, int num_classes, cv_model **out)
 {
     *out = NULL;
@@ -38,32 +78,15 @@ cv_status cv_model_create(cv_ctx *ctx, const char *arch, int num_classes, cv_mod
         return cv_fail(ctx, CV_ERR_INVALID, "%s: num_classes must be positive, got %d", arch,
                        num_classes);
     cv_model *m = calloc(1, sizeof *m);
-    cv_builder b = {.ctx = ctx};
-    if (!m || !(b.g = calloc(1, sizeof *b.g)) || !(b.params = cv_state_new())) {
-        free(m);
-        graph_free(b.g);
-        return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", arch);
-    }
-    int y = a->build(&b, a->cfg, num_classes);
-    if (y < 0 || b.err) {
-        graph_free(b.g);
-        cv_state_free(b.params);
-        free(m);
-        return b.err ? b.err : cv_fail(ctx, CV_ERR_INTERNAL, "%s: builder failed", arch);
-    }
-    b.g->output = y;
+    if (!m) return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", arch);
     m->arch = a;
     m->num_classes = num_classes;
-    m->g = b.g;
-    m->params = b.params;
     m->backend = &cv_backend_dnnl;
-    int np = cv_state_count(m->params);
-    if (!(m->trainable = malloc((size_t)np)) ||
-        !(m->grad_of = calloc((size_t)np, sizeof *m->grad_of))) {
-        cv_model_free(m);
-        return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", arch);
+    cv_status s = build_model(ctx, m, a->cfg);
+    if (s) {
+        free(m);
+        return s;
     }
-    for (int i = 0; i < np; i++) m->trainable[i] = cv_state_tensor(m->params, i)->dtype == CV_F32;
     *out = m;
     return CV_OK;
 }
@@ -118,6 +141,13 @@ static int is_head(const cv_model *m, const char *name)
 {
     for (int i = 0; i < cv_model_head_count(m); i++)
         if (!strcmp(m->arch->head[i], name)) return 1;
+    return 0;
+}
+
+static int ignored(const cv_model *m, const char *name)
+{
+    for (int i = 0; i < 3 && m->arch->ignore[i]; i++)
+        if (!strncmp(name, m->arch->ignore[i], strlen(m->arch->ignore[i]))) return 1;
     return 0;
 }
 
@@ -190,7 +220,57 @@ static void list_add(char *buf, size_t size, int *count, const char *name)
     snprintf(buf + len, size - len, "%s%s", len ? ", " : "", name);
 }
 
+static cv_status load_state(cv_ctx *ctx, cv_model *m, const cv_state *st, int flags);
+
+/* The checkpoint as this builder names it: old key spellings rewritten by the architecture's
+ * hook, into a state of views (no copies). NULL (and CV_OK) when nothing needs renaming. */
+static cv_status renamed_view(cv_ctx *ctx, const cv_model *m, const cv_state *st, cv_state **out)
+{
+    char buf[640];
+    int any = 0;
+    *out = NULL;
+    for (int i = 0; m->arch->rename && !any && i < cv_state_count(st); i++)
+        any = m->arch->rename(cv_state_name(st, i), buf, sizeof buf);
+    if (!any) return CV_OK;
+    cv_state *v = cv_state_new();
+    if (!v) return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+    cv_status s = CV_OK;
+    for (int i = 0; !s && i < cv_state_count(st); i++) {
+        const char *name = cv_state_name(st, i);
+        const cv_tensor *t = cv_state_tensor(st, i);
+        cv_tensor *view;
+        if (!m->arch->rename(name, buf, sizeof buf)) snprintf(buf, sizeof buf, "%s", name);
+        if (cv_state_get(v, buf)) {
+            s = cv_fail(ctx, CV_ERR_FORMAT, "key %s appears twice (once as %s)", buf, name);
+            break;
+        }
+        s = cv_tensor_wrap(ctx, t->dtype, t->ndim, t->shape, t->data, &view);
+        if (!s) s = cv_state_put(ctx, v, buf, view);
+    }
+    for (int i = 0; !s && i < cv_state_meta_count(st); i++)
+        s = cv_state_set_meta(ctx, v, cv_state_meta_key(st, i),
+                              cv_state_get_meta(st, cv_state_meta_key(st, i)));
+    if (s) {
+        cv_state_free(v);
+        return s;
+    }
+    *out = v;
+    return CV_OK;
+}
+
 cv_status cv_model_load_state(cv_ctx *ctx, cv_model *m, const cv_state *st, int flags)
+{
+    cv_status s;
+    const void *cfg = m->arch->cfg_for ? m->arch->cfg_for(m->arch->cfg, st) : m->cfg;
+    if (cfg != m->cfg && (s = build_model(ctx, m, cfg))) return s;
+    cv_state *view;
+    if ((s = renamed_view(ctx, m, st, &view))) return s;
+    s = load_state(ctx, m, view ? view : st, flags);
+    cv_state_free(view);
+    return s;
+}
+
+static cv_status load_state(cv_ctx *ctx, cv_model *m, const cv_state *st, int flags)
 {
     char missing[512] = "", unexpected[512] = "", mismatch[512] = "";
     int nmissing = 0, nunexpected = 0, nmismatch = 0;
@@ -212,7 +292,8 @@ cv_status cv_model_load_state(cv_ctx *ctx, cv_model *m, const cv_state *st, int 
     }
     for (int i = 0; i < cv_state_count(st); i++) {
         const char *name = cv_state_name(st, i);
-        if (!cv_state_get(m->params, name) && !nonstrict && !(skip_head && is_head(m, name)))
+        if (!cv_state_get(m->params, name) && !nonstrict && !(skip_head && is_head(m, name)) &&
+            !ignored(m, name))
             list_add(unexpected, sizeof unexpected, &nunexpected, name);
     }
     if (nmissing || nunexpected || nmismatch) {

@@ -14,6 +14,16 @@ typedef struct {
     cv_build_fn build;
     const void *cfg;
     const char *head[4]; /* state_dict names of the classifier head, NULL-terminated */
+    /* Optional: rewrites a checkpoint key into this builder's name (keys of old checkpoints, such
+     * as DenseNet's "norm.1"); returns 1 and fills `out` when it did. */
+    int (*rename)(const char *key, char *out, size_t size);
+    /* Optional: the configuration a checkpoint needs when it is not `cfg` (MNASNet's version-1
+     * stem); the model is rebuilt for it before loading. */
+    const void *(*cfg_for)(const void *cfg, const cv_state *st);
+    /* Checkpoint key prefixes this builder has no modules for and loading skips: the auxiliary
+     * classifiers of GoogLeNet and Inception v3, which torchvision runs only for the extra
+     * training outputs (its eval forward ignores them; its pretrained models drop them). */
+    const char *ignore[3];
 } cv_arch;
 
 const cv_arch *arch_find(const char *name);
@@ -22,6 +32,54 @@ int build_resnet(cv_builder *b, const void *cfg, int num_classes);
 int build_vgg(cv_builder *b, const void *cfg, int num_classes);
 int build_alexnet(cv_builder *b, const void *cfg, int num_classes);
 int build_mobilenet_v2(cv_builder *b, const void *cfg, int num_classes);
+int build_mobilenet_v3(cv_builder *b, const void *cfg, int num_classes);
+int build_squeezenet(cv_builder *b, const void *cfg, int num_classes);
+int build_densenet(cv_builder *b, const void *cfg, int num_classes);
+int build_shufflenet_v2(cv_builder *b, const void *cfg, int num_classes);
+int build_mnasnet(cv_builder *b, const void *cfg, int num_classes);
+const void *mnasnet_cfg_for(const void *cfg, const cv_state *st);
+int build_googlenet(cv_builder *b, const void *cfg, int num_classes);
+int build_inception_v3(cv_builder *b, const void *cfg, int num_classes);
+const void *inception_cfg_for(const void *cfg, const cv_state *st);
+int densenet_rename(const char *key, char *out, size_t size);
+
+/* ---- shared blocks (blocks.c) ---- */
+/* torchvision's _make_divisible: round to a multiple of `divisor`, never below 90% of v. */
+int make_divisible(double v, int divisor);
+/* Batch norm with a momentum other than PyTorch's default 0.1. */
+int b_bn_m(cv_builder *b, int x, const char *name, float eps, float momentum);
+/* Conv2dNormActivation: conv (no bias, "same" padding) "0" -> BN "1" -> activation (if any). */
+int conv_norm_act(cv_builder *b, int x, int out, int k, int stride, int dilation, int groups,
+                  float eps, float momentum, cv_act act);
+/* SqueezeExcitation: x * scale_act(fc2(act(fc1(avgpool(x))))), fc1/fc2 1x1 convs with bias. */
+int squeeze_excitation(cv_builder *b, int x, int squeeze, cv_act act, cv_act scale_act);
+
+typedef struct {
+    int large;
+} mobilenet_v3_cfg;
+
+typedef struct {
+    int version; /* 10: 1_0, 11: 1_1 */
+} squeezenet_cfg;
+
+typedef struct {
+    int channels[5];
+} shufflenet_cfg;
+
+typedef struct inception_cfg {
+    int transform_input;
+    const struct inception_cfg *transformed; /* the transform_input variant */
+} inception_cfg;
+
+typedef struct mnasnet_cfg {
+    double alpha;
+    int v1_stem;                  /* version-1 checkpoints: the stem is not scaled by alpha */
+    const struct mnasnet_cfg *v1; /* the variant for version-1 checkpoints, if it differs */
+} mnasnet_cfg;
+
+typedef struct {
+    int growth, init_features, blocks[4];
+} densenet_cfg;
 
 typedef struct {
     int bottleneck, layers[4], groups, width_per_group;

@@ -3,24 +3,41 @@
 
 #include "models/models.h"
 
+/* an architecture whose classifier head is the parameters <head>.weight and <head>.bias */
+#define ARCH(n, fn, cfgv, h, ...)                                                                  \
+    {                                                                                              \
+        .name = n, .build = fn, .cfg = cfgv, .head = {h ".weight", h ".bias"}, __VA_ARGS__         \
+    }
 #define RESNET(n, bott, l0, l1, l2, l3, g, w)                                                      \
-    {                                                                                              \
-        n, build_resnet, &(const resnet_cfg){bott, {l0, l1, l2, l3}, g, w},                        \
-        {                                                                                          \
-            "fc.weight", "fc.bias"                                                                 \
-        }                                                                                          \
-    }
-#define VGG(n, layout, bn)                                                                         \
-    {                                                                                              \
-        n, build_vgg, &(const vgg_cfg){layout, bn},                                                \
-        {                                                                                          \
-            "classifier.6.weight", "classifier.6.bias"                                             \
-        }                                                                                          \
-    }
+    ARCH(n, build_resnet, (&(const resnet_cfg){bott, {l0, l1, l2, l3}, g, w}), "fc")
+#define VGG(n, layout, bn) ARCH(n, build_vgg, (&(const vgg_cfg){layout, bn}), "classifier.6")
+#define DENSENET(n, g, f, b0, b1, b2, b3)                                                          \
+    ARCH(n, build_densenet, (&(const densenet_cfg){g, f, {b0, b1, b2, b3}}), "classifier",         \
+         .rename = densenet_rename)
+#define SHUFFLENET(n, c0, c1, c2, c3, c4)                                                          \
+    ARCH(n, build_shufflenet_v2, (&(const shufflenet_cfg){{c0, c1, c2, c3, c4}}), "fc")
+#define MNASNET(n, a)                                                                              \
+    ARCH(n, build_mnasnet, (&(const mnasnet_cfg){a, 0, &(const mnasnet_cfg){a, 1, NULL}}),         \
+         "classifier.1", .cfg_for = mnasnet_cfg_for)
+#define INCEPTION(n, fn, ...)                                                                      \
+    ARCH(n, fn, (&(const inception_cfg){0, &(const inception_cfg){1, NULL}}), "fc",                \
+         .cfg_for = inception_cfg_for, __VA_ARGS__)
 
 static const cv_arch archs[] = {
-    {"alexnet", build_alexnet, NULL, {"classifier.6.weight", "classifier.6.bias"}},
-    {"mobilenet_v2", build_mobilenet_v2, NULL, {"classifier.1.weight", "classifier.1.bias"}},
+    ARCH("alexnet", build_alexnet, NULL, "classifier.6"),
+    DENSENET("densenet121", 32, 64, 6, 12, 24, 16),
+    DENSENET("densenet161", 48, 96, 6, 12, 36, 24),
+    DENSENET("densenet169", 32, 64, 6, 12, 32, 32),
+    DENSENET("densenet201", 32, 64, 6, 12, 48, 32),
+    INCEPTION("googlenet", build_googlenet, .ignore = {"aux1.", "aux2."}),
+    INCEPTION("inception_v3", build_inception_v3, .ignore = {"AuxLogits."}),
+    MNASNET("mnasnet0_5", 0.5),
+    MNASNET("mnasnet0_75", 0.75),
+    ARCH("mnasnet1_0", build_mnasnet, (&(const mnasnet_cfg){1.0, 0, NULL}), "classifier.1"),
+    MNASNET("mnasnet1_3", 1.3),
+    ARCH("mobilenet_v2", build_mobilenet_v2, NULL, "classifier.1"),
+    ARCH("mobilenet_v3_large", build_mobilenet_v3, (&(const mobilenet_v3_cfg){1}), "classifier.3"),
+    ARCH("mobilenet_v3_small", build_mobilenet_v3, (&(const mobilenet_v3_cfg){0}), "classifier.3"),
     RESNET("resnet18", 0, 2, 2, 2, 2, 1, 64),
     RESNET("resnet34", 0, 3, 4, 6, 3, 1, 64),
     RESNET("resnet50", 1, 3, 4, 6, 3, 1, 64),
@@ -29,6 +46,12 @@ static const cv_arch archs[] = {
     RESNET("resnext50_32x4d", 1, 3, 4, 6, 3, 32, 4),
     RESNET("resnext101_32x8d", 1, 3, 4, 23, 3, 32, 8),
     RESNET("resnext101_64x4d", 1, 3, 4, 23, 3, 64, 4),
+    SHUFFLENET("shufflenet_v2_x0_5", 24, 48, 96, 192, 1024),
+    SHUFFLENET("shufflenet_v2_x1_0", 24, 116, 232, 464, 1024),
+    SHUFFLENET("shufflenet_v2_x1_5", 24, 176, 352, 704, 1024),
+    SHUFFLENET("shufflenet_v2_x2_0", 24, 244, 488, 976, 2048),
+    ARCH("squeezenet1_0", build_squeezenet, (&(const squeezenet_cfg){10}), "classifier.1"),
+    ARCH("squeezenet1_1", build_squeezenet, (&(const squeezenet_cfg){11}), "classifier.1"),
     VGG("vgg11", vgg_cfg_a, 0),
     VGG("vgg11_bn", vgg_cfg_a, 1),
     VGG("vgg13", vgg_cfg_b, 0),

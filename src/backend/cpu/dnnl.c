@@ -359,6 +359,9 @@ static cv_status plan_step(planner *p, int si)
     }
     case OP_BN:
     case OP_SOFTMAX:
+    case OP_SLICE:
+    case OP_SHUFFLE:
+    case OP_AFFINE:
         s = plan_ref(p, st, &y);
         break;
     default:

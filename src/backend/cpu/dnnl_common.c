@@ -284,6 +284,15 @@ static void run_ref(cv_exec *e, const xstep *x)
     case OP_CONCAT:
         ref_concat(in, shp, x->nin, y);
         break;
+    case OP_SLICE:
+        ref_slice(in[0], y, xs, ys, nd->a.start);
+        break;
+    case OP_SHUFFLE:
+        ref_shuffle(in[0], y, ys, nd->a.groups);
+        break;
+    case OP_AFFINE:
+        ref_affine(in[0], y, ys, nd->a.scale, nd->a.shift);
+        break;
     default:
         break; /* the planners send nothing else here */
     }
@@ -323,6 +332,15 @@ static void run_ref_backward(cv_exec *e, const xstep *x)
         break;
     case OP_CONCAT:
         ref_concat_backward(dy, din, shp, x->nin);
+        break;
+    case OP_SLICE:
+        ref_slice_backward(dy, din[0], xs, ys, nd->a.start);
+        break;
+    case OP_SHUFFLE:
+        ref_shuffle_backward(dy, din[0], ys, nd->a.groups);
+        break;
+    case OP_AFFINE:
+        ref_affine_backward(dy, din[0], ys, nd->a.scale);
         break;
     default:
         break;

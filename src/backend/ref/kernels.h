@@ -45,6 +45,14 @@ void ref_binary_backward(cv_op op, const float *a, const float *b, const float *
                          float *db, const cv_shape4 *as, const cv_shape4 *bs);
 void ref_softmax(const float *x, float *y, int64_t rows, int64_t cols);
 void ref_softmax_backward(const float *y, const float *dy, float *dx, int64_t rows, int64_t cols);
+void ref_slice(const float *x, float *y, const cv_shape4 *xs, const cv_shape4 *ys, int c0);
+void ref_slice_backward(const float *dy, float *dx, const cv_shape4 *xs, const cv_shape4 *ys,
+                        int c0);
+void ref_shuffle(const float *x, float *y, const cv_shape4 *s, int groups);
+void ref_shuffle_backward(const float *dy, float *dx, const cv_shape4 *s, int groups);
+void ref_affine(const float *x, float *y, const cv_shape4 *s, const float *scale,
+                const float *shift);
+void ref_affine_backward(const float *dy, float *dx, const cv_shape4 *s, const float *scale);
 
 void ref_conv2d_f64(const double *x, const double *w, const double *bias, double *y,
                     const cv_shape4 *xs, const cv_shape4 *ys, int kh, int kw, const cv_attrs *a);
@@ -83,6 +91,14 @@ void ref_binary_backward_f64(cv_op op, const double *a, const double *b, const d
 void ref_softmax_f64(const double *x, double *y, int64_t rows, int64_t cols);
 void ref_softmax_backward_f64(const double *y, const double *dy, double *dx, int64_t rows,
                               int64_t cols);
+void ref_slice_f64(const double *x, double *y, const cv_shape4 *xs, const cv_shape4 *ys, int c0);
+void ref_slice_backward_f64(const double *dy, double *dx, const cv_shape4 *xs, const cv_shape4 *ys,
+                            int c0);
+void ref_shuffle_f64(const double *x, double *y, const cv_shape4 *s, int groups);
+void ref_shuffle_backward_f64(const double *dy, double *dx, const cv_shape4 *s, int groups);
+void ref_affine_f64(const double *x, double *y, const cv_shape4 *s, const float *scale,
+                    const float *shift);
+void ref_affine_backward_f64(const double *dy, double *dx, const cv_shape4 *s, const float *scale);
 void ref_concat(const float *const *xs, const cv_shape4 *shapes, int n, float *y);
 void ref_concat_backward(const float *dy, float *const *dxs, const cv_shape4 *shapes, int n);
 

@@ -441,3 +441,60 @@ void FN(ref_softmax_backward)(const REAL *y, const REAL *dy, REAL *dx, int64_t r
             dx[r * cols + i] += y[r * cols + i] * (dy[r * cols + i] - s);
     }
 }
+
+/* Channels [c0, c0 + ys.C) of x. */
+void FN(ref_slice)(const REAL *x, REAL *y, const cv_shape4 *xs, const cv_shape4 *ys, int c0)
+{
+    int64_t hw = xs->d[2] * xs->d[3], C = xs->d[1], K = ys->d[1];
+    for (int64_t n = 0; n < xs->d[0]; n++)
+        memcpy(y + n * K * hw, x + (n * C + c0) * hw, (size_t)(K * hw) * sizeof *y);
+}
+
+void FN(ref_slice_backward)(const REAL *dy, REAL *dx, const cv_shape4 *xs, const cv_shape4 *ys,
+                            int c0)
+{
+    int64_t hw = xs->d[2] * xs->d[3], C = xs->d[1], K = ys->d[1];
+    for (int64_t n = 0; n < xs->d[0]; n++)
+        for (int64_t i = 0; i < K * hw; i++) dx[(n * C + c0) * hw + i] += dy[n * K * hw + i];
+}
+
+/* y channel j*g + i = x channel i*(C/g) + j: view(N, g, C/g, H, W).transpose(1, 2). */
+void FN(ref_shuffle)(const REAL *x, REAL *y, const cv_shape4 *s, int groups)
+{
+    int64_t hw = s->d[2] * s->d[3], C = s->d[1], cpg = C / groups;
+    for (int64_t n = 0; n < s->d[0]; n++)
+        for (int64_t i = 0; i < groups; i++)
+            for (int64_t j = 0; j < cpg; j++)
+                memcpy(y + (n * C + j * groups + i) * hw, x + (n * C + i * cpg + j) * hw,
+                       (size_t)hw * sizeof *y);
+}
+
+void FN(ref_shuffle_backward)(const REAL *dy, REAL *dx, const cv_shape4 *s, int groups)
+{
+    int64_t hw = s->d[2] * s->d[3], C = s->d[1], cpg = C / groups;
+    for (int64_t n = 0; n < s->d[0]; n++)
+        for (int64_t i = 0; i < groups; i++)
+            for (int64_t j = 0; j < cpg; j++)
+                for (int64_t k = 0; k < hw; k++)
+                    dx[(n * C + i * cpg + j) * hw + k] += dy[(n * C + j * groups + i) * hw + k];
+}
+
+/* y = x * scale[c] + shift[c] (constants); backward dx += dy * scale[c]. */
+void FN(ref_affine)(const REAL *x, REAL *y, const cv_shape4 *s, const float *scale,
+                    const float *shift)
+{
+    int64_t hw = s->d[2] * s->d[3], C = s->d[1];
+    for (int64_t n = 0; n < s->d[0]; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t k = 0; k < hw; k++)
+                y[(n * C + c) * hw + k] = x[(n * C + c) * hw + k] * (REAL)scale[c] + (REAL)shift[c];
+}
+
+void FN(ref_affine_backward)(const REAL *dy, REAL *dx, const cv_shape4 *s, const float *scale)
+{
+    int64_t hw = s->d[2] * s->d[3], C = s->d[1];
+    for (int64_t n = 0; n < s->d[0]; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t k = 0; k < hw; k++)
+                dx[(n * C + c) * hw + k] += dy[(n * C + c) * hw + k] * (REAL)scale[c];
+}

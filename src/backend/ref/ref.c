@@ -162,6 +162,15 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
         case OP_SOFTMAX:
             ref_softmax(x, y, s->d[0], s->d[1]);
             break;
+        case OP_SLICE:
+            ref_slice(x, y, xs, s, nd->a.start);
+            break;
+        case OP_SHUFFLE:
+            ref_shuffle(x, y, s, nd->a.groups);
+            break;
+        case OP_AFFINE:
+            ref_affine(x, y, s, nd->a.scale, nd->a.shift);
+            break;
         default:
             return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: op %s", op_name(nd->op));
         }
@@ -252,6 +261,15 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
             break;
         case OP_SOFTMAX:
             if (dx) ref_softmax_backward(e->val[i], dy, dx, s->d[0], s->d[1]);
+            break;
+        case OP_SLICE:
+            if (dx) ref_slice_backward(dy, dx, xs, s, nd->a.start);
+            break;
+        case OP_SHUFFLE:
+            if (dx) ref_shuffle_backward(dy, dx, s, nd->a.groups);
+            break;
+        case OP_AFFINE:
+            if (dx) ref_affine_backward(dy, dx, s, nd->a.scale);
             break;
         default:
             free(need);

@@ -1,0 +1,134 @@
+"""Model-zoo parity with torchvision 0.14 (issue 6): for every architecture family beyond the engine
+issue's, random weights with randomised normalisation statistics saved by torch.save (zip or legacy),
+`cvision forward` against PyTorch's eval-mode output within max|d| <= 1e-4 * max|logit|, on odd input
+sizes. Small heads (num_classes) keep the files small; at least one model per family runs at full
+width with the 1000-class head. Also the checkpoint quirks: DenseNet's old "norm.1" key names."""
+import os
+import re
+import time
+
+import numpy as np
+import torch
+import torchvision
+
+from cvtest import check, finish, run, tmpdir
+
+torch.manual_seed(0)
+torch.set_num_threads(2)
+TOL = 1e-4
+
+# (arch, num_classes, input H, W, format)
+CASES = [
+    ("mobilenet_v3_large", 1000, 193, 161, "zip"),
+    ("mobilenet_v3_small", 10, 97, 131, "legacy"),
+    ("squeezenet1_0", 1000, 193, 161, "zip"),
+    ("squeezenet1_1", 10, 113, 127, "legacy"),
+    ("densenet121", 1000, 129, 97, "zip"),
+    ("densenet161", 10, 65, 67, "zip"),
+    ("densenet169", 10, 65, 67, "legacy"),
+    ("densenet201", 10, 65, 67, "zip"),
+    ("shufflenet_v2_x0_5", 10, 97, 131, "legacy"),
+    ("shufflenet_v2_x1_0", 1000, 193, 161, "zip"),
+    ("shufflenet_v2_x1_5", 10, 97, 131, "zip"),
+    ("shufflenet_v2_x2_0", 10, 97, 131, "legacy"),
+    ("mnasnet0_5", 10, 97, 131, "legacy"),
+    ("mnasnet0_75", 10, 97, 131, "zip"),
+    ("mnasnet1_0", 1000, 193, 161, "zip"),
+    ("mnasnet1_3", 10, 97, 131, "legacy"),
+    ("googlenet", 1000, 193, 161, "zip"),
+    ("inception_v3", 10, 149, 163, "legacy"),
+    ("resnext101_64x4d", 10, 65, 67, "zip"),
+]
+
+
+def randomise_norms(model):
+    """Non-trivial statistics and affine parameters for every normalisation layer."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c) * 0.2)
+            m.running_var.copy_(torch.rand(c) + 0.5)
+            m.weight.data.copy_(torch.rand(c) * 0.4 + 0.2)  # < 1 keeps deep residual streams O(1)
+            m.bias.data.copy_(torch.randn(c) * 0.2)
+            m.num_batches_tracked.fill_(int(torch.randint(0, 1000, ())))
+
+
+def densenet_old_keys(sd):
+    """The published DenseNet checkpoints' spelling: denselayerN.norm.1.weight for norm1.weight."""
+    pat = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    out = type(sd)()
+    for k, v in sd.items():
+        m = pat.match(k)
+        out[m.group(1) + "." + m.group(2) if m else k] = v
+    return out
+
+
+def mnasnet_v1(model):
+    """A version-1 MNASNet checkpoint: the stem (32, 32, 16 channels) not scaled by alpha, exactly as
+    torchvision's _load_from_state_dict rebuilds it for such files."""
+    from torchvision.models.mnasnet import _BN_MOMENTUM, _get_depths, _stack
+    nn = torch.nn
+    depths = _get_depths(model.alpha)
+    stem = [nn.Conv2d(3, 32, 3, padding=1, stride=2, bias=False), nn.BatchNorm2d(32, momentum=_BN_MOMENTUM),
+            nn.ReLU(inplace=True), nn.Conv2d(32, 32, 3, padding=1, stride=1, groups=32, bias=False),
+            nn.BatchNorm2d(32, momentum=_BN_MOMENTUM), nn.ReLU(inplace=True),
+            nn.Conv2d(32, 16, 1, padding=0, stride=1, bias=False), nn.BatchNorm2d(16, momentum=_BN_MOMENTUM),
+            _stack(16, depths[2], 3, 2, 3, 3, _BN_MOMENTUM)]
+    for i, layer in enumerate(stem):
+        model.layers[i] = layer
+    model._version = 1
+    return model
+
+
+def compare(d, arch, k, h, w, fmt, sd_fn=None, label="", model_fn=None, kwargs=None, fname=None):
+    t0 = time.time()
+    if arch in ("googlenet", "inception_v3"):
+        kwargs = {"init_weights": True, **(kwargs or {})}  # silences torchvision's FutureWarning
+    model = getattr(torchvision.models, arch)(num_classes=k, **(kwargs or {}))
+    if model_fn:
+        model = model_fn(model)
+    model.eval()
+    with torch.no_grad():
+        randomise_norms(model)
+    x = torch.randn(2, 3, h, w)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    sd = model.state_dict()
+    if sd_fn:
+        sd = sd_fn(sd)
+    wpath = os.path.join(d, fname or f"{arch}.pth")
+    torch.save(sd, wpath, _use_new_zipfile_serialization=fmt == "zip")
+    np.save(os.path.join(d, "x.npy"), x.numpy())
+    out = os.path.join(d, "y.npy")
+    run("forward", "-m", arch, "-w", wpath, "--input", os.path.join(d, "x.npy"), "--output", out)
+    y = np.load(out)
+    scale = float(np.abs(ref).max())
+    diff = float(np.abs(y - ref).max()) if y.shape == ref.shape else float("inf")
+    check(y.shape == ref.shape and diff <= TOL * scale,
+          f"{arch:20s} K={k:<4d} {fmt:6s} 2x3x{h}x{w}{label}: max|logit| {scale:.3g}, max|d| {diff:.3g}"
+          f" ({time.time() - t0:.1f}s)")
+    os.remove(wpath)
+
+
+def main():
+    d = tmpdir()
+    only = os.environ.get("ZOO_ONLY")
+    for arch, k, h, w, fmt in CASES:
+        if not only or re.search(only, arch):
+            compare(d, arch, k, h, w, fmt)
+    if not only or re.search(only, "densenet121"):
+        compare(d, "densenet121", 5, 67, 71, "legacy", densenet_old_keys, " (old norm.1 keys)")
+    if not only or re.search(only, "mnasnet0_5"):
+        compare(d, "mnasnet0_5", 5, 67, 71, "zip", label=" (version-1 stem)", model_fn=mnasnet_v1)
+    # torchvision's pretrained GoogLeNet/Inception run with transform_input=True: a checkpoint under
+    # the catalog's file name gets it, as `-w IMAGENET1K_V1` does
+    for arch, fname, hw in (("googlenet", "googlenet-1378be20.pth", (97, 101)),
+                            ("inception_v3", "inception_v3_google-0cc3c7bd.pth", (89, 93))):
+        if not only or re.search(only, arch):
+            compare(d, arch, 5, *hw, "zip", label=" (transform_input)", fname=fname,
+                    kwargs={"transform_input": True, "aux_logits": True, "init_weights": True})
+    finish()
+
+
+if __name__ == "__main__":
+    main()
