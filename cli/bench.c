@@ -93,8 +93,9 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *arch = NULL, *backend = "cpu";
+    const char *arch = NULL;
     int batch = 1, res = 224, threads = 0, iters = 0, json = 0, train = 0, classes = 1000, c;
+    cv_backend_kind backend = CV_BACKEND_CPU;
     cv_status s = CV_OK;
     optind = 1;
     while (!s && (c = getopt_long(argc, argv, "m:b:r:t:i:B:k:Tjh", opts, NULL)) != -1) {
@@ -115,7 +116,7 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
             s = cli_int(ctx, "--iters", optarg, 1, 1 << 20, &iters);
             break;
         case 'B':
-            backend = optarg;
+            s = cli_backend(ctx, optarg, &backend);
             break;
         case 'k':
             s = cli_int(ctx, "--classes", optarg, 1, 1 << 20, &classes);
@@ -139,18 +140,12 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (strcmp(backend, "cpu") && strcmp(backend, "ref")) {
-        cv_fail(ctx, CV_ERR_INVALID, "--backend: expected cpu or ref, got '%s'", backend);
-        return cli_error(ctx);
-    }
     if (threads) cv_ctx_set_threads(ctx, threads);
     bench_state b = {0};
     double *times = NULL;
     int64_t shape[] = {batch, 3, res, res}, tshape[] = {batch}, gshape[] = {batch, classes};
     if ((s = cv_model_create(ctx, arch, classes, &b.m)) ||
-        (s = cv_model_init_weights(ctx, b.m, 1)) ||
-        (s = cv_model_set_backend(ctx, b.m,
-                                  strcmp(backend, "ref") ? CV_BACKEND_CPU : CV_BACKEND_REF)) ||
+        (s = cv_model_init_weights(ctx, b.m, 1)) || (s = cv_model_set_backend(ctx, b.m, backend)) ||
         (s = cv_model_set_training(ctx, b.m, train)) ||
         (s = cv_tensor_new(ctx, CV_F32, 4, shape, &b.x)) ||
         (s = cv_tensor_new(ctx, CV_I64, 1, tshape, &b.target)) ||
@@ -185,7 +180,7 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "arch", arch);
         cJSON_AddStringToObject(o, "mode", mode);
-        cJSON_AddStringToObject(o, "backend", backend);
+        cJSON_AddStringToObject(o, "backend", backend == CV_BACKEND_REF ? "ref" : "cpu");
         cJSON_AddNumberToObject(o, "batch", batch);
         cJSON_AddNumberToObject(o, "res", res);
         cJSON_AddNumberToObject(o, "classes", classes);
@@ -207,8 +202,8 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
     } else {
         printf("%s %s batch %d %dx%d, %d threads, %s: %.2f images/s (median %.2f ms/batch over %d "
                "runs), peak RSS %.0f MB\n",
-               arch, mode, batch, res, res, cv_ctx_threads(ctx), backend, ips, med[T_TOTAL] * 1e3,
-               iters, rss);
+               arch, mode, batch, res, res, cv_ctx_threads(ctx),
+               backend == CV_BACKEND_REF ? "ref" : "cpu", ips, med[T_TOTAL] * 1e3, iters, rss);
         if (train)
             printf("  forward %.2f ms, loss + backward %.2f ms, optimizer %.2f ms (medians)\n",
                    med[T_FORWARD] * 1e3, med[T_BACKWARD] * 1e3, med[T_OPTIM] * 1e3);

@@ -28,8 +28,9 @@ int cmd_forward(cv_ctx *ctx, int argc, char **argv)
                                          {"threads", required_argument, 0, 't'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *arch = NULL, *weights = NULL, *in = NULL, *outp = NULL, *backend = "cpu";
+    const char *arch = NULL, *weights = NULL, *in = NULL, *outp = NULL;
     int k = 0, threads = 0, c;
+    cv_backend_kind backend = CV_BACKEND_CPU;
     cv_status s = CV_OK;
     optind = 1;
     while (!s && (c = getopt_long(argc, argv, "m:w:k:i:o:B:t:h", opts, NULL)) != -1) {
@@ -50,7 +51,7 @@ int cmd_forward(cv_ctx *ctx, int argc, char **argv)
             outp = optarg;
             break;
         case 'B':
-            backend = optarg;
+            s = cli_backend(ctx, optarg, &backend);
             break;
         case 't':
             s = cli_int(ctx, "--threads", optarg, 1, 4096, &threads);
@@ -68,10 +69,6 @@ int cmd_forward(cv_ctx *ctx, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (strcmp(backend, "cpu") && strcmp(backend, "ref")) {
-        cv_fail(ctx, CV_ERR_INVALID, "--backend: expected cpu or ref, got '%s'", backend);
-        return cli_error(ctx);
-    }
     if (threads) cv_ctx_set_threads(ctx, threads);
     cv_model *m = NULL;
     cv_tensor *x = NULL, *y = NULL;
@@ -84,9 +81,7 @@ int cmd_forward(cv_ctx *ctx, int argc, char **argv)
         goto done;
     }
     if ((s = cli_load_model(ctx, arch, weights, k, &m, NULL))) goto done;
-    if ((s = cv_model_set_backend(ctx, m,
-                                  strcmp(backend, "ref") ? CV_BACKEND_CPU : CV_BACKEND_REF)))
-        goto done;
+    if ((s = cv_model_set_backend(ctx, m, backend))) goto done;
     if ((s = cv_model_forward(ctx, m, x, &y))) goto done;
     s = cv_npy_save(ctx, outp, y);
 done:

@@ -1,6 +1,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -22,6 +23,15 @@ cv_status cli_int(cv_ctx *ctx, const char *opt, const char *s, int min, int max,
                        min, max, s);
     *out = (int)v;
     return CV_OK;
+}
+
+cv_status cli_backend(cv_ctx *ctx, const char *name, cv_backend_kind *out)
+{
+    if (!strcmp(name, "cpu") || !strcmp(name, "ref")) {
+        *out = strcmp(name, "cpu") ? CV_BACKEND_REF : CV_BACKEND_CPU;
+        return CV_OK;
+    }
+    return cv_fail(ctx, CV_ERR_INVALID, "--backend: expected cpu or ref, got '%s'", name);
 }
 
 int cli_cmp_double(const void *a, const void *b)

@@ -9,6 +9,8 @@ double cli_now(void);
 /* Parses a positive int option value; on failure records an error naming the option. */
 cv_status cli_int(cv_ctx *ctx, const char *opt, const char *s, int min, int max, int *out);
 int cli_cmp_double(const void *a, const void *b);
+/* "cpu" or "ref" (the --backend option). */
+cv_status cli_backend(cv_ctx *ctx, const char *name, cv_backend_kind *out);
 
 #endif
 

@@ -101,6 +101,19 @@ static cv_status into_grad(tplanner *p, const cv_node *nd, int k, const dnnl_mem
     return s ? s : reorder_step(p->ctx, p->e, &p->e->bwd, src, gv, 1);
 }
 
+/* A primitive of a weighted op (convolution, inner product) with its optional bias argument:
+ * forward (SRC, WEIGHTS, DST [, BIAS]) or backward weights (SRC, DIFF_DST, DIFF_WEIGHTS
+ * [, DIFF_BIAS]). bias < 0: none. */
+static cv_status weighted_step(tplanner *p, xlist *l, const_dnnl_primitive_desc_t pd,
+                               const int kinds[4], int a, int b, int c, int bias)
+{
+    return prim_step(p->ctx, p->e, l, pd, bias >= 0 ? 4 : 3, kinds, (int[]){a, b, c, bias});
+}
+
+static const int FWD_ARGS[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+static const int BWD_W_ARGS[4] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS,
+                                  DNNL_ARG_DIFF_BIAS};
+
 /* ---- gradient bookkeeping ---- */
 
 static cv_status dval_of(tplanner *p, int node, int *out)
@@ -196,13 +209,7 @@ static cv_status fwd_conv(tplanner *p, int i)
     if (!s) s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y);
     if (s) return s;
     e->node_val[i] = y;
-    return has_bias
-               ? prim_step(ctx, e, &e->fwd, t->pd, 4,
-                           (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
-                           (int[]){t->x[0], t->w_fwd, bv, y})
-               : prim_step(ctx, e, &e->fwd, t->pd, 3,
-                           (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
-                           (int[]){t->x[0], t->w_fwd, y});
+    return weighted_step(p, &e->fwd, t->pd, FWD_ARGS, t->x[0], t->w_fwd, y, bv);
 }
 
 static cv_status fwd_linear(tplanner *p, int i)
@@ -232,13 +239,7 @@ static cv_status fwd_linear(tplanner *p, int i)
     if (!s) s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y);
     if (s) return s;
     e->node_val[i] = y;
-    return has_bias
-               ? prim_step(ctx, e, &e->fwd, t->pd, 4,
-                           (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
-                           (int[]){t->x[0], t->w_fwd, bv, y})
-               : prim_step(ctx, e, &e->fwd, t->pd, 3,
-                           (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
-                           (int[]){t->x[0], t->w_fwd, y});
+    return weighted_step(p, &e->fwd, t->pd, FWD_ARGS, t->x[0], t->w_fwd, y, bv);
 }
 
 static cv_status fwd_bn(tplanner *p, int i)
@@ -400,6 +401,43 @@ static cv_status bwd_ref(tplanner *p, int i, int dy)
     return s;
 }
 
+/* The input gradient of a weighted op from its backward-data primitive `pd`: the weights in the
+ * layout it wants (the forward's copy when the layouts agree), into the producer's gradient. */
+static cv_status bwd_data(tplanner *p, int i, int dy, const_dnnl_primitive_desc_t pd)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    const dnnl_memory_desc_t *wmd = q(pd, dnnl_query_weights_md);
+    int wb = t->w_fwd, dx;
+    cv_status s = dnnl_memory_desc_equal(wmd, md_of(p, t->w_fwd))
+                      ? CV_OK
+                      : relaid(p, &e->bwd, t->w_user, wmd, &wb);
+    if (!s) s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
+    if (!s)
+        s = prim_step(p->ctx, e, &e->bwd, pd, 3,
+                      (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
+                      (int[]){dy, wb, dx});
+    return s ? s : contribute(p, nd->in[0], dx);
+}
+
+/* Weight (and bias) gradients of a weighted op from its backward-weights primitive `pd`,
+ * accumulated into the parameters' gradient tensors. */
+static cv_status bwd_weights(tplanner *p, int i, int dy, const_dnnl_primitive_desc_t pd,
+                             const dnnl_memory_desc_t *b_md)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    int dw, db = -1;
+    cv_status s = new_value(p->ctx, e, q(pd, dnnl_query_diff_weights_md), 1, &dw);
+    if (!s && nd->param[1] >= 0) s = new_value(p->ctx, e, b_md, 1, &db);
+    if (!s) s = weighted_step(p, &e->bwd, pd, BWD_W_ARGS, t->x[0], dy, dw, db);
+    if (!s) s = into_grad(p, nd, 0, md_of(p, t->w_user), dw);
+    if (!s && db >= 0) s = into_grad(p, nd, 1, b_md, db);
+    return s;
+}
+
 static cv_status bwd_conv(tplanner *p, int i, int dy)
 {
     cv_exec *e = p->e;
@@ -416,49 +454,24 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
     if (s) return s;
     dnnl_dims_t strides, dil, pl, pr;
     conv_geometry(nd, xs, ys, wt->shape[2], wt->shape[3], strides, dil, pl, pr);
+    dnnl_convolution_desc_t cd;
+    dnnl_primitive_desc_t pd;
     if (p->need[nd->in[0]]) {
-        dnnl_convolution_desc_t cd;
-        dnnl_primitive_desc_t pd;
         DNNL(ctx, dnnl_dilated_convolution_backward_data_desc_init(
                       &cd, dnnl_convolution_direct, md_of(p, t->x[0]), &w_any, md_of(p, dy),
                       strides, dil, pl, pr));
         if ((s = make_pd(ctx, e, &cd, t->pd, &pd, "convolution backward data", i))) return s;
-        int wb, dx;
-        s = relaid(p, &e->bwd, t->w_user, q(pd, dnnl_query_weights_md), &wb);
-        if (!s && wb != t->w_user && dnnl_memory_desc_equal(md_of(p, wb), md_of(p, t->w_fwd)))
-            wb = t->w_fwd;
-        if (!s) s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
-        if (!s)
-            s = prim_step(ctx, e, &e->bwd, pd, 3,
-                          (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
-                          (int[]){dy, wb, dx});
+        s = bwd_data(p, i, dy, pd);
         dnnl_primitive_desc_destroy(pd);
-        if (!s) s = contribute(p, nd->in[0], dx);
         if (s) return s;
     }
-    int want_w = pgrad(p, nd, 0) != NULL, want_b = pgrad(p, nd, 1) != NULL;
-    if (!want_w && !want_b) return CV_OK;
-    int has_bias = nd->param[1] >= 0;
-    dnnl_convolution_desc_t cd;
-    dnnl_primitive_desc_t pd;
+    if (!pgrad(p, nd, 0) && !pgrad(p, nd, 1)) return CV_OK;
     DNNL(ctx, dnnl_dilated_convolution_backward_weights_desc_init(
-                  &cd, dnnl_convolution_direct, md_of(p, t->x[0]), &w_any, has_bias ? &b_md : NULL,
-                  md_of(p, dy), strides, dil, pl, pr));
+                  &cd, dnnl_convolution_direct, md_of(p, t->x[0]), &w_any,
+                  nd->param[1] >= 0 ? &b_md : NULL, md_of(p, dy), strides, dil, pl, pr));
     if ((s = make_pd(ctx, e, &cd, t->pd, &pd, "convolution backward weights", i))) return s;
-    int dw, db = -1;
-    s = new_value(ctx, e, q(pd, dnnl_query_diff_weights_md), 1, &dw);
-    if (!s && has_bias) s = new_value(ctx, e, &b_md, 1, &db);
-    if (!s)
-        s = has_bias ? prim_step(ctx, e, &e->bwd, pd, 4,
-                                 (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS,
-                                         DNNL_ARG_DIFF_BIAS},
-                                 (int[]){t->x[0], dy, dw, db})
-                     : prim_step(ctx, e, &e->bwd, pd, 3,
-                                 (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS},
-                                 (int[]){t->x[0], dy, dw});
+    s = bwd_weights(p, i, dy, pd, &b_md);
     dnnl_primitive_desc_destroy(pd);
-    if (!s) s = into_grad(p, nd, 0, md_of(p, t->w_user), dw);
-    if (!s && has_bias) s = into_grad(p, nd, 1, &b_md, db);
     return s;
 }
 
@@ -474,45 +487,22 @@ static cv_status bwd_linear(tplanner *p, int i, int dy)
     cv_status s = desc(ctx, &w_any, 2, wd, dnnl_format_tag_any);
     if (!s) s = desc(ctx, &b_md, 1, &ys->d[1], dnnl_x);
     if (s) return s;
+    dnnl_inner_product_desc_t ipd;
+    dnnl_primitive_desc_t pd;
     if (p->need[nd->in[0]]) {
-        dnnl_inner_product_desc_t ipd;
-        dnnl_primitive_desc_t pd;
         DNNL(ctx, dnnl_inner_product_backward_data_desc_init(&ipd, md_of(p, t->x[0]), &w_any,
                                                              md_of(p, dy)));
         if ((s = make_pd(ctx, e, &ipd, t->pd, &pd, "inner product backward data", i))) return s;
-        int wb, dx;
-        s = relaid(p, &e->bwd, t->w_user, q(pd, dnnl_query_weights_md), &wb);
-        if (!s && wb != t->w_user && dnnl_memory_desc_equal(md_of(p, wb), md_of(p, t->w_fwd)))
-            wb = t->w_fwd;
-        if (!s) s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
-        if (!s)
-            s = prim_step(ctx, e, &e->bwd, pd, 3,
-                          (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
-                          (int[]){dy, wb, dx});
+        s = bwd_data(p, i, dy, pd);
         dnnl_primitive_desc_destroy(pd);
-        if (!s) s = contribute(p, nd->in[0], dx);
         if (s) return s;
     }
     if (!pgrad(p, nd, 0) && !pgrad(p, nd, 1)) return CV_OK;
-    int has_bias = nd->param[1] >= 0, dw, db = -1;
-    dnnl_inner_product_desc_t ipd;
-    dnnl_primitive_desc_t pd;
-    DNNL(ctx, dnnl_inner_product_backward_weights_desc_init(&ipd, md_of(p, t->x[0]), &w_any,
-                                                            has_bias ? &b_md : NULL, md_of(p, dy)));
+    DNNL(ctx, dnnl_inner_product_backward_weights_desc_init(
+                  &ipd, md_of(p, t->x[0]), &w_any, nd->param[1] >= 0 ? &b_md : NULL, md_of(p, dy)));
     if ((s = make_pd(ctx, e, &ipd, t->pd, &pd, "inner product backward weights", i))) return s;
-    s = new_value(ctx, e, q(pd, dnnl_query_diff_weights_md), 1, &dw);
-    if (!s && has_bias) s = new_value(ctx, e, &b_md, 1, &db);
-    if (!s)
-        s = has_bias ? prim_step(ctx, e, &e->bwd, pd, 4,
-                                 (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS,
-                                         DNNL_ARG_DIFF_BIAS},
-                                 (int[]){t->x[0], dy, dw, db})
-                     : prim_step(ctx, e, &e->bwd, pd, 3,
-                                 (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS},
-                                 (int[]){t->x[0], dy, dw});
+    s = bwd_weights(p, i, dy, pd, &b_md);
     dnnl_primitive_desc_destroy(pd);
-    if (!s) s = into_grad(p, nd, 0, md_of(p, t->w_user), dw);
-    if (!s && has_bias) s = into_grad(p, nd, 1, &b_md, db);
     return s;
 }
 
