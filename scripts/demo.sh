@@ -11,9 +11,11 @@ start=$(date +%s)
 echo "== the data"
 "$CV" data info fashionmnist:train
 
-echo "== fine-tuning resnet18 (1 epoch, AdamW, one-cycle schedule, 10% held out for validation)"
-"$CV" train -m resnet18 --data fashionmnist:train --val-fraction 0.1 --out "$OUT/train" \
-    --epochs 1 --batch 128 --opt adamw --lr 0.003 --wd 0.05 --sched onecycle --seed 0
+# One epoch leaves no model to select, so all 60000 training images train (no validation split)
+# and the test split gives the honest estimate. Measured: 89.2% test accuracy (docs/performance.md).
+echo "== training resnet18 (1 epoch, AdamW, one-cycle schedule, label smoothing 0.1)"
+"$CV" train -m resnet18 --data fashionmnist:train --val-fraction 0 --out "$OUT/train" \
+    --epochs 1 --batch 64 --opt adamw --lr 0.002 --wd 0.05 --sched onecycle --label-smoothing 0.1 --seed 0
 
 echo "== evaluation on the test split"
 "$CV" eval -m resnet18 -w "$OUT/train/best.safetensors" --data fashionmnist:test --out "$OUT/eval"
