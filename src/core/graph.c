@@ -287,6 +287,13 @@ int b_dropout(cv_builder *b, int x, float p)
     return id;
 }
 
+int b_stochastic_depth(cv_builder *b, int x, float p)
+{
+    int id = b_dropout(b, x, p);
+    if (id >= 0) b->g->nodes[id].a.rows = 1;
+    return id;
+}
+
 int b_softmax(cv_builder *b, int x)
 {
     return add_node(b, OP_SOFTMAX, 1, &x, channels_of(b, x), 2);

@@ -21,7 +21,7 @@ typedef enum {
     OP_MUL,              /* in: a [N,C,H,W], b [N,C,H,W] or [N,C,1,1] (broadcast) */
     OP_CONCAT,           /* in: n values, along channels */
     OP_FLATTEN,          /* in: x [N, C, H, W] -> [N, C*H*W] */
-    OP_DROPOUT,          /* identity in eval; a.p */
+    OP_DROPOUT,          /* identity in eval; a.p; a.rows: one mask value per sample */
     OP_SOFTMAX,          /* in: x [N, F], along F */
     OP_SLICE,            /* in: x; channels [a.start, a.start + channels) (torch.chunk) */
     OP_SHUFFLE,          /* in: x; channel shuffle with a.groups groups (ShuffleNet) */
@@ -48,6 +48,7 @@ typedef struct {
     int ceil_mode, count_include_pad;
     int out_h, out_w;         /* adaptive pooling */
     int start;                /* slice: first channel */
+    int rows;                 /* dropout: one mask value per sample (stochastic depth) */
     float scale[4], shift[4]; /* affine: per-channel constants */
     cv_act act;
     float eps, momentum, p;
@@ -104,6 +105,8 @@ int b_mul(cv_builder *b, int x, int y);
 int b_concat(cv_builder *b, int n, const int *xs);
 int b_flatten(cv_builder *b, int x);
 int b_dropout(cv_builder *b, int x, float p);
+/* torchvision's StochasticDepth(p, "row"): drops whole samples in training, identity in eval */
+int b_stochastic_depth(cv_builder *b, int x, float p);
 int b_softmax(cv_builder *b, int x);
 /* channels [start, start + len) of x */
 int b_slice(cv_builder *b, int x, int start, int len);

@@ -41,6 +41,7 @@ const void *mnasnet_cfg_for(const void *cfg, const cv_state *st);
 int build_googlenet(cv_builder *b, const void *cfg, int num_classes);
 int build_inception_v3(cv_builder *b, const void *cfg, int num_classes);
 const void *inception_cfg_for(const void *cfg, const cv_state *st);
+int build_efficientnet(cv_builder *b, const void *cfg, int num_classes);
 int densenet_rename(const char *key, char *out, size_t size);
 
 /* ---- shared blocks (blocks.c) ---- */
@@ -65,6 +66,12 @@ typedef struct {
 typedef struct {
     int channels[5];
 } shufflenet_cfg;
+
+typedef struct {
+    int version; /* 1: B0-B7, 2/3/4: V2 S/M/L */
+    double width, depth;
+    float dropout, eps, momentum;
+} efficientnet_cfg;
 
 typedef struct inception_cfg {
     int transform_input;

@@ -22,6 +22,9 @@
 #define INCEPTION(n, fn, ...)                                                                      \
     ARCH(n, fn, (&(const inception_cfg){0, &(const inception_cfg){1, NULL}}), "fc",                \
          .cfg_for = inception_cfg_for, __VA_ARGS__)
+#define EFFNET(n, v, w, d, drop, eps, mom)                                                         \
+    ARCH(n, build_efficientnet, (&(const efficientnet_cfg){v, w, d, drop, eps, mom}),              \
+         "classifier.1")
 
 static const cv_arch archs[] = {
     ARCH("alexnet", build_alexnet, NULL, "classifier.6"),
@@ -29,6 +32,17 @@ static const cv_arch archs[] = {
     DENSENET("densenet161", 48, 96, 6, 12, 36, 24),
     DENSENET("densenet169", 32, 64, 6, 12, 32, 32),
     DENSENET("densenet201", 32, 64, 6, 12, 48, 32),
+    EFFNET("efficientnet_b0", 1, 1.0, 1.0, 0.2f, 1e-5f, 0.1f),
+    EFFNET("efficientnet_b1", 1, 1.0, 1.1, 0.2f, 1e-5f, 0.1f),
+    EFFNET("efficientnet_b2", 1, 1.1, 1.2, 0.3f, 1e-5f, 0.1f),
+    EFFNET("efficientnet_b3", 1, 1.2, 1.4, 0.3f, 1e-5f, 0.1f),
+    EFFNET("efficientnet_b4", 1, 1.4, 1.8, 0.4f, 1e-5f, 0.1f),
+    EFFNET("efficientnet_b5", 1, 1.6, 2.2, 0.4f, 1e-3f, 0.01f),
+    EFFNET("efficientnet_b6", 1, 1.8, 2.6, 0.5f, 1e-3f, 0.01f),
+    EFFNET("efficientnet_b7", 1, 2.0, 3.1, 0.5f, 1e-3f, 0.01f),
+    EFFNET("efficientnet_v2_l", 4, 1, 1, 0.4f, 1e-3f, 0.1f),
+    EFFNET("efficientnet_v2_m", 3, 1, 1, 0.3f, 1e-3f, 0.1f),
+    EFFNET("efficientnet_v2_s", 2, 1, 1, 0.2f, 1e-3f, 0.1f),
     INCEPTION("googlenet", build_googlenet, .ignore = {"aux1.", "aux2."}),
     INCEPTION("inception_v3", build_inception_v3, .ignore = {"AuxLogits."}),
     MNASNET("mnasnet0_5", 0.5),

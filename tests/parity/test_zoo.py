@@ -37,6 +37,17 @@ CASES = [
     ("mnasnet1_3", 10, 97, 131, "legacy"),
     ("googlenet", 1000, 193, 161, "zip"),
     ("inception_v3", 10, 149, 163, "legacy"),
+    ("efficientnet_b0", 1000, 193, 161, "zip"),
+    ("efficientnet_b1", 10, 67, 71, "legacy"),
+    ("efficientnet_b2", 10, 67, 71, "zip"),
+    ("efficientnet_b3", 10, 67, 71, "legacy"),
+    ("efficientnet_b4", 10, 67, 71, "zip"),
+    ("efficientnet_b5", 10, 49, 51, "legacy"),
+    ("efficientnet_b6", 10, 49, 51, "zip"),
+    ("efficientnet_b7", 10, 49, 51, "legacy"),
+    ("efficientnet_v2_s", 1000, 97, 101, "zip"),
+    ("efficientnet_v2_m", 10, 49, 51, "legacy"),
+    ("efficientnet_v2_l", 10, 49, 51, "zip"),
     ("resnext101_64x4d", 10, 65, 67, "zip"),
 ]
 

@@ -370,7 +370,9 @@ static void dropout(cv_exec *e, const xstep *x, const cv_train_io *io, int backw
     float *dst = ptr(e, backward ? x->din_val[0] : x->out_val), p = nd->a.p;
     float scale = p < 1 ? 1 / (1 - p) : 0;
     uint64_t seed = io ? io->seed : 0;
-    for (int64_t k = 0; k < n; k++) dst[k] = dropout_keep(seed, x->node, k, p) ? src[k] * scale : 0;
+    const cv_shape4 *s = &e->shapes[x->node];
+    for (int64_t k = 0; k < n; k++)
+        dst[k] = dropout_keep(seed, x->node, dropout_index(nd, s, k), p) ? src[k] * scale : 0;
 }
 
 cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *io)

@@ -151,7 +151,9 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
             if (train && nd->a.p > 0) {
                 float scale = nd->a.p < 1 ? 1 / (1 - nd->a.p) : 0;
                 for (int64_t k = 0; k < shape_numel(s); k++)
-                    y[k] = dropout_keep(io->seed, i, k, nd->a.p) ? x[k] * scale : 0;
+                    y[k] = dropout_keep(io->seed, i, dropout_index(nd, s, k), nd->a.p)
+                               ? x[k] * scale
+                               : 0;
                 break;
             }
             memcpy(y, x, (size_t)shape_numel(s) * sizeof *y);
@@ -252,9 +254,10 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
         case OP_DROPOUT:
             if (!dx) break;
             for (int64_t k = 0; k < n; k++)
-                dx[k] += nd->a.p <= 0                            ? dy[k]
-                         : dropout_keep(io->seed, i, k, nd->a.p) ? dy[k] / (1 - nd->a.p)
-                                                                 : 0;
+                dx[k] += nd->a.p <= 0 ? dy[k]
+                         : dropout_keep(io->seed, i, dropout_index(nd, s, k), nd->a.p)
+                             ? dy[k] / (1 - nd->a.p)
+                             : 0;
             break;
         case OP_FLATTEN:
             for (int64_t k = 0; dx && k < n; k++) dx[k] += dy[k];
