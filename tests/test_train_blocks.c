@@ -315,6 +315,22 @@ static void test_stochastic_depth_rows(void)
     cv_ctx_free(ctx);
 }
 
+/* ConvNeXt's block: depthwise 7x7 with bias, channels-last LayerNorm, pointwise linears with
+ * [out, in] weights, GELU, layer scale, stochastic depth; a LayerNorm2d-then-strided-conv
+ * downsample. */
+static int blk_convnext(cv_builder *b)
+{
+    int x = b_input(b, 8);
+    int y = b_conv(b, x, "dw", 8, 7, 1, 3, 1, 8, 1);
+    y = b_layernorm(b, y, "ln", 1e-6f);
+    y = b_pointwise(b, b_act(b, b_pointwise(b, y, "fc1", 32, 1), ACT_GELU), "fc2", 8, 1);
+    int64_t ls[3] = {8, 1, 1};
+    y = b_channel_scale(b, y, "layer_scale", 3, ls);
+    x = b_add(b, b_stochastic_depth(b, y, 0.3f), x);
+    x = b_conv(b, b_layernorm(b, x, "down", 1e-6f), "dconv", 16, 2, 2, 0, 1, 1, 1);
+    return head(b, x);
+}
+
 int main(void)
 {
     check_block("bottleneck (downsample, identity)", blk_bottleneck, 4, 32, 10, 9);
@@ -325,6 +341,7 @@ int main(void)
     check_block("channel split and shuffle", blk_shuffle, 4, 8, 9, 11);
     check_block("mbconv: SiLU, SE sigmoid, stochastic depth", blk_mbconv, 4, 8, 7, 9);
     test_stochastic_depth_rows();
+    check_block("convnext: layernorm, pointwise, layer scale", blk_convnext, 4, 8, 9, 11);
     check_block("inception: affine, 1x7/7x1, pools, concat", blk_inception, 4, 3, 10, 9);
     TEST_EXIT();
 }

@@ -26,6 +26,9 @@ typedef enum {
     OP_SLICE,            /* in: x; channels [a.start, a.start + channels) (torch.chunk) */
     OP_SHUFFLE,          /* in: x; channel shuffle with a.groups groups (ShuffleNet) */
     OP_AFFINE,           /* in: x (<= 4 channels); y = x * a.scale[c] + a.shift[c], constants */
+    OP_LAYERNORM,        /* in: x; over the channels at each position (channels-last LayerNorm,
+                            LayerNorm2d); params: weight, bias; a.eps */
+    OP_CHANNEL_SCALE,    /* in: x; params: scale (C values, e.g. ConvNeXt's layer_scale [C,1,1]) */
     OP_COUNT
 } cv_op;
 
@@ -114,6 +117,13 @@ int b_slice(cv_builder *b, int x, int start, int len);
 int b_shuffle(cv_builder *b, int x, int groups);
 /* x * scale[c] + shift[c] with constants (GoogLeNet/Inception's transform_input); <= 4 channels */
 int b_affine(cv_builder *b, int x, const float *scale, const float *shift);
+/* nn.Linear applied to a channels-last view (x.permute(0, 2, 3, 1)): a 1x1 convolution whose
+ * weight parameter keeps Linear's [out, in] shape */
+int b_pointwise(cv_builder *b, int x, const char *name, int out, int bias);
+/* nn.LayerNorm over the channels at every position of an NCHW value (or the features of [N, F]) */
+int b_layernorm(cv_builder *b, int x, const char *name, float eps);
+/* x * <scope>.<leaf> where the parameter holds one value per channel with the given shape */
+int b_channel_scale(cv_builder *b, int x, const char *leaf, int ndim, const int64_t *shape);
 
 /* ---- shapes ---- */
 typedef struct {

@@ -43,6 +43,7 @@ int build_inception_v3(cv_builder *b, const void *cfg, int num_classes);
 const void *inception_cfg_for(const void *cfg, const cv_state *st);
 int build_efficientnet(cv_builder *b, const void *cfg, int num_classes);
 int build_regnet(cv_builder *b, const void *cfg, int num_classes);
+int build_convnext(cv_builder *b, const void *cfg, int num_classes);
 int densenet_rename(const char *key, char *out, size_t size);
 
 /* ---- shared blocks (blocks.c) ---- */
@@ -77,6 +78,11 @@ typedef struct {
 typedef struct {
     int depths[4], widths[4], group_widths[4], se;
 } regnet_cfg;
+
+typedef struct {
+    int depths[4], dims[4];
+    float sd_prob;
+} convnext_cfg;
 
 typedef struct inception_cfg {
     int transform_input;

@@ -28,9 +28,16 @@
 #define REGNET(n, d0, d1, d2, d3, w0, w1, w2, w3, g0, g1, g2, g3, se)                              \
     ARCH(n, build_regnet,                                                                          \
          (&(const regnet_cfg){{d0, d1, d2, d3}, {w0, w1, w2, w3}, {g0, g1, g2, g3}, se}), "fc")
+#define CONVNEXT(n, d0, d1, d2, d3, c0, c1, c2, c3, sd)                                            \
+    ARCH(n, build_convnext, (&(const convnext_cfg){{d0, d1, d2, d3}, {c0, c1, c2, c3}, sd}),       \
+         "classifier.2")
 
 static const cv_arch archs[] = {
     ARCH("alexnet", build_alexnet, NULL, "classifier.6"),
+    CONVNEXT("convnext_base", 3, 3, 27, 3, 128, 256, 512, 1024, 0.5f),
+    CONVNEXT("convnext_large", 3, 3, 27, 3, 192, 384, 768, 1536, 0.5f),
+    CONVNEXT("convnext_small", 3, 3, 27, 3, 96, 192, 384, 768, 0.4f),
+    CONVNEXT("convnext_tiny", 3, 3, 9, 3, 96, 192, 384, 768, 0.1f),
     DENSENET("densenet121", 32, 64, 6, 12, 24, 16),
     DENSENET("densenet161", 48, 96, 6, 12, 36, 24),
     DENSENET("densenet169", 32, 64, 6, 12, 32, 32),

@@ -62,6 +62,10 @@ CASES = [
     ("regnet_x_8gf", 10, 49, 51, "zip"),
     ("regnet_x_16gf", 10, 49, 51, "legacy"),
     ("regnet_x_32gf", 10, 49, 51, "zip"),
+    ("convnext_tiny", 1000, 97, 101, "zip"),
+    ("convnext_small", 10, 65, 67, "legacy"),
+    ("convnext_base", 10, 33, 35, "zip"),
+    ("convnext_large", 10, 33, 35, "legacy"),
     ("resnext101_64x4d", 10, 65, 67, "zip"),
 ]
 
@@ -76,6 +80,12 @@ def randomise_norms(model):
             m.weight.data.copy_(torch.rand(c) * 0.4 + 0.2)  # < 1 keeps deep residual streams O(1)
             m.bias.data.copy_(torch.randn(c) * 0.2)
             m.num_batches_tracked.fill_(int(torch.randint(0, 1000, ())))
+        elif isinstance(m, torch.nn.LayerNorm):
+            m.weight.data.copy_(torch.rand(m.weight.shape) * 0.4 + 0.2)
+            m.bias.data.copy_(torch.randn(m.bias.shape) * 0.2)
+    for name, p in model.named_parameters():
+        if name.endswith("layer_scale"):  # ConvNeXt starts at 1e-6: make the blocks count
+            p.data.copy_(torch.rand(p.shape) * 0.5 + 0.1)
 
 
 def densenet_old_keys(sd):

@@ -109,8 +109,7 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
             break;
         case OP_CONV: {
             const cv_tensor *w = cv_state_tensor(e->params, nd->param[0]);
-            ref_conv2d(x, w->data, param(e, nd, 1), y, xs, s, (int)w->shape[2], (int)w->shape[3],
-                       &nd->a);
+            ref_conv2d(x, w->data, param(e, nd, 1), y, xs, s, nd->a.kh, nd->a.kw, &nd->a);
             break;
         }
         case OP_BN:
@@ -173,6 +172,12 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
         case OP_AFFINE:
             ref_affine(x, y, s, nd->a.scale, nd->a.shift);
             break;
+        case OP_LAYERNORM:
+            ref_layernorm(x, y, s, param(e, nd, 0), param(e, nd, 1), nd->a.eps);
+            break;
+        case OP_CHANNEL_SCALE:
+            ref_channel_scale(x, y, s, param(e, nd, 0));
+            break;
         default:
             return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: op %s", op_name(nd->op));
         }
@@ -212,7 +217,7 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
         case OP_CONV: {
             const cv_tensor *w = cv_state_tensor(e->params, nd->param[0]);
             ref_conv2d_backward(x, w->data, dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1), xs, s,
-                                (int)w->shape[2], (int)w->shape[3], &nd->a);
+                                nd->a.kh, nd->a.kw, &nd->a);
             break;
         }
         case OP_BN: {
@@ -273,6 +278,13 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
             break;
         case OP_AFFINE:
             if (dx) ref_affine_backward(dy, dx, s, nd->a.scale);
+            break;
+        case OP_LAYERNORM:
+            ref_layernorm_backward(x, dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1), s,
+                                   param(e, nd, 0), nd->a.eps);
+            break;
+        case OP_CHANNEL_SCALE:
+            ref_channel_scale_backward(x, dy, dx, pgrad(io, nd, 0), s, param(e, nd, 0));
             break;
         default:
             free(need);
