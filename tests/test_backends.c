@@ -81,8 +81,10 @@ static void test_all_archs(void)
 {
     for (int i = 0; i < cv_arch_count(); i++) {
         const char *a = cv_arch_name(i);
-        /* the reference backend is slow: small inputs, odd sizes (Inception v3's minimum is 75) */
+        /* the reference backend is slow: small inputs, odd sizes (Inception v3's minimum is 75);
+         * RegNetY-128GF (644M parameters) is too large for CI, like its parity check */
         int big = strstr(a, "vgg") || strstr(a, "alexnet");
+        if (!strcmp(a, "regnet_y_128gf")) continue;
         if (!strcmp(a, "inception_v3"))
             compare_arch(a, 2, 79, 77);
         else

@@ -379,6 +379,49 @@ static void test_affine(void)
     free(c.x), free(r), free(dx);
 }
 
+/* ---- LayerNorm (channels at each position) and channel scale ---- */
+typedef struct {
+    double *x, *w, *b;
+    cv_shape4 s;
+    int ln;
+} norm_case;
+
+static void norm_fwd(void *p, double *y)
+{
+    norm_case *c = p;
+    if (c->ln)
+        ref_layernorm_f64(c->x, y, &c->s, c->w, c->b, 1e-6f);
+    else
+        ref_channel_scale_f64(c->x, y, &c->s, c->w);
+}
+
+static void test_layernorm_scale(void)
+{
+    cv_shape4 shapes[2] = {{{2, 5, 3, 2}, 4}, {{3, 7}, 2}};
+    for (int t = 0; t < 4; t++) {
+        norm_case c = {.s = shapes[t % 2], .ln = t < 2};
+        int64_t n = shape_numel(&c.s), C = c.s.d[1];
+        c.x = rand_vec(n), c.w = rand_vec(C), c.b = rand_vec(C);
+        double *r = rand_vec(n), *dx = calloc((size_t)n, 8), *dw = calloc((size_t)C, 8),
+               *db = calloc((size_t)C, 8);
+        if (c.ln)
+            ref_layernorm_backward_f64(c.x, r, dx, dw, db, &c.s, c.w, 1e-6f);
+        else
+            ref_channel_scale_backward_f64(c.x, r, dx, dw, &c.s, c.w);
+        char what[64];
+        const char *op = c.ln ? "layernorm" : "channel scale";
+        snprintf(what, sizeof what, "%s rank %d d/dx", op, c.s.rank);
+        check_grad(what, &c, norm_fwd, c.x, n, dx, r, n);
+        snprintf(what, sizeof what, "%s rank %d d/dweight", op, c.s.rank);
+        check_grad(what, &c, norm_fwd, c.w, C, dw, r, n);
+        if (c.ln) {
+            snprintf(what, sizeof what, "%s rank %d d/dbias", op, c.s.rank);
+            check_grad(what, &c, norm_fwd, c.b, C, db, r, n);
+        }
+        free(c.x), free(c.w), free(c.b), free(r), free(dx), free(dw), free(db);
+    }
+}
+
 int main(void)
 {
     RUN(test_conv);
@@ -390,5 +433,6 @@ int main(void)
     RUN(test_softmax);
     RUN(test_slice_shuffle);
     RUN(test_affine);
+    RUN(test_layernorm_scale);
     TEST_EXIT();
 }

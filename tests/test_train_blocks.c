@@ -200,6 +200,14 @@ static int blk_vgg(cv_builder *b)
     return b_linear(b, x, "fc1", 5, 1);
 }
 
+static int squeeze(cv_builder *b, int x, int c, cv_act act, cv_act gate)
+{
+    int s = b_adaptive_avgpool(b, x, 1, 1);
+    s = b_act(b, b_conv(b, s, "fc1", c, 1, 1, 0, 1, 1, 1), act);
+    s = b_act(b, b_conv(b, s, "fc2", b->g->nodes[x].channels, 1, 1, 0, 1, 1, 1), gate);
+    return b_mul(b, x, s);
+}
+
 /* MobileNetV3's pieces: hardswish, squeeze-excitation with hardsigmoid and a broadcast multiply. */
 static int blk_se(cv_builder *b)
 {
@@ -262,6 +270,67 @@ static int blk_inception(cv_builder *b)
     return head(b, b_maxpool(b, b_concat(b, 4, br), 3, 2, 0, 1));
 }
 
+/* EfficientNet's MBConv: SiLU, SE with a sigmoid gate, a residual through stochastic depth. */
+static int blk_mbconv(cv_builder *b)
+{
+    int x = b_input(b, 8);
+    int y = b_act(b, b_bn(b, b_conv(b, x, "e", 32, 1, 1, 0, 1, 1, 0), "b0", 1e-3f), ACT_SILU);
+    y = b_act(b, b_bn(b, b_conv(b, y, "dw", 32, 5, 1, 2, 1, 32, 0), "b1", 1e-3f), ACT_SILU);
+    b_push(b, "se");
+    y = squeeze(b, y, 2, ACT_SILU, ACT_SIGMOID);
+    b_pop(b);
+    y = b_bn(b, b_conv(b, y, "p", 8, 1, 1, 0, 1, 1, 0), "b2", 1e-3f);
+    return head(b, b_add(b, b_stochastic_depth(b, y, 0.5f), x));
+}
+
+/* Stochastic depth drops whole samples: each sample's output is 0 or x / (1 - p), and the same
+ * samples are dropped in the backward pass. */
+static void test_stochastic_depth_rows(void)
+{
+    cv_ctx *ctx = cv_ctx_new();
+    cv_builder b = {.ctx = ctx};
+    b.g = calloc(1, sizeof *b.g);
+    b.params = cv_state_new();
+    b.g->output = b_stochastic_depth(&b, b_input(&b, 3), 0.5f);
+    cv_shape4 sh[2];
+    CHECK_OK(ctx, graph_infer_shapes(ctx, b.g, b.params, 16, 3, 2, 2, sh));
+    cv_train_io io = {NULL, 9};
+    cv_exec *e = NULL;
+    float x[16 * 12], y[16 * 12];
+    for (int i = 0; i < 16 * 12; i++) x[i] = 1 + (float)i;
+    CHECK_OK(ctx, cv_backend_ref.plan(ctx, b.g, b.params, sh, PLAN_TRAIN, &io, &e));
+    if (e) CHECK_OK(ctx, cv_backend_ref.run(ctx, e, x, y, &io));
+    int dropped = 0;
+    for (int n = 0; e && n < 16; n++) {
+        int zeros = 0, kept = 0;
+        for (int k = 0; k < 12; k++)
+            zeros += y[n * 12 + k] == 0, kept += y[n * 12 + k] == 2 * x[n * 12 + k];
+        CHECK(zeros == 12 || kept == 12);
+        dropped += zeros == 12;
+    }
+    CHECK(dropped > 0 && dropped < 16);
+    if (e) cv_backend_ref.free(e);
+    graph_free(b.g);
+    cv_state_free(b.params);
+    cv_ctx_free(ctx);
+}
+
+/* ConvNeXt's block: depthwise 7x7 with bias, channels-last LayerNorm, pointwise linears with
+ * [out, in] weights, GELU, layer scale, stochastic depth; a LayerNorm2d-then-strided-conv
+ * downsample. */
+static int blk_convnext(cv_builder *b)
+{
+    int x = b_input(b, 8);
+    int y = b_conv(b, x, "dw", 8, 7, 1, 3, 1, 8, 1);
+    y = b_layernorm(b, y, "ln", 1e-6f);
+    y = b_pointwise(b, b_act(b, b_pointwise(b, y, "fc1", 32, 1), ACT_GELU), "fc2", 8, 1);
+    int64_t ls[3] = {8, 1, 1};
+    y = b_channel_scale(b, y, "layer_scale", 3, ls);
+    x = b_add(b, b_stochastic_depth(b, y, 0.3f), x);
+    x = b_conv(b, b_layernorm(b, x, "down", 1e-6f), "dconv", 16, 2, 2, 0, 1, 1, 1);
+    return head(b, x);
+}
+
 int main(void)
 {
     check_block("bottleneck (downsample, identity)", blk_bottleneck, 4, 32, 10, 9);
@@ -270,6 +339,9 @@ int main(void)
     check_block("squeeze-excitation, hardswish", blk_se, 4, 8, 9, 7);
     check_block("concat, ceil-mode avg pool", blk_concat_pool, 4, 6, 9, 11);
     check_block("channel split and shuffle", blk_shuffle, 4, 8, 9, 11);
+    check_block("mbconv: SiLU, SE sigmoid, stochastic depth", blk_mbconv, 4, 8, 7, 9);
+    test_stochastic_depth_rows();
+    check_block("convnext: layernorm, pointwise, layer scale", blk_convnext, 4, 8, 9, 11);
     check_block("inception: affine, 1x7/7x1, pools, concat", blk_inception, 4, 3, 10, 9);
     TEST_EXIT();
 }

@@ -38,6 +38,13 @@ typedef struct {
  * same on every backend and thread count. Returns 1 to keep. */
 int dropout_keep(uint64_t seed, int node, int64_t i, float p);
 
+/* The mask index of element k of a dropout node's value `s`: k itself, or its sample for a
+ * per-sample (stochastic depth) mask. */
+static inline int64_t dropout_index(const cv_node *nd, const cv_shape4 *s, int64_t k)
+{
+    return nd->a.rows ? k / (shape_numel(s) / s->d[0]) : k;
+}
+
 extern const cv_backend_ops cv_backend_ref;
 extern const cv_backend_ops cv_backend_dnnl;
 

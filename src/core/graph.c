@@ -23,6 +23,8 @@ static const char *op_names[OP_COUNT] = {
     [OP_SLICE] = "slice",
     [OP_SHUFFLE] = "channel_shuffle",
     [OP_AFFINE] = "affine",
+    [OP_LAYERNORM] = "layer_norm",
+    [OP_CHANNEL_SCALE] = "channel_scale",
 };
 
 const char *op_name(cv_op op)
@@ -287,6 +289,13 @@ int b_dropout(cv_builder *b, int x, float p)
     return id;
 }
 
+int b_stochastic_depth(cv_builder *b, int x, float p)
+{
+    int id = b_dropout(b, x, p);
+    if (id >= 0) b->g->nodes[id].a.rows = 1;
+    return id;
+}
+
 int b_softmax(cv_builder *b, int x)
 {
     return add_node(b, OP_SOFTMAX, 1, &x, channels_of(b, x), 2);
@@ -332,6 +341,63 @@ int b_affine(cv_builder *b, int x, const float *scale, const float *shift)
     return id;
 }
 
+int b_pointwise(cv_builder *b, int x, const char *name, int out, int bias)
+{
+    int in = channels_of(b, x);
+    int id = add_node(b, OP_CONV, 1, &x, out, 4);
+    if (id < 0) return -1;
+    int64_t ws[2] = {out, in}, bs[1] = {out};
+    int w = add_param(b, name, "weight", CV_F32, 2, ws);
+    int bi = bias ? add_param(b, name, "bias", CV_F32, 1, bs) : -1;
+    if (b->err) return -1;
+    cv_node *n = &b->g->nodes[id];
+    n->nparam = 2;
+    n->param[0] = w;
+    n->param[1] = bi;
+    n->a = (cv_attrs){.kh = 1, .kw = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .groups = 1};
+    return id;
+}
+
+int b_layernorm(cv_builder *b, int x, const char *name, float eps)
+{
+    int c = channels_of(b, x);
+    int id = add_node(b, OP_LAYERNORM, 1, &x, c, x >= 0 && !b->err ? b->g->nodes[x].rank : 4);
+    if (id < 0) return -1;
+    int64_t s[1] = {c};
+    int w = add_param(b, name, "weight", CV_F32, 1, s),
+        bi = add_param(b, name, "bias", CV_F32, 1, s);
+    if (b->err) return -1;
+    float *wd = cv_state_tensor(b->params, w)->data;
+    for (int i = 0; i < c; i++) wd[i] = 1.0f;
+    cv_node *n = &b->g->nodes[id];
+    n->nparam = 2;
+    n->param[0] = w;
+    n->param[1] = bi;
+    n->a.eps = eps;
+    return id;
+}
+
+int b_channel_scale(cv_builder *b, int x, const char *leaf, int ndim, const int64_t *shape)
+{
+    int c = channels_of(b, x);
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) numel *= shape[i];
+    if (!b->err && numel != c) {
+        b->err = cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: %s.%s: %lld values for %d channels",
+                         b->scope, leaf, (long long)numel, c);
+        return -1;
+    }
+    int id = add_node(b, OP_CHANNEL_SCALE, 1, &x, c, 4);
+    if (id < 0) return -1;
+    int p = add_param(b, "", leaf, CV_F32, ndim, shape);
+    if (b->err) return -1;
+    float *d = cv_state_tensor(b->params, p)->data;
+    for (int i = 0; i < c; i++) d[i] = 1.0f;
+    b->g->nodes[id].nparam = 1;
+    b->g->nodes[id].param[0] = p;
+    return id;
+}
+
 /* ---- shape inference ---- */
 
 int64_t shape_numel(const cv_shape4 *s)
@@ -367,7 +433,7 @@ cv_status graph_infer_shapes(cv_ctx *ctx, const cv_graph *g, const cv_state *par
             break;
         case OP_CONV: {
             const cv_tensor *wt = cv_state_tensor(params, nd->param[0]);
-            int kh = (int)wt->shape[2], kw = (int)wt->shape[3];
+            int kh = nd->a.kh, kw = nd->a.kw; /* the weight may be [O, I] (b_pointwise) */
             *o = (cv_shape4){{n, wt->shape[0],
                               pool_out_size(x->d[2], kh, nd->a.sh, nd->a.ph, nd->a.dh, 0),
                               pool_out_size(x->d[3], kw, nd->a.sw, nd->a.pw, nd->a.dw, 0)},
@@ -432,6 +498,8 @@ cv_status graph_infer_shapes(cv_ctx *ctx, const cv_graph *g, const cv_state *par
         case OP_ACT:
         case OP_DROPOUT:
         case OP_SOFTMAX:
+        case OP_LAYERNORM:
+        case OP_CHANNEL_SCALE:
             *o = *x;
             break;
         case OP_SLICE:

@@ -21,11 +21,14 @@ typedef enum {
     OP_MUL,              /* in: a [N,C,H,W], b [N,C,H,W] or [N,C,1,1] (broadcast) */
     OP_CONCAT,           /* in: n values, along channels */
     OP_FLATTEN,          /* in: x [N, C, H, W] -> [N, C*H*W] */
-    OP_DROPOUT,          /* identity in eval; a.p */
+    OP_DROPOUT,          /* identity in eval; a.p; a.rows: one mask value per sample */
     OP_SOFTMAX,          /* in: x [N, F], along F */
     OP_SLICE,            /* in: x; channels [a.start, a.start + channels) (torch.chunk) */
     OP_SHUFFLE,          /* in: x; channel shuffle with a.groups groups (ShuffleNet) */
     OP_AFFINE,           /* in: x (<= 4 channels); y = x * a.scale[c] + a.shift[c], constants */
+    OP_LAYERNORM,        /* in: x; over the channels at each position (channels-last LayerNorm,
+                            LayerNorm2d); params: weight, bias; a.eps */
+    OP_CHANNEL_SCALE,    /* in: x; params: scale (C values, e.g. ConvNeXt's layer_scale [C,1,1]) */
     OP_COUNT
 } cv_op;
 
@@ -48,6 +51,7 @@ typedef struct {
     int ceil_mode, count_include_pad;
     int out_h, out_w;         /* adaptive pooling */
     int start;                /* slice: first channel */
+    int rows;                 /* dropout: one mask value per sample (stochastic depth) */
     float scale[4], shift[4]; /* affine: per-channel constants */
     cv_act act;
     float eps, momentum, p;
@@ -104,6 +108,8 @@ int b_mul(cv_builder *b, int x, int y);
 int b_concat(cv_builder *b, int n, const int *xs);
 int b_flatten(cv_builder *b, int x);
 int b_dropout(cv_builder *b, int x, float p);
+/* torchvision's StochasticDepth(p, "row"): drops whole samples in training, identity in eval */
+int b_stochastic_depth(cv_builder *b, int x, float p);
 int b_softmax(cv_builder *b, int x);
 /* channels [start, start + len) of x */
 int b_slice(cv_builder *b, int x, int start, int len);
@@ -111,6 +117,13 @@ int b_slice(cv_builder *b, int x, int start, int len);
 int b_shuffle(cv_builder *b, int x, int groups);
 /* x * scale[c] + shift[c] with constants (GoogLeNet/Inception's transform_input); <= 4 channels */
 int b_affine(cv_builder *b, int x, const float *scale, const float *shift);
+/* nn.Linear applied to a channels-last view (x.permute(0, 2, 3, 1)): a 1x1 convolution whose
+ * weight parameter keeps Linear's [out, in] shape */
+int b_pointwise(cv_builder *b, int x, const char *name, int out, int bias);
+/* nn.LayerNorm over the channels at every position of an NCHW value (or the features of [N, F]) */
+int b_layernorm(cv_builder *b, int x, const char *name, float eps);
+/* x * <scope>.<leaf> where the parameter holds one value per channel with the given shape */
+int b_channel_scale(cv_builder *b, int x, const char *leaf, int ndim, const int64_t *shape);
 
 /* ---- shapes ---- */
 typedef struct {

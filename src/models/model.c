@@ -357,7 +357,7 @@ cv_status cv_model_init_weights(cv_ctx *ctx, cv_model *m, uint64_t seed)
         } else if (nd->op == OP_CONV) {
             /* kaiming normal, fan_out = out_channels * kh * kw / groups... as torch computes it:
              * weight.size(0) * receptive field */
-            double std = sqrt(2.0 / (double)(w->shape[0] * w->shape[2] * w->shape[3]));
+            double std = sqrt(2.0 / (double)(w->shape[0] * nd->a.kh * nd->a.kw));
             for (int64_t k = 0; k < n; k++)
                 wd[k] = (float)(std * sqrt(-2 * log(next_uniform(&rng))) *
                                 cos(2 * M_PI * next_uniform(&rng)));

@@ -41,6 +41,9 @@ const void *mnasnet_cfg_for(const void *cfg, const cv_state *st);
 int build_googlenet(cv_builder *b, const void *cfg, int num_classes);
 int build_inception_v3(cv_builder *b, const void *cfg, int num_classes);
 const void *inception_cfg_for(const void *cfg, const cv_state *st);
+int build_efficientnet(cv_builder *b, const void *cfg, int num_classes);
+int build_regnet(cv_builder *b, const void *cfg, int num_classes);
+int build_convnext(cv_builder *b, const void *cfg, int num_classes);
 int densenet_rename(const char *key, char *out, size_t size);
 
 /* ---- shared blocks (blocks.c) ---- */
@@ -65,6 +68,21 @@ typedef struct {
 typedef struct {
     int channels[5];
 } shufflenet_cfg;
+
+typedef struct {
+    int version; /* 1: B0-B7, 2/3/4: V2 S/M/L */
+    double width, depth;
+    float dropout, eps, momentum;
+} efficientnet_cfg;
+
+typedef struct {
+    int depths[4], widths[4], group_widths[4], se;
+} regnet_cfg;
+
+typedef struct {
+    int depths[4], dims[4];
+    float sd_prob;
+} convnext_cfg;
 
 typedef struct inception_cfg {
     int transform_input;

@@ -22,13 +22,37 @@
 #define INCEPTION(n, fn, ...)                                                                      \
     ARCH(n, fn, (&(const inception_cfg){0, &(const inception_cfg){1, NULL}}), "fc",                \
          .cfg_for = inception_cfg_for, __VA_ARGS__)
+#define EFFNET(n, v, w, d, drop, eps, mom)                                                         \
+    ARCH(n, build_efficientnet, (&(const efficientnet_cfg){v, w, d, drop, eps, mom}),              \
+         "classifier.1")
+#define REGNET(n, d0, d1, d2, d3, w0, w1, w2, w3, g0, g1, g2, g3, se)                              \
+    ARCH(n, build_regnet,                                                                          \
+         (&(const regnet_cfg){{d0, d1, d2, d3}, {w0, w1, w2, w3}, {g0, g1, g2, g3}, se}), "fc")
+#define CONVNEXT(n, d0, d1, d2, d3, c0, c1, c2, c3, sd)                                            \
+    ARCH(n, build_convnext, (&(const convnext_cfg){{d0, d1, d2, d3}, {c0, c1, c2, c3}, sd}),       \
+         "classifier.2")
 
 static const cv_arch archs[] = {
     ARCH("alexnet", build_alexnet, NULL, "classifier.6"),
+    CONVNEXT("convnext_base", 3, 3, 27, 3, 128, 256, 512, 1024, 0.5f),
+    CONVNEXT("convnext_large", 3, 3, 27, 3, 192, 384, 768, 1536, 0.5f),
+    CONVNEXT("convnext_small", 3, 3, 27, 3, 96, 192, 384, 768, 0.4f),
+    CONVNEXT("convnext_tiny", 3, 3, 9, 3, 96, 192, 384, 768, 0.1f),
     DENSENET("densenet121", 32, 64, 6, 12, 24, 16),
     DENSENET("densenet161", 48, 96, 6, 12, 36, 24),
     DENSENET("densenet169", 32, 64, 6, 12, 32, 32),
     DENSENET("densenet201", 32, 64, 6, 12, 48, 32),
+    EFFNET("efficientnet_b0", 1, 1.0, 1.0, 0.2f, 1e-5f, 0.1f),
+    EFFNET("efficientnet_b1", 1, 1.0, 1.1, 0.2f, 1e-5f, 0.1f),
+    EFFNET("efficientnet_b2", 1, 1.1, 1.2, 0.3f, 1e-5f, 0.1f),
+    EFFNET("efficientnet_b3", 1, 1.2, 1.4, 0.3f, 1e-5f, 0.1f),
+    EFFNET("efficientnet_b4", 1, 1.4, 1.8, 0.4f, 1e-5f, 0.1f),
+    EFFNET("efficientnet_b5", 1, 1.6, 2.2, 0.4f, 1e-3f, 0.01f),
+    EFFNET("efficientnet_b6", 1, 1.8, 2.6, 0.5f, 1e-3f, 0.01f),
+    EFFNET("efficientnet_b7", 1, 2.0, 3.1, 0.5f, 1e-3f, 0.01f),
+    EFFNET("efficientnet_v2_l", 4, 1, 1, 0.4f, 1e-3f, 0.1f),
+    EFFNET("efficientnet_v2_m", 3, 1, 1, 0.3f, 1e-3f, 0.1f),
+    EFFNET("efficientnet_v2_s", 2, 1, 1, 0.2f, 1e-3f, 0.1f),
     INCEPTION("googlenet", build_googlenet, .ignore = {"aux1.", "aux2."}),
     INCEPTION("inception_v3", build_inception_v3, .ignore = {"AuxLogits."}),
     MNASNET("mnasnet0_5", 0.5),
@@ -38,6 +62,21 @@ static const cv_arch archs[] = {
     ARCH("mobilenet_v2", build_mobilenet_v2, NULL, "classifier.1"),
     ARCH("mobilenet_v3_large", build_mobilenet_v3, (&(const mobilenet_v3_cfg){1}), "classifier.3"),
     ARCH("mobilenet_v3_small", build_mobilenet_v3, (&(const mobilenet_v3_cfg){0}), "classifier.3"),
+    REGNET("regnet_x_16gf", 2, 6, 13, 1, 256, 512, 896, 2048, 128, 128, 128, 128, 0),
+    REGNET("regnet_x_1_6gf", 2, 4, 10, 2, 72, 168, 408, 912, 24, 24, 24, 24, 0),
+    REGNET("regnet_x_32gf", 2, 7, 13, 1, 336, 672, 1344, 2520, 168, 168, 168, 168, 0),
+    REGNET("regnet_x_3_2gf", 2, 6, 15, 2, 96, 192, 432, 1008, 48, 48, 48, 48, 0),
+    REGNET("regnet_x_400mf", 1, 2, 7, 12, 32, 64, 160, 400, 16, 16, 16, 16, 0),
+    REGNET("regnet_x_800mf", 1, 3, 7, 5, 64, 128, 288, 672, 16, 16, 16, 16, 0),
+    REGNET("regnet_x_8gf", 2, 5, 15, 1, 80, 240, 720, 1920, 80, 120, 120, 120, 0),
+    REGNET("regnet_y_128gf", 2, 7, 17, 1, 528, 1056, 2904, 7392, 264, 264, 264, 264, 1),
+    REGNET("regnet_y_16gf", 2, 4, 11, 1, 224, 448, 1232, 3024, 112, 112, 112, 112, 1),
+    REGNET("regnet_y_1_6gf", 2, 6, 17, 2, 48, 120, 336, 888, 24, 24, 24, 24, 1),
+    REGNET("regnet_y_32gf", 2, 5, 12, 1, 232, 696, 1392, 3712, 232, 232, 232, 232, 1),
+    REGNET("regnet_y_3_2gf", 2, 5, 13, 1, 72, 216, 576, 1512, 24, 24, 24, 24, 1),
+    REGNET("regnet_y_400mf", 1, 3, 6, 6, 48, 104, 208, 440, 8, 8, 8, 8, 1),
+    REGNET("regnet_y_800mf", 1, 3, 8, 2, 64, 144, 320, 784, 16, 16, 16, 16, 1),
+    REGNET("regnet_y_8gf", 2, 4, 10, 1, 224, 448, 896, 2016, 56, 56, 56, 56, 1),
     RESNET("resnet18", 0, 2, 2, 2, 2, 1, 64),
     RESNET("resnet34", 0, 3, 4, 6, 3, 1, 64),
     RESNET("resnet50", 1, 3, 4, 6, 3, 1, 64),

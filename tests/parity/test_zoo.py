@@ -3,6 +3,8 @@ issue's, random weights with randomised normalisation statistics saved by torch.
 `cvision forward` against PyTorch's eval-mode output within max|d| <= 1e-4 * max|logit|, on odd input
 sizes. Small heads (num_classes) keep the files small; at least one model per family runs at full
 width with the 1000-class head. Also the checkpoint quirks: DenseNet's old "norm.1" key names."""
+import contextlib
+import math
 import os
 import re
 import time
@@ -37,8 +39,62 @@ CASES = [
     ("mnasnet1_3", 10, 97, 131, "legacy"),
     ("googlenet", 1000, 193, 161, "zip"),
     ("inception_v3", 10, 149, 163, "legacy"),
+    ("efficientnet_b0", 1000, 193, 161, "zip"),
+    ("efficientnet_b1", 10, 67, 71, "legacy"),
+    ("efficientnet_b2", 10, 67, 71, "zip"),
+    ("efficientnet_b3", 10, 67, 71, "legacy"),
+    ("efficientnet_b4", 10, 67, 71, "zip"),
+    ("efficientnet_b5", 10, 49, 51, "legacy"),
+    ("efficientnet_b6", 10, 49, 51, "zip"),
+    ("efficientnet_b7", 10, 49, 51, "legacy"),
+    ("efficientnet_v2_s", 1000, 97, 101, "zip"),
+    ("efficientnet_v2_m", 10, 49, 51, "legacy"),
+    ("efficientnet_v2_l", 10, 49, 51, "zip"),
+    ("regnet_y_400mf", 1000, 193, 161, "zip"),
+    ("regnet_y_800mf", 10, 67, 71, "legacy"),
+    ("regnet_y_1_6gf", 10, 67, 71, "zip"),
+    ("regnet_y_3_2gf", 10, 67, 71, "legacy"),
+    ("regnet_y_8gf", 10, 49, 51, "zip"),
+    ("regnet_y_16gf", 10, 49, 51, "legacy"),
+    ("regnet_y_32gf", 10, 49, 51, "zip"),
+    ("regnet_x_400mf", 1000, 193, 161, "zip"),
+    ("regnet_x_800mf", 10, 67, 71, "legacy"),
+    ("regnet_x_1_6gf", 10, 67, 71, "zip"),
+    ("regnet_x_3_2gf", 10, 67, 71, "legacy"),
+    ("regnet_x_8gf", 10, 49, 51, "zip"),
+    ("regnet_x_16gf", 10, 49, 51, "legacy"),
+    ("regnet_x_32gf", 10, 49, 51, "zip"),
+    ("convnext_tiny", 1000, 97, 101, "zip"),
+    ("convnext_small", 10, 65, 67, "legacy"),
+    ("convnext_base", 10, 33, 35, "zip"),
+    ("convnext_large", 10, 33, 35, "legacy"),
     ("resnext101_64x4d", 10, 65, 67, "zip"),
 ]
+
+
+@contextlib.contextmanager
+def fast_init():
+    """torchvision's normal initialisers (trunc_normal_ on ConvNeXt-L's 200M weights takes 15 s on
+    two cores) replaced, while a model is built, by uniform fills of the same mean and std."""
+    init = torch.nn.init
+    saved = {n: getattr(init, n) for n in ("trunc_normal_", "normal_", "kaiming_normal_")}
+
+    def uniform(t, mean, std):
+        with torch.no_grad():
+            return t.uniform_(mean - std * math.sqrt(3), mean + std * math.sqrt(3))
+
+    def kaiming(t, a=0, mode="fan_in", nonlinearity="leaky_relu"):
+        fan = init._calculate_correct_fan(t, mode)
+        return uniform(t, 0.0, init.calculate_gain(nonlinearity, a) / math.sqrt(fan))
+
+    init.trunc_normal_ = lambda t, mean=0.0, std=1.0, a=-2.0, b=2.0: uniform(t, mean, std)
+    init.normal_ = lambda t, mean=0.0, std=1.0: uniform(t, mean, std)
+    init.kaiming_normal_ = kaiming
+    try:
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(init, n, f)
 
 
 def randomise_norms(model):
@@ -51,6 +107,12 @@ def randomise_norms(model):
             m.weight.data.copy_(torch.rand(c) * 0.4 + 0.2)  # < 1 keeps deep residual streams O(1)
             m.bias.data.copy_(torch.randn(c) * 0.2)
             m.num_batches_tracked.fill_(int(torch.randint(0, 1000, ())))
+        elif isinstance(m, torch.nn.LayerNorm):
+            m.weight.data.copy_(torch.rand(m.weight.shape) * 0.4 + 0.2)
+            m.bias.data.copy_(torch.randn(m.bias.shape) * 0.2)
+    for name, p in model.named_parameters():
+        if name.endswith("layer_scale"):  # ConvNeXt starts at 1e-6: make the blocks count
+            p.data.copy_(torch.rand(p.shape) * 0.5 + 0.1)
 
 
 def densenet_old_keys(sd):
@@ -84,7 +146,8 @@ def compare(d, arch, k, h, w, fmt, sd_fn=None, label="", model_fn=None, kwargs=N
     t0 = time.time()
     if arch in ("googlenet", "inception_v3"):
         kwargs = {"init_weights": True, **(kwargs or {})}  # silences torchvision's FutureWarning
-    model = getattr(torchvision.models, arch)(num_classes=k, **(kwargs or {}))
+    with fast_init():
+        model = getattr(torchvision.models, arch)(num_classes=k, **(kwargs or {}))
     if model_fn:
         model = model_fn(model)
     model.eval()

@@ -54,8 +54,7 @@ static cv_status plan_conv(planner *p, const cv_step *st, int step, int *out)
     const cv_node *nd = &g->nodes[st->node];
     const cv_tensor *wt = cv_state_tensor(p->params, nd->param[0]);
     const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[st->out];
-    int64_t O = wt->shape[0], I = wt->shape[1], KH = wt->shape[2], KW = wt->shape[3],
-            G = nd->a.groups;
+    int64_t O = wt->shape[0], I = wt->shape[1], KH = nd->a.kh, KW = nd->a.kw, G = nd->a.groups;
 
     /* Fold BN: w' = w * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) + beta
      */
@@ -362,6 +361,8 @@ static cv_status plan_step(planner *p, int si)
     case OP_SLICE:
     case OP_SHUFFLE:
     case OP_AFFINE:
+    case OP_LAYERNORM:
+    case OP_CHANNEL_SCALE:
         s = plan_ref(p, st, &y);
         break;
     default:

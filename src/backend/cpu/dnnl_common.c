@@ -293,12 +293,24 @@ static void run_ref(cv_exec *e, const xstep *x)
     case OP_AFFINE:
         ref_affine(in[0], y, ys, nd->a.scale, nd->a.shift);
         break;
+    case OP_LAYERNORM:
+        ref_layernorm(in[0], y, ys, param(e, nd, 0), param(e, nd, 1), nd->a.eps);
+        break;
+    case OP_CHANNEL_SCALE:
+        ref_channel_scale(in[0], y, ys, param(e, nd, 0));
+        break;
     default:
         break; /* the planners send nothing else here */
     }
 }
 
-static void run_ref_backward(cv_exec *e, const xstep *x)
+/* The gradient tensor of node parameter k, or NULL when it does not train. */
+static float *param_grad(const cv_node *nd, int k, const cv_train_io *io)
+{
+    return io && nd->param[k] >= 0 && io->grad[nd->param[k]] ? io->grad[nd->param[k]]->data : NULL;
+}
+
+static void run_ref_backward(cv_exec *e, const xstep *x, const cv_train_io *io)
 {
     const cv_node *nd = &e->g->nodes[x->node];
     const float *in[CV_MAX_INPUTS];
@@ -342,6 +354,13 @@ static void run_ref_backward(cv_exec *e, const xstep *x)
     case OP_AFFINE:
         ref_affine_backward(dy, din[0], ys, nd->a.scale);
         break;
+    case OP_LAYERNORM:
+        ref_layernorm_backward(in[0], dy, din[0], param_grad(nd, 0, io), param_grad(nd, 1, io), ys,
+                               param(e, nd, 0), nd->a.eps);
+        break;
+    case OP_CHANNEL_SCALE:
+        ref_channel_scale_backward(in[0], dy, din[0], param_grad(nd, 0, io), ys, param(e, nd, 0));
+        break;
     default:
         break;
     }
@@ -370,7 +389,9 @@ static void dropout(cv_exec *e, const xstep *x, const cv_train_io *io, int backw
     float *dst = ptr(e, backward ? x->din_val[0] : x->out_val), p = nd->a.p;
     float scale = p < 1 ? 1 / (1 - p) : 0;
     uint64_t seed = io ? io->seed : 0;
-    for (int64_t k = 0; k < n; k++) dst[k] = dropout_keep(seed, x->node, k, p) ? src[k] * scale : 0;
+    const cv_shape4 *s = &e->shapes[x->node];
+    for (int64_t k = 0; k < n; k++)
+        dst[k] = dropout_keep(seed, x->node, dropout_index(nd, s, k), p) ? src[k] * scale : 0;
 }
 
 cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *io)
@@ -398,7 +419,7 @@ cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *i
             run_ref(e, x);
             break;
         case X_REF_BWD:
-            run_ref_backward(e, x);
+            run_ref_backward(e, x, io);
             break;
         case X_BN_UPDATE:
             bn_update(e, x);

@@ -183,17 +183,17 @@ static cv_status fwd_conv(tplanner *p, int i)
     const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[i];
     int64_t O = wt->shape[0], G = nd->a.groups;
     dnnl_memory_desc_t src_any, dst_any, w_any, w_user, b_md;
-    int64_t wd5[5] = {G, O / G, wt->shape[1], wt->shape[2], wt->shape[3]};
+    int64_t wd5[5] = {G, O / G, wt->shape[1], nd->a.kh, nd->a.kw},
+            wd4[4] = {O, wt->shape[1], nd->a.kh, nd->a.kw}; /* the weight may be [O, I] */
     cv_status s = desc(ctx, &src_any, 4, xs->d, dnnl_format_tag_any);
     if (!s) s = desc(ctx, &dst_any, 4, ys->d, dnnl_format_tag_any);
     if (!s) s = desc(ctx, &b_md, 1, &O, dnnl_x);
-    if (!s) s = desc(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wt->shape, dnnl_format_tag_any);
+    if (!s) s = desc(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, dnnl_format_tag_any);
     if (!s)
-        s = desc(ctx, &w_user, G > 1 ? 5 : 4, G > 1 ? wd5 : wt->shape,
-                 G > 1 ? dnnl_goihw : dnnl_oihw);
+        s = desc(ctx, &w_user, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, G > 1 ? dnnl_goihw : dnnl_oihw);
     if (s) return s;
     dnnl_dims_t strides, dil, pl, pr;
-    conv_geometry(nd, xs, ys, wt->shape[2], wt->shape[3], strides, dil, pl, pr);
+    conv_geometry(nd, xs, ys, nd->a.kh, nd->a.kw, strides, dil, pl, pr);
     int has_bias = nd->param[1] >= 0;
     dnnl_convolution_desc_t cd;
     DNNL(ctx, dnnl_dilated_convolution_forward_desc_init(
@@ -447,13 +447,14 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
     const cv_tensor *wt = cv_state_tensor(e->params, nd->param[0]);
     const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[i];
     int64_t O = wt->shape[0], G = nd->a.groups;
-    int64_t wd5[5] = {G, O / G, wt->shape[1], wt->shape[2], wt->shape[3]};
+    int64_t wd5[5] = {G, O / G, wt->shape[1], nd->a.kh, nd->a.kw},
+            wd4[4] = {O, wt->shape[1], nd->a.kh, nd->a.kw}; /* the weight may be [O, I] */
     dnnl_memory_desc_t w_any, b_md;
-    cv_status s = desc(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wt->shape, dnnl_format_tag_any);
+    cv_status s = desc(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, dnnl_format_tag_any);
     if (!s) s = desc(ctx, &b_md, 1, &O, dnnl_x);
     if (s) return s;
     dnnl_dims_t strides, dil, pl, pr;
-    conv_geometry(nd, xs, ys, wt->shape[2], wt->shape[3], strides, dil, pl, pr);
+    conv_geometry(nd, xs, ys, nd->a.kh, nd->a.kw, strides, dil, pl, pr);
     dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd;
     if (p->need[nd->in[0]]) {

@@ -53,6 +53,13 @@ void ref_shuffle_backward(const float *dy, float *dx, const cv_shape4 *s, int gr
 void ref_affine(const float *x, float *y, const cv_shape4 *s, const float *scale,
                 const float *shift);
 void ref_affine_backward(const float *dy, float *dx, const cv_shape4 *s, const float *scale);
+void ref_layernorm(const float *x, float *y, const cv_shape4 *s, const float *weight,
+                   const float *bias, float eps);
+void ref_layernorm_backward(const float *x, const float *dy, float *dx, float *dweight,
+                            float *dbias, const cv_shape4 *s, const float *weight, float eps);
+void ref_channel_scale(const float *x, float *y, const cv_shape4 *s, const float *scale);
+void ref_channel_scale_backward(const float *x, const float *dy, float *dx, float *dscale,
+                                const cv_shape4 *s, const float *scale);
 
 void ref_conv2d_f64(const double *x, const double *w, const double *bias, double *y,
                     const cv_shape4 *xs, const cv_shape4 *ys, int kh, int kw, const cv_attrs *a);
@@ -99,6 +106,13 @@ void ref_shuffle_backward_f64(const double *dy, double *dx, const cv_shape4 *s, 
 void ref_affine_f64(const double *x, double *y, const cv_shape4 *s, const float *scale,
                     const float *shift);
 void ref_affine_backward_f64(const double *dy, double *dx, const cv_shape4 *s, const float *scale);
+void ref_layernorm_f64(const double *x, double *y, const cv_shape4 *s, const double *weight,
+                       const double *bias, float eps);
+void ref_layernorm_backward_f64(const double *x, const double *dy, double *dx, double *dweight,
+                                double *dbias, const cv_shape4 *s, const double *weight, float eps);
+void ref_channel_scale_f64(const double *x, double *y, const cv_shape4 *s, const double *scale);
+void ref_channel_scale_backward_f64(const double *x, const double *dy, double *dx, double *dscale,
+                                    const cv_shape4 *s, const double *scale);
 void ref_concat(const float *const *xs, const cv_shape4 *shapes, int n, float *y);
 void ref_concat_backward(const float *dy, float *const *dxs, const cv_shape4 *shapes, int n);
 

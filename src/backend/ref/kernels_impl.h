@@ -498,3 +498,79 @@ void FN(ref_affine_backward)(const REAL *dy, REAL *dx, const cv_shape4 *s, const
             for (int64_t k = 0; k < hw; k++)
                 dx[(n * C + c) * hw + k] += dy[(n * C + c) * hw + k] * (REAL)scale[c];
 }
+
+/* LayerNorm over the C channels at each position of [N, C, H, W] (or the features of [N, C]),
+ * biased variance, as F.layer_norm on the channels-last view. */
+void FN(ref_layernorm)(const REAL *x, REAL *y, const cv_shape4 *s, const REAL *weight,
+                       const REAL *bias, float eps)
+{
+    int64_t N = s->d[0], C = s->d[1], HW = s->rank == 4 ? s->d[2] * s->d[3] : 1;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t p = 0; p < HW; p++) {
+            const REAL *xp = x + n * C * HW + p;
+            REAL *yp = y + n * C * HW + p;
+            double m = 0, v = 0;
+            for (int64_t c = 0; c < C; c++) m += xp[c * HW];
+            m /= (double)C;
+            for (int64_t c = 0; c < C; c++) v += (xp[c * HW] - m) * (xp[c * HW] - m);
+            double inv = 1 / sqrt(v / (double)C + eps);
+            for (int64_t c = 0; c < C; c++)
+                yp[c * HW] = (REAL)((xp[c * HW] - m) * inv * weight[c] + bias[c]);
+        }
+}
+
+/* dx = inv/C * (C*g - sum(g) - xhat*sum(g*xhat)) with g = dy*weight; dweight += dy*xhat,
+ * dbias += dy. Any output may be NULL. */
+void FN(ref_layernorm_backward)(const REAL *x, const REAL *dy, REAL *dx, REAL *dweight, REAL *dbias,
+                                const cv_shape4 *s, const REAL *weight, float eps)
+{
+    int64_t N = s->d[0], C = s->d[1], HW = s->rank == 4 ? s->d[2] * s->d[3] : 1;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t p = 0; p < HW; p++) {
+            const REAL *xp = x + n * C * HW + p, *gp = dy + n * C * HW + p;
+            double m = 0, v = 0, sg = 0, sgx = 0;
+            for (int64_t c = 0; c < C; c++) m += xp[c * HW];
+            m /= (double)C;
+            for (int64_t c = 0; c < C; c++) v += (xp[c * HW] - m) * (xp[c * HW] - m);
+            double inv = 1 / sqrt(v / (double)C + eps);
+            for (int64_t c = 0; c < C; c++) {
+                double xhat = (xp[c * HW] - m) * inv, g = gp[c * HW] * (double)weight[c];
+                sg += g, sgx += g * xhat;
+                if (dweight) dweight[c] += (REAL)(gp[c * HW] * xhat);
+                if (dbias) dbias[c] += gp[c * HW];
+            }
+            if (!dx) continue;
+            for (int64_t c = 0; c < C; c++) {
+                double xhat = (xp[c * HW] - m) * inv, g = gp[c * HW] * (double)weight[c];
+                dx[n * C * HW + p + c * HW] +=
+                    (REAL)(inv / (double)C * ((double)C * g - sg - xhat * sgx));
+            }
+        }
+}
+
+/* y = x * scale[c]; backward dx += dy * scale[c], dscale[c] += sum(dy * x). */
+void FN(ref_channel_scale)(const REAL *x, REAL *y, const cv_shape4 *s, const REAL *scale)
+{
+    int64_t hw = s->rank == 4 ? s->d[2] * s->d[3] : 1, C = s->d[1];
+    for (int64_t n = 0; n < s->d[0]; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t k = 0; k < hw; k++)
+                y[(n * C + c) * hw + k] = x[(n * C + c) * hw + k] * scale[c];
+}
+
+void FN(ref_channel_scale_backward)(const REAL *x, const REAL *dy, REAL *dx, REAL *dscale,
+                                    const cv_shape4 *s, const REAL *scale)
+{
+    int64_t hw = s->rank == 4 ? s->d[2] * s->d[3] : 1, C = s->d[1];
+    for (int64_t n = 0; n < s->d[0]; n++)
+        for (int64_t c = 0; c < C; c++) {
+            REAL acc = 0;
+            for (int64_t k = 0; k < hw; k++) {
+                int64_t i = (n * C + c) * hw + k;
+                if (dx) dx[i] += dy[i] * scale[c];
+                acc += dy[i] * x[i];
+            }
+            if (dscale) dscale[c] += acc;
+        }
+}

@@ -109,8 +109,7 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
             break;
         case OP_CONV: {
             const cv_tensor *w = cv_state_tensor(e->params, nd->param[0]);
-            ref_conv2d(x, w->data, param(e, nd, 1), y, xs, s, (int)w->shape[2], (int)w->shape[3],
-                       &nd->a);
+            ref_conv2d(x, w->data, param(e, nd, 1), y, xs, s, nd->a.kh, nd->a.kw, &nd->a);
             break;
         }
         case OP_BN:
@@ -151,7 +150,9 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
             if (train && nd->a.p > 0) {
                 float scale = nd->a.p < 1 ? 1 / (1 - nd->a.p) : 0;
                 for (int64_t k = 0; k < shape_numel(s); k++)
-                    y[k] = dropout_keep(io->seed, i, k, nd->a.p) ? x[k] * scale : 0;
+                    y[k] = dropout_keep(io->seed, i, dropout_index(nd, s, k), nd->a.p)
+                               ? x[k] * scale
+                               : 0;
                 break;
             }
             memcpy(y, x, (size_t)shape_numel(s) * sizeof *y);
@@ -170,6 +171,12 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
             break;
         case OP_AFFINE:
             ref_affine(x, y, s, nd->a.scale, nd->a.shift);
+            break;
+        case OP_LAYERNORM:
+            ref_layernorm(x, y, s, param(e, nd, 0), param(e, nd, 1), nd->a.eps);
+            break;
+        case OP_CHANNEL_SCALE:
+            ref_channel_scale(x, y, s, param(e, nd, 0));
             break;
         default:
             return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: op %s", op_name(nd->op));
@@ -210,7 +217,7 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
         case OP_CONV: {
             const cv_tensor *w = cv_state_tensor(e->params, nd->param[0]);
             ref_conv2d_backward(x, w->data, dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1), xs, s,
-                                (int)w->shape[2], (int)w->shape[3], &nd->a);
+                                nd->a.kh, nd->a.kw, &nd->a);
             break;
         }
         case OP_BN: {
@@ -252,9 +259,10 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
         case OP_DROPOUT:
             if (!dx) break;
             for (int64_t k = 0; k < n; k++)
-                dx[k] += nd->a.p <= 0                            ? dy[k]
-                         : dropout_keep(io->seed, i, k, nd->a.p) ? dy[k] / (1 - nd->a.p)
-                                                                 : 0;
+                dx[k] += nd->a.p <= 0 ? dy[k]
+                         : dropout_keep(io->seed, i, dropout_index(nd, s, k), nd->a.p)
+                             ? dy[k] / (1 - nd->a.p)
+                             : 0;
             break;
         case OP_FLATTEN:
             for (int64_t k = 0; dx && k < n; k++) dx[k] += dy[k];
@@ -270,6 +278,13 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
             break;
         case OP_AFFINE:
             if (dx) ref_affine_backward(dy, dx, s, nd->a.scale);
+            break;
+        case OP_LAYERNORM:
+            ref_layernorm_backward(x, dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1), s,
+                                   param(e, nd, 0), nd->a.eps);
+            break;
+        case OP_CHANNEL_SCALE:
+            ref_channel_scale_backward(x, dy, dx, pgrad(io, nd, 0), s, param(e, nd, 0));
             break;
         default:
             free(need);
