@@ -21,6 +21,8 @@ int cmd_convert(cv_ctx *ctx, int argc, char **argv);
 int cmd_models(cv_ctx *ctx, int argc, char **argv);
 int cmd_runs(cv_ctx *ctx, int argc, char **argv);
 int cmd_metrics(cv_ctx *ctx, int argc, char **argv);
+/* cvision metrics --task segmentation|detection (cli/metrics_detseg.c) */
+int cmd_metrics_detseg(cv_ctx *ctx, int argc, char **argv);
 int cmd_eval(cv_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -9,6 +9,8 @@
 
 static const char *usage_text =
     "usage: cvision metrics --pred FILE.csv [options]\n"
+    "       cvision metrics --task segmentation|detection --gt ... --pred ... (see\n"
+    "       cvision metrics --task detection --help)\n"
     "  FILE.csv: a 'label' column (multilabel: space-separated class indices) and\n"
     "  score_0..score_{K-1} probability columns and/or a 'pred' column.\n"
     "options:\n"
@@ -164,6 +166,10 @@ static cv_status load(cv_ctx *ctx, const char *path, const cv_task *want, int cl
 
 int cmd_metrics(cv_ctx *ctx, int argc, char **argv)
 {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--task") &&
+            (!strcmp(argv[i + 1], "segmentation") || !strcmp(argv[i + 1], "detection")))
+            return cmd_metrics_detseg(ctx, argc, argv);
     args_t a;
     int rc = parse_args(ctx, argc, argv, &a);
     if (rc) return rc > 0 ? 0 : cli_error(ctx);

@@ -30,9 +30,13 @@ typedef enum {
     CV_TASK_MULTICLASS, /* labels 0..K-1, scores N×K (probabilities) */
     CV_TASK_MULTILABEL, /* labels N×K 0/1 indicators, scores N×K independent probabilities */
     CV_TASK_ORDINAL,    /* as multiclass; classes are ordered grades (adds MAE, reads QWK first) */
+    CV_TASK_SEGMENTATION, /* label maps: cv_seg_* below (not cv_metrics_new) */
+    CV_TASK_DETECTION,    /* boxes: cv_det_* below (not cv_metrics_new) */
 } cv_task;
 
 const char *cv_task_name(cv_task t);
+/* Parses the four classification task names (segmentation and detection are not accepted: they
+ * have their own entry points). */
 cv_status cv_task_parse(cv_ctx *ctx, const char *name, cv_task *out);
 
 typedef struct {
@@ -170,6 +174,56 @@ cv_status cv_pred_csv_read(cv_ctx *ctx, const char *path, cv_task task, int num_
 cv_status cv_pred_csv_parse(cv_ctx *ctx, const char *buf, size_t len, const char *name,
                             cv_task task, int num_classes, cv_pred_table *out);
 void cv_pred_table_free(cv_pred_table *t);
+
+/* ---- semantic segmentation: a streaming K×K confusion matrix over label maps ----
+ * torchvision's references/segmentation ConfusionMatrix: rows are the true class, columns the
+ * predicted one; pixels whose ground truth is ignore_index are skipped. Any other ground-truth
+ * or predicted value outside 0..K-1 is an error (torchvision silently drops such ground truth).
+ * num_classes 0: K grows to the largest value seen + 1. The result (cv_seg_finalize) holds
+ * pixel_accuracy, mean_accuracy, mean_iou, iou.per_class, accuracy.per_class, support.per_class
+ * and confusion_matrix; the means are over the classes where they are defined (a class absent
+ * from both the ground truth and the predictions has IoU 0/0: null, and is left out of mean_iou,
+ * where torchvision's printed mean would become NaN). */
+typedef struct cv_seg cv_seg;
+
+cv_status cv_seg_new(cv_ctx *ctx, int num_classes, int ignore_index, cv_seg **out);
+void cv_seg_free(cv_seg *s);
+/* Adds n pixels (`what` names the pair in error messages, e.g. the ground-truth file). */
+cv_status cv_seg_add(cv_ctx *ctx, cv_seg *s, const int32_t *gt, const int32_t *pred, size_t n,
+                     const char *what);
+cv_status cv_seg_finalize(cv_ctx *ctx, const cv_seg *s, cv_metrics_result **out);
+/* Label maps added, pixels counted and pixels skipped for their ignore index. */
+void cv_seg_counts(const cv_seg *s, uint64_t *maps, uint64_t *pixels, uint64_t *ignored);
+
+/* A label map as an H×W int32 array: a PNG (palette images give their palette indices, as
+ * numpy.array(PIL.Image.open(path)) does; 8- and 16-bit gray give the values; RGB is refused) or
+ * a .npy integer array of shape (H, W) or (1, H, W). Free *out with free(). */
+cv_status cv_label_map_read(cv_ctx *ctx, const char *path, int32_t **out, int *w, int *h);
+cv_status cv_label_map_decode(cv_ctx *ctx, const void *buf, size_t n, const char *name,
+                              int32_t **out, int *w, int *h);
+
+/* ---- object detection ----
+ * Box IoU of n boxes a and m boxes b (x1, y1, x2, y2), out n×m, as torchvision.ops.box_iou:
+ * inter / (area_a + area_b - inter), with 0/0 (two empty boxes that do not overlap) NaN. */
+void cv_box_iou(const double *a, size_t n, const double *b, size_t m, double *out);
+
+/* Ground-truth boxes or predictions read from a CSV (header with image_id, class, x1, y1, x2,
+ * y2 and, for predictions, score; ground truth may have iscrowd) or COCO JSON (ground truth: an
+ * object with "annotations" and optionally "images" and "categories"; predictions: the results
+ * list). The format is sniffed from the first byte; docs/metrics-json.md describes both. */
+typedef struct cv_det_set cv_det_set;
+
+cv_status cv_det_read(cv_ctx *ctx, const char *path, int predictions, cv_det_set **out);
+cv_status cv_det_parse(cv_ctx *ctx, const char *buf, size_t len, const char *name, int predictions,
+                       cv_det_set **out);
+void cv_det_free(cv_det_set *d);
+size_t cv_det_count(const cv_det_set *d);
+
+/* COCO (pycocotools COCOeval, bbox) and VOC (IoU 0.5, 11-point and all-point) mean average
+ * precision of `pred` against `gt`. A prediction on an image the ground truth does not list is
+ * an error naming the prediction file and line (or JSON index). */
+cv_status cv_det_evaluate(cv_ctx *ctx, const cv_det_set *gt, const cv_det_set *pred,
+                          cv_metrics_result **out);
 
 /* ---- reports ---- */
 void cv_metrics_report_text(FILE *f, const cv_metrics_result *r);

@@ -21,6 +21,10 @@ const char *cv_task_name(cv_task t)
         return "multilabel";
     case CV_TASK_ORDINAL:
         return "ordinal";
+    case CV_TASK_SEGMENTATION:
+        return "segmentation";
+    case CV_TASK_DETECTION:
+        return "detection";
     }
     return "unknown";
 }
@@ -173,7 +177,10 @@ cv_status cv_metrics_new(cv_ctx *ctx, cv_task task, int num_classes, const cv_me
                          cv_metrics **out)
 {
     *out = NULL;
-    if ((unsigned)task > CV_TASK_ORDINAL) return cv_fail(ctx, CV_ERR_INVALID, "metrics: bad task");
+    if ((unsigned)task > CV_TASK_ORDINAL)
+        return cv_fail(ctx, CV_ERR_INVALID,
+                       "metrics: %s is not a classification task (see cv_seg_new, cv_det_evaluate)",
+                       cv_task_name(task));
     /* single-label tasks keep a K×K confusion matrix */
     int maxk = task == CV_TASK_MULTILABEL ? 100000 : 25000;
     if (num_classes < 1 || num_classes > maxk)

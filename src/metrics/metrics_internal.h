@@ -62,11 +62,13 @@ struct cv_metrics_result {
     int bootstrap;
     double level;
     uint64_t seed;
-    int oom; /* an allocation failed while building: finalize reports CV_ERR_NOMEM */
+    int oom;      /* an allocation failed while building: finalize reports CV_ERR_NOMEM */
     char **names; /* K class names, or NULL */
 };
 
 cv_metrics_result *cv_res_new(const cv_metrics *m);
+/* An empty result for n samples of a task with K classes. */
+cv_metrics_result *cv_res_alloc(cv_task task, int K, size_t n);
 /* Adds an entry (copies v). Returns the entry or NULL (and sets oom). */
 cv_metric_entry *cv_res_add(cv_metrics_result *r, cv_section sec, const char *name, int rows,
                             int cols, const double *v, const char *const *row_names);
@@ -107,5 +109,12 @@ cv_status cv_metrics_compute(cv_ctx *ctx, cv_metrics *m, const uint32_t *w, int 
 
 /* numpy's default (linear) percentile of sorted values, q in [0, 1] */
 double cv_quantile_sorted(const double *v, size_t n, double q);
+
+/* ---- CSV fields (shared by the predictions and the boxes readers) ---- */
+/* Strips spaces, tabs, a trailing CR and one pair of enclosing double quotes. */
+void cv_csv_trim(const char **b, const char **e);
+/* Splits one line into fields (commas; a field may be wrapped in double quotes). Returns the
+ * number of fields, up to max (stores their bounds), or max + 1 if there are more. */
+int cv_csv_split(const char *b, const char *e, const char **fb, const char **fe, int max);
 
 #endif

@@ -39,7 +39,7 @@ static int ivec_push(ivec *a, int x)
     return 0;
 }
 
-static void trim(const char **b, const char **e)
+void cv_csv_trim(const char **b, const char **e)
 {
     while (*b < *e && (**b == ' ' || **b == '\t')) (*b)++;
     while (*e > *b && (e[0][-1] == ' ' || e[0][-1] == '\t' || e[0][-1] == '\r')) (*e)--;
@@ -169,9 +169,7 @@ static cv_status index_field(const where *w, const char *col, const char *b, con
     return ivec_push(out, -1) ? cv_fail(w->ctx, CV_ERR_NOMEM, "%s: out of memory", w->name) : CV_OK;
 }
 
-/* Splits one line into fields (commas; a field may be wrapped in double quotes). Returns the
- * number of fields, up to max (stores their bounds), or max + 1 if there are more. */
-static int split(const char *b, const char *e, const char **fb, const char **fe, int max)
+int cv_csv_split(const char *b, const char *e, const char **fb, const char **fe, int max)
 {
     int n = 0;
     const char *p = b;
@@ -225,7 +223,7 @@ cv_status cv_pred_csv_parse(cv_ctx *ctx, const char *buf, size_t len, const char
     const char *he = nl ? nl : end;
     {
         const char *tb = p, *te = he;
-        trim(&tb, &te);
+        cv_csv_trim(&tb, &te);
         if (tb == te)
             return cv_fail(ctx, CV_ERR_FORMAT,
                            "%s: empty file (expected a header with 'label' and score_0.. or "
@@ -246,11 +244,11 @@ cv_status cv_pred_csv_parse(cv_ctx *ctx, const char *buf, size_t len, const char
     size_t scap = 0, n = 0;
     cv_status st = CV_OK;
     if (!role || !fb || !fe) goto oom;
-    split(p, he, fb, fe, ncols);
+    cv_csv_split(p, he, fb, fe, ncols);
     int label_col = -1, pred_col = -1, K = 0;
     for (int i = 0; i < ncols; i++) {
         const char *b = fb[i], *e = fe[i];
-        trim(&b, &e);
+        cv_csv_trim(&b, &e);
         size_t l = (size_t)(e - b);
         int idx;
         role[i] = COL_IGNORE;
@@ -322,12 +320,12 @@ cv_status cv_pred_csv_parse(cv_ctx *ctx, const char *buf, size_t len, const char
         nl = memchr(p, '\n', (size_t)(end - p));
         const char *le = nl ? nl : end;
         const char *tb = p, *te = le;
-        trim(&tb, &te);
+        cv_csv_trim(&tb, &te);
         if (tb == te) { /* blank line */
             p = nl ? nl + 1 : end;
             continue;
         }
-        int nf = split(p, le, fb, fe, ncols);
+        int nf = cv_csv_split(p, le, fb, fe, ncols);
         if (nf != ncols) {
             st = cv_fail(ctx, CV_ERR_FORMAT,
                          "%s:%zu: expected %d fields as in the header, found %s%d", name, w.line,
@@ -335,11 +333,11 @@ cv_status cv_pred_csv_parse(cv_ctx *ctx, const char *buf, size_t len, const char
             goto done;
         }
         const char *b = fb[label_col], *e = fe[label_col];
-        trim(&b, &e);
+        cv_csv_trim(&b, &e);
         if ((st = index_field(&w, "label", b, e, ml, K, &labels))) goto done;
         if (pred_col >= 0) {
             b = fb[pred_col], e = fe[pred_col];
-            trim(&b, &e);
+            cv_csv_trim(&b, &e);
             if ((st = index_field(&w, "pred", b, e, ml, K, &preds))) goto done;
         }
         if (K && score_col) {
@@ -353,7 +351,7 @@ cv_status cv_pred_csv_parse(cv_ctx *ctx, const char *buf, size_t len, const char
             }
             for (int c = 0; c < K; c++) {
                 b = fb[score_col[c]], e = fe[score_col[c]];
-                trim(&b, &e);
+                cv_csv_trim(&b, &e);
                 int rc = parse_float(b, e, &scores[n * (size_t)K + (size_t)c]);
                 if (rc) {
                     snprintf(colname, sizeof colname, "score_%d", c);

@@ -7,14 +7,20 @@
 
 #include "metrics/metrics_internal.h"
 
-cv_metrics_result *cv_res_new(const cv_metrics *m)
+cv_metrics_result *cv_res_alloc(cv_task task, int K, size_t n)
 {
     cv_metrics_result *r = calloc(1, sizeof *r);
     if (!r) return NULL;
-    r->task = m->task;
-    r->K = m->K;
-    r->n = m->n;
-    r->nbins = m->opts.n_bins;
+    r->task = task;
+    r->K = K;
+    r->n = n;
+    return r;
+}
+
+cv_metrics_result *cv_res_new(const cv_metrics *m)
+{
+    cv_metrics_result *r = cv_res_alloc(m->task, m->K, m->n);
+    if (r) r->nbins = m->opts.n_bins;
     return r;
 }
 

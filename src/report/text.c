@@ -20,7 +20,10 @@ static const double *vec(const cv_metrics_result *r, const char *name)
 
 void cv_metrics_report_text(FILE *f, const cv_metrics_result *r)
 {
-    fprintf(f, "%s task, %d classes, %zu samples\n\n", cv_task_name(r->task), r->K, r->n);
+    fprintf(f, "%s task, %d classes, %zu %s\n\n", cv_task_name(r->task), r->K, r->n,
+            r->task == CV_TASK_SEGMENTATION ? "pixels"
+            : r->task == CV_TASK_DETECTION  ? "images"
+                                            : "samples");
     int width = 0;
     for (int i = 0; i < r->count; i++)
         if (r->e[i].section == CV_SECTION_METRIC && r->e[i].rows == 0) {
@@ -39,12 +42,18 @@ void cv_metrics_report_text(FILE *f, const cv_metrics_result *r)
         if (e->reason) fprintf(f, "   %s", e->reason);
         fputc('\n', f);
     }
-    static const char *cols[] = {"support.per_class",       "precision_score.per_class",
-                                 "recall_score.per_class",  "f1_score.per_class",
-                                 "roc_auc_score.per_class", "average_precision_score.per_class"};
-    static const char *heads[] = {"support", "precision", "recall", "f1", "roc_auc", "avg_prec"};
-    const double *v[6];
-    for (int j = 0; j < 6; j++) v[j] = vec(r, cols[j]);
+    /* the per-class columns of every task (those present are shown) */
+    enum { NCOL = 11 };
+    static const char *cols[NCOL] = {
+        "support.per_class",  "precision_score.per_class", "recall_score.per_class",
+        "f1_score.per_class", "roc_auc_score.per_class",   "average_precision_score.per_class",
+        "iou.per_class",      "accuracy.per_class",        "map_per_class",
+        "mar_100_per_class",  "voc_ap_50_per_class"};
+    static const char *heads[NCOL] = {"support", "precision", "recall",  "f1",
+                                      "roc_auc", "avg_prec",  "iou",     "accuracy",
+                                      "ap",      "ar100",     "voc_ap50"};
+    const double *v[NCOL];
+    for (int j = 0; j < NCOL; j++) v[j] = vec(r, cols[j]);
     if (v[0]) {
         /* the class column: "3" or, with names, "3 sneaker" (names cut to MAX_NAME bytes) */
         enum { MAX_NAME = 24 };
@@ -55,7 +64,7 @@ void cv_metrics_report_text(FILE *f, const cv_metrics_result *r)
             if (w > cw) cw = w;
         }
         fprintf(f, "\nper class:\n  %-*s", cw, "class");
-        for (int j = 0; j < 6; j++)
+        for (int j = 0; j < NCOL; j++)
             if (v[j]) fprintf(f, " %9s", heads[j]);
         fputc('\n', f);
         for (int c = 0; c < r->K; c++) {
@@ -65,7 +74,7 @@ void cv_metrics_report_text(FILE *f, const cv_metrics_result *r)
             } else {
                 fprintf(f, "  %-*d", cw, c);
             }
-            for (int j = 0; j < 6; j++) {
+            for (int j = 0; j < NCOL; j++) {
                 if (!v[j]) continue;
                 fputc(' ', f);
                 if (j == 0)
