@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "commands.h"
+#include "cvision/transforms.h"
+#include "util.h"
 #include "data/dedup.h"
 #include "data/scan.h"
 
@@ -19,6 +21,8 @@ static void data_usage(FILE *f)
         "                              [--threads N]\n"
         "       cvision data show SPEC INDEX [--out IMG.npy] [--json]\n"
         "       cvision data export SPEC --out X.npy [--labels Y.npy]\n"
+        "       cvision data bench SPEC [--transform T] [--workers W] [--batch B]\n"
+        "                              [--batches N] [--epochs E] [--seed S] [--json]\n"
         "\n"
         "info    samples, classes, per-class counts, imbalance ratio, image sizes and\n"
         "        channel mean/std over pixels scaled to [0,1] (population std).\n"
@@ -30,6 +34,10 @@ static void data_usage(FILE *f)
         "        uint8 [H, W, C] .npy.\n"
         "export  every sample as one uint8 [N, H, W, C] .npy (all images must share a\n"
         "        size) and the labels as int64 [N] (or uint8 [N, K] for multi-label).\n"
+        "bench   the loader's throughput: W worker threads read, decode and transform the\n"
+        "        samples (default transform rrc(224),hflip,normalize(imagenet)) into\n"
+        "        float32 NCHW batches of B (default 32), shuffled, for one pass over the\n"
+        "        dataset (or N batches); prints images/s (best of E passes with --epochs).\n"
         "\n"
         "SPEC: fashionmnist:train, mnist:DIR:test, cifar10:DIR:train, folder:DIR,\n"
         "      csv:FILE,images=DIR,id=COL,label=COL,ext=.png, npy:X.npy,Y.npy, ...,\n"
@@ -591,6 +599,125 @@ out:
     return rc;
 }
 
+/* ---- bench ---- */
+
+static int cmd_data_bench(cv_ctx *ctx, int argc, char **argv)
+{
+    const char *spec = NULL, *tf = "rrc(224),hflip,normalize(imagenet)";
+    int json = 0, workers = 1, batch = 32, batches = 0, epochs = 1;
+    int seed = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--json")) {
+            json = 1;
+            continue;
+        }
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            data_usage(stdout);
+            return 0;
+        }
+        if (o[0] != '-' && !spec) {
+            spec = o;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            cv_fail(ctx, CV_ERR_INVALID, "data bench: unknown or incomplete option '%s'", o);
+            return cli_error(ctx);
+        }
+        const char *v = argv[++i];
+        cv_status st = !strcmp(o, "--transform") ? (tf = v, CV_OK)
+                       : !strcmp(o, "--workers") ? cli_int(ctx, o, v, 1, 256, &workers)
+                       : !strcmp(o, "--batch")   ? cli_int(ctx, o, v, 1, 65536, &batch)
+                       : !strcmp(o, "--batches") ? cli_int(ctx, o, v, 1, 1 << 30, &batches)
+                       : !strcmp(o, "--epochs")  ? cli_int(ctx, o, v, 1, 1000, &epochs)
+                       : !strcmp(o, "--seed")
+                           ? cli_int(ctx, o, v, 0, 1 << 30, &seed)
+                           : cv_fail(ctx, CV_ERR_INVALID, "data bench: unknown option '%s'", o);
+        if (st) return cli_error(ctx);
+    }
+    if (!spec) {
+        data_usage(stderr);
+        return 2;
+    }
+    cv_dataset *ds = NULL;
+    cv_transform_pipeline *pipe = NULL;
+    cv_loader *L = NULL;
+    cv_image *img = NULL;
+    cv_tensor *x = NULL;
+    int rc = 1;
+    if (cv_dataset_open(ctx, spec, &ds) || cv_transform_pipeline_parse(ctx, tf, &pipe) ||
+        cv_dataset_get(ctx, ds, 0, &img, NULL) || cv_transform_apply(ctx, pipe, img, 0, &x))
+        goto out;
+    if (x->ndim != 3) {
+        cv_fail(ctx, CV_ERR_SHAPE, "data bench: transform '%s' does not give C x H x W", tf);
+        goto out;
+    }
+    cv_loader_pipeline lp = {pipe, (int)x->shape[0], (int)x->shape[1], (int)x->shape[2]};
+    cv_loader_opts o = {.batch_size = batch,
+                        .workers = workers,
+                        .shuffle = 1,
+                        .seed = (uint64_t)seed,
+                        .out_c = lp.c,
+                        .out_h = lp.h,
+                        .out_w = lp.w,
+                        .transform = cv_loader_pipeline_fn,
+                        .user = &lp};
+    if (cv_loader_new(ctx, ds, &o, &L)) goto out;
+    double best = 0, total_s = 0;
+    int64_t images = 0;
+    for (int e = 0; e < epochs; e++) {
+        double t0 = cli_now();
+        int64_t n = 0, nb = 0;
+        const cv_batch *b;
+        if (cv_loader_start_epoch(ctx, L, e)) goto out;
+        while (!batches || nb < batches) {
+            if (cv_loader_next(ctx, L, &b)) goto out;
+            if (!b) break;
+            n += b->n;
+            nb++;
+        }
+        double s = cli_now() - t0;
+        if (n == 0) break;
+        total_s += s;
+        images = n;
+        if (n / s > best) best = n / s;
+    }
+    if (!images) {
+        cv_fail(ctx, CV_ERR_INVALID, "data bench: %s gave no samples", spec);
+        goto out;
+    }
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "spec", spec);
+        cJSON_AddStringToObject(j, "transform", tf);
+        cJSON_AddNumberToObject(j, "workers", workers);
+        cJSON_AddNumberToObject(j, "batch", batch);
+        cJSON_AddNumberToObject(j, "images", (double)images);
+        cJSON_AddNumberToObject(j, "epochs", epochs);
+        cJSON_AddNumberToObject(j, "seconds", total_s);
+        cJSON_AddNumberToObject(j, "images_per_s", best);
+        cJSON_AddNumberToObject(j, "images_per_s_per_worker", best / workers);
+        cJSON_AddNumberToObject(j, "skipped", (double)cv_loader_skipped(L));
+        char *s = cJSON_Print(j);
+        puts(s ? s : "{}");
+        free(s);
+        cJSON_Delete(j);
+    } else {
+        printf("%s: %lld images of [%d, %d, %d] per pass, %d worker%s, batch %d: %.1f images/s "
+               "(%.1f per worker)\n",
+               spec, (long long)images, lp.c, lp.h, lp.w, workers, workers > 1 ? "s" : "", batch,
+               best, best / workers);
+    }
+    rc = 0;
+out:
+    cv_tensor_free(x);
+    cv_image_free(img);
+    cv_loader_free(L);
+    cv_transform_pipeline_free(pipe);
+    cv_dataset_free(ds);
+    return rc ? cli_error(ctx) : 0;
+}
+
 int cmd_data(cv_ctx *ctx, int argc, char **argv)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -601,7 +728,8 @@ int cmd_data(cv_ctx *ctx, int argc, char **argv)
     if (!strcmp(argv[1], "check")) return cmd_check(ctx, argc - 1, argv + 1);
     if (!strcmp(argv[1], "show")) return cmd_show(ctx, argc - 1, argv + 1);
     if (!strcmp(argv[1], "export")) return cmd_export(ctx, argc - 1, argv + 1);
-    cv_fail(ctx, CV_ERR_INVALID, "data: unknown subcommand '%s' (info, check, show, export)",
+    if (!strcmp(argv[1], "bench")) return cmd_data_bench(ctx, argc - 1, argv + 1);
+    cv_fail(ctx, CV_ERR_INVALID, "data: unknown subcommand '%s' (info, check, show, export, bench)",
             argv[1]);
     return cli_error(ctx);
 }

@@ -114,7 +114,9 @@ static inline uint8_t clip8(int32_t v)
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-/* Rows [y0, y0 + out->h) of `in`, resampled horizontally into `out`. */
+/* Rows [y0, y0 + out->h) of `in`, resampled horizontally into `out`. All channels of a pixel
+ * are summed in one pass over the taps (as Pillow's 8bpc loop); integer sums, so the order of
+ * the additions does not change the result. */
 static void horizontal(const cv_image *in, int y0, cv_image *out, const coeffs *c)
 {
     int ch = in->c;
@@ -124,29 +126,44 @@ static void horizontal(const cv_image *in, int y0, cv_image *out, const coeffs *
         for (int xx = 0; xx < out->w; xx++) {
             int xmin = c->bounds[xx * 2], xmax = c->bounds[xx * 2 + 1];
             const int32_t *k = c->kk + (size_t)xx * c->ksize;
+            const uint8_t *p = src + (size_t)xmin * ch;
+            if (ch == 3) {
+                int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+                for (int x = 0; x < xmax; x++, p += 3) {
+                    s0 += p[0] * k[x];
+                    s1 += p[1] * k[x];
+                    s2 += p[2] * k[x];
+                }
+                dst[xx * 3] = clip8(s0);
+                dst[xx * 3 + 1] = clip8(s1);
+                dst[xx * 3 + 2] = clip8(s2);
+                continue;
+            }
             for (int b = 0; b < ch; b++) {
                 int32_t ss = 1 << (PRECISION_BITS - 1);
-                for (int x = 0; x < xmax; x++) ss += src[(x + xmin) * ch + b] * k[x];
+                for (int x = 0; x < xmax; x++) ss += p[x * ch + b] * k[x];
                 dst[xx * ch + b] = clip8(ss);
             }
         }
     }
 }
 
-/* Vertical resampling; bounds are relative to the first row of `in`. */
-static void vertical(const cv_image *in, cv_image *out, const coeffs *c, int shift)
+/* Vertical resampling; bounds are relative to the first row of `in`. Each output row
+ * accumulates whole input rows into `acc` (row-length int32), which the compiler vectorises. */
+static void vertical(const cv_image *in, cv_image *out, const coeffs *c, int shift, int32_t *acc)
 {
     size_t row = (size_t)in->w * in->c;
     for (int yy = 0; yy < out->h; yy++) {
         int ymin = c->bounds[yy * 2] - shift, ymax = c->bounds[yy * 2 + 1];
         const int32_t *k = c->kk + (size_t)yy * c->ksize;
-        const uint8_t *src = in->data + (size_t)ymin * row;
         uint8_t *dst = out->data + (size_t)yy * row;
-        for (size_t i = 0; i < row; i++) {
-            int32_t ss = 1 << (PRECISION_BITS - 1);
-            for (int y = 0; y < ymax; y++) ss += src[(size_t)y * row + i] * k[y];
-            dst[i] = clip8(ss);
+        for (size_t i = 0; i < row; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+        for (int y = 0; y < ymax; y++) {
+            const uint8_t *src = in->data + (size_t)(ymin + y) * row;
+            const int32_t ky = k[y];
+            for (size_t i = 0; i < row; i++) acc[i] += src[i] * ky;
         }
+        for (size_t i = 0; i < row; i++) dst[i] = clip8(acc[i]);
     }
 }
 
@@ -214,7 +231,15 @@ cv_status cv_image_resize(cv_ctx *ctx, const cv_image *in, int w, int h, cv_inte
         src = tmp;
         shift = y_first;
     }
-    if (need_v) vertical(src, *out, &cv, shift);
+    if (need_v) {
+        int32_t *acc = malloc((size_t)w * in->c * sizeof *acc);
+        if (!acc) {
+            s = cv_fail(ctx, CV_ERR_NOMEM, "resize: out of memory");
+            goto done;
+        }
+        vertical(src, *out, &cv, shift, acc);
+        free(acc);
+    }
 done:
     free(cv.bounds);
     free(cv.kk);
