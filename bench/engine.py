@@ -47,6 +47,8 @@ def main():
     ap.add_argument("--max-foreign", type=float, default=0.1,
                     help="repeat a measurement when other jobs used more CPU than this (cores)")
     ap.add_argument("--tries", type=int, default=5, help="runs per measurement at most")
+    ap.add_argument("--wait-idle", type=float, default=60,
+                    help="seconds to wait for an idle machine before each run")
     ap.add_argument("--torch-worker", nargs=4, metavar=("ARCH", "BATCH", "THREADS", "ITERS"),
                     help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -58,7 +60,7 @@ def main():
     for _ in range(a.rounds):
         # bench_sgemm prints a bare number: wrap it as JSON for run_quiet
         o, _, f, _ = run_quiet(["sh", "-c", f'echo "{{\\"gflops\\": $({a.build}/bench_sgemm {a.threads})}}"'],
-                               a.max_foreign, a.tries)
+                               a.max_foreign, a.tries, a.wait_idle)
         sg.append(o["gflops"])
         fs = max(fs, f)
     sgemm = statistics.median(sg)
@@ -74,10 +76,10 @@ def main():
             for _ in range(a.rounds):
                 o, _, f1, _ = run_quiet([f"{a.build}/cvision", "bench", "-m", arch, "--batch", str(batch),
                                         "--threads", str(a.threads), "--iters", str(iters), "--json"],
-                                       a.max_foreign, a.tries)
+                                       a.max_foreign, a.tries, a.wait_idle)
                 cv.append(o["images_per_s"])
                 o, _, f2, _ = run_quiet([sys.executable, __file__, "--torch-worker", arch, str(batch),
-                                        str(a.threads), str(iters)], a.max_foreign, a.tries)
+                                        str(a.threads), str(iters)], a.max_foreign, a.tries, a.wait_idle)
                 pt.append(o["images_per_s"])
                 fg += [f1, f2]
             c, p = statistics.median(cv), statistics.median(pt)

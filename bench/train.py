@@ -62,6 +62,8 @@ def main():
     ap.add_argument("--max-foreign", type=float, default=0.1,
                     help="repeat a measurement when other jobs used more CPU than this (cores)")
     ap.add_argument("--tries", type=int, default=5, help="runs per measurement at most")
+    ap.add_argument("--wait-idle", type=float, default=60,
+                    help="seconds to wait for an idle machine before each run")
     ap.add_argument("--torch-worker", nargs=5, type=int, metavar=("RES", "BATCH", "CLASSES", "THREADS", "ITERS"),
                     help=argparse.SUPPRESS)
     ap.add_argument("--arch", default="resnet18", help=argparse.SUPPRESS)
@@ -82,11 +84,11 @@ def main():
         for _ in range(rounds):
             o, mb, f1, _ = run_quiet([f"{a.build}/cvision", "bench", "-m", arch, "--train", "--batch",
                                      str(batch), "--res", str(res), "--classes", str(classes), "--threads",
-                                     str(a.threads), "--iters", str(iters), "--json"], a.max_foreign, a.tries)
+                                     str(a.threads), "--iters", str(iters), "--json"], a.max_foreign, a.tries, a.wait_idle)
             cv.append(o["images_per_s"])
             cvm.append(mb)
             o, mb, f2, _ = run_quiet([sys.executable, __file__, "--arch", arch, "--torch-worker", str(res),
-                                     str(batch), str(classes), str(a.threads), str(iters)], a.max_foreign, a.tries)
+                                     str(batch), str(classes), str(a.threads), str(iters)], a.max_foreign, a.tries, a.wait_idle)
             pt.append(o["images_per_s"])
             ptm.append(mb)
             fg += [f1, f2]
