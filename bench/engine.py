@@ -46,6 +46,9 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--max-foreign", type=float, default=0.1,
                     help="repeat a measurement when other jobs used more CPU than this (cores)")
+    ap.add_argument("--tries", type=int, default=5, help="runs per measurement at most")
+    ap.add_argument("--wait-idle", type=float, default=60,
+                    help="seconds to wait for an idle machine before each run")
     ap.add_argument("--torch-worker", nargs=4, metavar=("ARCH", "BATCH", "THREADS", "ITERS"),
                     help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -53,31 +56,35 @@ def main():
         arch, batch, threads, iters = a.torch_worker
         torch_worker(arch, int(batch), int(threads), int(iters))
         return
-    sg = []
+    sg, fs = [], 0.0
     for _ in range(a.rounds):
         # bench_sgemm prints a bare number: wrap it as JSON for run_quiet
-        o, _, _, _ = run_quiet(["sh", "-c", f'echo "{{\\"gflops\\": $({a.build}/bench_sgemm {a.threads})}}"'],
-                               a.max_foreign)
+        o, _, f, _ = run_quiet(["sh", "-c", f'echo "{{\\"gflops\\": $({a.build}/bench_sgemm {a.threads})}}"'],
+                               a.max_foreign, a.tries, a.wait_idle)
         sg.append(o["gflops"])
+        fs = max(fs, f)
     sgemm = statistics.median(sg)
-    print(f"oneDNN sgemm 2048^3, {a.threads} threads: {sgemm:.1f} GFLOP/s (median of {a.rounds})")
+    print(f"oneDNN sgemm 2048^3, {a.threads} threads: {sgemm:.1f} GFLOP/s (median of {a.rounds}; "
+          f"foreign load up to {fs:.2f} cores)")
+    print("foreign: the most CPU other jobs used during a row's measurements (cores, average)")
     print(f"{'model':10s} {'batch':>5s} {'cvision img/s':>14s} {'PyTorch img/s':>14s} {'ratio':>6s} "
-          f"{'GFLOP/s':>8s} {'% sgemm':>8s}")
+          f"{'GFLOP/s':>8s} {'% sgemm':>8s} {'foreign':>8s}")
     for arch in ["resnet18", "resnet50"]:
         for batch in [1, 32]:
             iters = 20 if batch == 1 else 3
-            cv, pt = [], []
+            cv, pt, fg = [], [], []
             for _ in range(a.rounds):
-                o, _, _, _ = run_quiet([f"{a.build}/cvision", "bench", "-m", arch, "--batch", str(batch),
+                o, _, f1, _ = run_quiet([f"{a.build}/cvision", "bench", "-m", arch, "--batch", str(batch),
                                         "--threads", str(a.threads), "--iters", str(iters), "--json"],
-                                       a.max_foreign)
+                                       a.max_foreign, a.tries, a.wait_idle)
                 cv.append(o["images_per_s"])
-                o, _, _, _ = run_quiet([sys.executable, __file__, "--torch-worker", arch, str(batch),
-                                        str(a.threads), str(iters)], a.max_foreign)
+                o, _, f2, _ = run_quiet([sys.executable, __file__, "--torch-worker", arch, str(batch),
+                                        str(a.threads), str(iters)], a.max_foreign, a.tries, a.wait_idle)
                 pt.append(o["images_per_s"])
+                fg += [f1, f2]
             c, p = statistics.median(cv), statistics.median(pt)
             gf = 2 * GMACS[arch] * c
-            print(f"{arch:10s} {batch:5d} {c:14.2f} {p:14.2f} {c / p:6.2f} {gf:8.1f} {100 * gf / sgemm:7.1f}%",
+            print(f"{arch:10s} {batch:5d} {c:14.2f} {p:14.2f} {c / p:6.2f} {gf:8.1f} {100 * gf / sgemm:7.1f}% {max(fg):8.2f}",
                   flush=True)
 
 

@@ -47,13 +47,15 @@ def run_once(cmd):
     return json.loads(out), ru.ru_maxrss / 1024, max(0.0, busy - own) / wall
 
 
-def run_quiet(cmd, max_foreign=0.1, tries=30):
-    """run_once, repeated (after waiting for an idle machine) while other jobs took more than
-    max_foreign cores on average. Returns (object, peak MB, foreign cores, attempts)."""
+def run_quiet(cmd, max_foreign=0.1, tries=5, wait_idle=60):
+    """run_once, repeated while other jobs took more than max_foreign cores on average (at most
+    `tries` runs), each started once the machine is idle or after wait_idle seconds. Returns the
+    least disturbed run: (object, peak MB, foreign cores, runs made)."""
     best = None
     for attempt in range(1, tries + 1):
-        while idle_fraction() < 0.9:
-            time.sleep(5)
+        t0 = time.monotonic()
+        while idle_fraction() < 0.9 and time.monotonic() - t0 < wait_idle:
+            time.sleep(3)
         res = run_once(cmd)
         if best is None or res[2] < best[2]:
             best = res

@@ -61,6 +61,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one round, fewer steps (a smoke run)")
     ap.add_argument("--max-foreign", type=float, default=0.1,
                     help="repeat a measurement when other jobs used more CPU than this (cores)")
+    ap.add_argument("--tries", type=int, default=5, help="runs per measurement at most")
+    ap.add_argument("--wait-idle", type=float, default=60,
+                    help="seconds to wait for an idle machine before each run")
     ap.add_argument("--torch-worker", nargs=5, type=int, metavar=("RES", "BATCH", "CLASSES", "THREADS", "ITERS"),
                     help=argparse.SUPPRESS)
     ap.add_argument("--arch", default="resnet18", help=argparse.SUPPRESS)
@@ -71,26 +74,28 @@ def main():
     rounds = 1 if a.quick else a.rounds
     print(f"training step (forward, cross-entropy, backward, SGD momentum), {a.threads} threads, "
           f"median of {rounds} rounds")
+    print("foreign: the most CPU other jobs used during a row's measurements (cores, average)")
     print(f"{'model':9s} {'input':>7s} {'batch':>5s} {'cvision img/s':>14s} {'PyTorch img/s':>14s} {'ratio':>6s} "
-          f"{'cvision MB':>11s} {'PyTorch MB':>11s} {'mem ratio':>9s}")
+          f"{'cvision MB':>11s} {'PyTorch MB':>11s} {'mem ratio':>9s} {'foreign':>8s}")
     for arch, res, batch, classes, iters in CONFIGS:
         if a.quick:
             iters = 2
-        cv, pt, cvm, ptm = [], [], [], []
+        cv, pt, cvm, ptm, fg = [], [], [], [], []
         for _ in range(rounds):
-            o, mb, _, _ = run_quiet([f"{a.build}/cvision", "bench", "-m", arch, "--train", "--batch",
+            o, mb, f1, _ = run_quiet([f"{a.build}/cvision", "bench", "-m", arch, "--train", "--batch",
                                      str(batch), "--res", str(res), "--classes", str(classes), "--threads",
-                                     str(a.threads), "--iters", str(iters), "--json"], a.max_foreign)
+                                     str(a.threads), "--iters", str(iters), "--json"], a.max_foreign, a.tries, a.wait_idle)
             cv.append(o["images_per_s"])
             cvm.append(mb)
-            o, mb, _, _ = run_quiet([sys.executable, __file__, "--arch", arch, "--torch-worker", str(res),
-                                     str(batch), str(classes), str(a.threads), str(iters)], a.max_foreign)
+            o, mb, f2, _ = run_quiet([sys.executable, __file__, "--arch", arch, "--torch-worker", str(res),
+                                     str(batch), str(classes), str(a.threads), str(iters)], a.max_foreign, a.tries, a.wait_idle)
             pt.append(o["images_per_s"])
             ptm.append(mb)
+            fg += [f1, f2]
         c, p = statistics.median(cv), statistics.median(pt)
         cm, pm = statistics.median(cvm), statistics.median(ptm)
         print(f"{arch:9s} {f'{res}x{res}':>7s} {batch:5d} {c:14.2f} {p:14.2f} {c / p:6.2f} {cm:11.0f} {pm:11.0f} "
-              f"{cm / pm:9.2f}", flush=True)
+              f"{cm / pm:9.2f} {max(fg):8.2f}", flush=True)
 
 
 if __name__ == "__main__":
