@@ -485,19 +485,9 @@ int cmd_eval(cv_ctx *ctx, int argc, char **argv)
         logits = NULL;
         if (cv_model_forward(ctx, m, b->x, &logits)) goto out;
         t_fwd += cli_now() - t;
-        const float *z = logits->data;
+        cv_logits_to_scores(logits->data, prob, b->n, K, multilabel);
         for (int64_t i = 0; i < b->n; i++) {
-            const float *zi = z + i * K;
             float *pi = prob + i * K;
-            if (multilabel) {
-                for (int c = 0; c < K; c++) pi[c] = (float)(1.0 / (1.0 + exp(-(double)zi[c])));
-            } else {
-                double mx = zi[0], sum = 0;
-                for (int c = 1; c < K; c++)
-                    if (zi[c] > mx) mx = zi[c];
-                for (int c = 0; c < K; c++) sum += exp((double)zi[c] - mx);
-                for (int c = 0; c < K; c++) pi[c] = (float)(exp((double)zi[c] - mx) / sum);
-            }
             if (csv)
                 write_row(csv, b->indices[i], lab + i * (multilabel ? K : 1), multilabel, pi, K);
         }

@@ -143,18 +143,16 @@ int cmd_predict(cv_ctx *ctx, int argc, char **argv)
         cv_tensor_free(y);
         y = NULL;
         if (s || (s = cv_model_forward(ctx, m, x, &y))) goto done;
-        /* softmax, then the k largest */
-        float *p = y->data, mx = -INFINITY;
-        double sum = 0;
-        for (int j = 0; j < k; j++) mx = p[j] > mx ? p[j] : mx;
-        for (int j = 0; j < k; j++) sum += p[j] = expf(p[j] - mx);
+        /* probabilities, then the k largest */
+        float *p = y->data;
+        cv_logits_to_scores(p, p, 1, k, 0);
         cJSON *top = json ? cJSON_CreateArray() : NULL;
         if (!json) printf("%s\n", argv[i]);
         for (int r = 0; r < topk; r++) {
             int best = -1;
             for (int j = 0; j < k; j++)
                 if (p[j] >= 0 && (best < 0 || p[j] > p[best])) best = j;
-            double prob = p[best] / sum;
+            double prob = p[best];
             p[best] = -1;
             char idx[16];
             snprintf(idx, sizeof idx, "%d", best);

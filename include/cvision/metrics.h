@@ -52,6 +52,10 @@ typedef struct {
 
 void cv_metrics_opts_default(cv_metrics_opts *o);
 
+/* Scores from logits, n rows of k: softmax per row (computed in double), or the sigmoid of each
+ * logit when `multilabel`. `out` may equal `logits`. */
+void cv_logits_to_scores(const float *logits, float *out, int64_t n, int64_t k, int multilabel);
+
 /* ---- the accumulator ---- */
 typedef struct cv_metrics cv_metrics;
 

@@ -436,3 +436,20 @@ cv_status cv_metrics_finalize(cv_ctx *ctx, cv_metrics *m, cv_metrics_result **ou
     *out = r;
     return CV_OK;
 }
+
+void cv_logits_to_scores(const float *logits, float *out, int64_t n, int64_t k, int multilabel)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const float *z = logits + i * k;
+        float *p = out + i * k;
+        if (multilabel) {
+            for (int64_t c = 0; c < k; c++) p[c] = (float)(1.0 / (1.0 + exp(-(double)z[c])));
+            continue;
+        }
+        double mx = z[0], sum = 0;
+        for (int64_t c = 1; c < k; c++)
+            if (z[c] > mx) mx = z[c];
+        for (int64_t c = 0; c < k; c++) sum += exp((double)z[c] - mx);
+        for (int64_t c = 0; c < k; c++) p[c] = (float)(exp((double)z[c] - mx) / sum);
+    }
+}

@@ -397,22 +397,6 @@ static cv_status train_epoch(cv_ctx *ctx, trainer *t, int epoch, double *mean_lo
     return CV_OK;
 }
 
-/* Softmax (or sigmoid for multi-label) scores of a logits batch, in place. */
-static void to_scores(float *p, int64_t n, int64_t k, cv_task task)
-{
-    for (int64_t i = 0; i < n; i++, p += k) {
-        if (task == CV_TASK_MULTILABEL) {
-            for (int64_t j = 0; j < k; j++) p[j] = 1 / (1 + expf(-p[j]));
-            continue;
-        }
-        float m = -INFINITY;
-        double sum = 0;
-        for (int64_t j = 0; j < k; j++) m = p[j] > m ? p[j] : m;
-        for (int64_t j = 0; j < k; j++) sum += p[j] = expf(p[j] - m);
-        for (int64_t j = 0; j < k; j++) p[j] = (float)(p[j] / sum);
-    }
-}
-
 static cv_status validate(cv_ctx *ctx, trainer *t, cv_metrics_result **out)
 {
     cv_metrics_opts mo;
@@ -429,7 +413,7 @@ static cv_status validate(cv_ctx *ctx, trainer *t, cv_metrics_result **out)
         cv_tensor_free(logits);
         logits = NULL;
         if ((s = cv_model_forward(ctx, t->model, b->x, &logits))) break;
-        to_scores(logits->data, b->n, k, t->task);
+        cv_logits_to_scores(logits->data, logits->data, b->n, k, t->task == CV_TASK_MULTILABEL);
         int *l =
             realloc(labels, (size_t)(b->n * (t->task == CV_TASK_MULTILABEL ? k : 1)) * sizeof *l);
         if (!l) {

@@ -173,6 +173,27 @@ static cv_status fwd_ref(tplanner *p, int i)
     return s ? s : add_xstep(p->ctx, &e->fwd, &x);
 }
 
+/* Binds a weighted op's forward primitive (t->pd made): its source in the layout it wants, the
+ * weights re-laid-out each step from the parameter (plain layout `w_user`), the optional bias, and
+ * a new destination value. */
+static cv_status fwd_weighted(tplanner *p, int i, const dnnl_memory_desc_t *w_user,
+                              const dnnl_memory_desc_t *b_md)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    int bv = -1, y = -1;
+    cv_status s = as_layout(p->ctx, e, &e->fwd, in_val(p, nd, 0), q(t->pd, dnnl_query_src_md),
+                            &t->x[0], p->temps, &p->ntemps);
+    if (!s) s = param_value(p, nd, 0, w_user, &t->w_user);
+    if (!s) s = relaid(p, &e->fwd, t->w_user, q(t->pd, dnnl_query_weights_md), &t->w_fwd);
+    if (!s && nd->param[1] >= 0) s = param_value(p, nd, 1, b_md, &bv);
+    if (!s) s = new_value(p->ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y);
+    if (s) return s;
+    e->node_val[i] = y;
+    return weighted_step(p, &e->fwd, t->pd, FWD_ARGS, t->x[0], t->w_fwd, y, bv);
+}
+
 static cv_status fwd_conv(tplanner *p, int i)
 {
     cv_exec *e = p->e;
@@ -200,16 +221,7 @@ static cv_status fwd_conv(tplanner *p, int i)
                   &cd, dnnl_forward_training, dnnl_convolution_direct, &src_any, &w_any,
                   has_bias ? &b_md : NULL, &dst_any, strides, dil, pl, pr));
     if ((s = make_pd(ctx, e, &cd, NULL, &t->pd, "convolution", i))) return s;
-    int bv = -1, y = -1;
-    s = as_layout(ctx, e, &e->fwd, in_val(p, nd, 0), q(t->pd, dnnl_query_src_md), &t->x[0],
-                  p->temps, &p->ntemps);
-    if (!s) s = param_value(p, nd, 0, &w_user, &t->w_user);
-    if (!s) s = relaid(p, &e->fwd, t->w_user, q(t->pd, dnnl_query_weights_md), &t->w_fwd);
-    if (!s && has_bias) s = param_value(p, nd, 1, &b_md, &bv);
-    if (!s) s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y);
-    if (s) return s;
-    e->node_val[i] = y;
-    return weighted_step(p, &e->fwd, t->pd, FWD_ARGS, t->x[0], t->w_fwd, y, bv);
+    return fwd_weighted(p, i, &w_user, &b_md);
 }
 
 static cv_status fwd_linear(tplanner *p, int i)
@@ -227,19 +239,12 @@ static cv_status fwd_linear(tplanner *p, int i)
     if (!s) s = desc(ctx, &b_md, 1, &ys->d[1], dnnl_x);
     if (!s) s = desc(ctx, &dst, 2, ys->d, dnnl_nc);
     if (s) return s;
-    int has_bias = nd->param[1] >= 0, bv = -1, y = -1;
+    int has_bias = nd->param[1] >= 0;
     dnnl_inner_product_desc_t ipd;
     DNNL(ctx, dnnl_inner_product_forward_desc_init(&ipd, dnnl_forward_training, &src, &w_any,
                                                    has_bias ? &b_md : NULL, &dst));
     if ((s = make_pd(ctx, e, &ipd, NULL, &t->pd, "inner product", i))) return s;
-    s = as_layout(ctx, e, &e->fwd, in_val(p, nd, 0), &src, &t->x[0], p->temps, &p->ntemps);
-    if (!s) s = param_value(p, nd, 0, &w_user, &t->w_user);
-    if (!s) s = relaid(p, &e->fwd, t->w_user, q(t->pd, dnnl_query_weights_md), &t->w_fwd);
-    if (!s && has_bias) s = param_value(p, nd, 1, &b_md, &bv);
-    if (!s) s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y);
-    if (s) return s;
-    e->node_val[i] = y;
-    return weighted_step(p, &e->fwd, t->pd, FWD_ARGS, t->x[0], t->w_fwd, y, bv);
+    return fwd_weighted(p, i, &w_user, &b_md);
 }
 
 static cv_status fwd_bn(tplanner *p, int i)
