@@ -1,6 +1,7 @@
 /* The oneDNN backend (fused, blocked layouts) against the reference backend (op by op) on every
  * architecture, with random weights and randomised batch-norm statistics. */
 #include <string.h>
+#include <time.h>
 
 #include "test.h"
 
@@ -40,12 +41,31 @@ static double max_abs(const cv_tensor *t)
     return m;
 }
 
-static void compare_arch(const char *arch, int64_t n, int64_t h, int64_t w)
+/* A ViT built for a side x side patch grid: loading a state whose position embeddings have
+ * 1 + side^2 tokens rebuilds the model for that image size (the cfg_for hook). */
+static void vit_grid(cv_ctx *ctx, cv_model *m, int side)
 {
+    const cv_tensor *pos = cv_state_get(cv_model_params(m), "encoder.pos_embedding");
+    cv_state *st = cv_state_new();
+    cv_tensor *t;
+    int64_t shape[3] = {1, 1 + side * side, pos->shape[2]};
+    CHECK_OK(ctx, cv_tensor_new(ctx, CV_F32, 3, shape, &t));
+    CHECK_OK(ctx, cv_state_put(ctx, st, "encoder.pos_embedding", t));
+    CHECK_OK(ctx, cv_model_load_state(ctx, m, st, CV_LOAD_NONSTRICT));
+    pos = cv_state_get(cv_model_params(m), "encoder.pos_embedding");
+    CHECK(pos->shape[1] == 1 + side * side);
+    cv_state_free(st);
+}
+
+static void compare_arch(const char *arch, int64_t n, int64_t h, int64_t w, int vit_side)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     cv_ctx *ctx = cv_ctx_new();
     cv_model *m;
     CHECK_OK(ctx, cv_model_create(ctx, arch, 7, &m));
     if (!m) return;
+    if (vit_side) vit_grid(ctx, m, vit_side);
     randomise(m);
     cv_tensor *x, *y_ref = NULL, *y_cpu = NULL;
     int64_t shape[] = {n, 3, h, w};
@@ -60,8 +80,10 @@ static void compare_arch(const char *arch, int64_t n, int64_t h, int64_t w)
         double d = 0, scale = max_abs(y_ref);
         for (int64_t i = 0; i < cv_tensor_numel(y_ref); i++)
             d = fmax(d, fabs(((float *)y_ref->data)[i] - ((float *)y_cpu->data)[i]));
-        fprintf(stderr, "  %-18s %lldx3x%lldx%lld  max|logit| %.3g  max|diff| %.3g\n", arch,
-                (long long)n, (long long)h, (long long)w, scale, d);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        fprintf(stderr, "  %-18s %lldx3x%lldx%lld  max|logit| %.3g  max|diff| %.3g  (%.1f s)\n",
+                arch, (long long)n, (long long)h, (long long)w, scale, d,
+                (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
         CHECK(scale > 1e-3);
         CHECK(d <= 1e-4 * scale);
     }
@@ -82,13 +104,17 @@ static void test_all_archs(void)
     for (int i = 0; i < cv_arch_count(); i++) {
         const char *a = cv_arch_name(i);
         /* the reference backend is slow: small inputs, odd sizes (Inception v3's minimum is 75);
-         * RegNetY-128GF (644M parameters) is too large for CI, like its parity check */
+         * ViT runs at its position embeddings' image size: B/16 and B/32 rebuilt for a 3x3 patch
+         * grid; RegNetY-128GF, ViT-L and ViT-H (0.3-0.6G parameters) are too large for CI, like
+         * their parity checks */
         int big = strstr(a, "vgg") || strstr(a, "alexnet");
-        if (!strcmp(a, "regnet_y_128gf")) continue;
+        if (!strcmp(a, "regnet_y_128gf") || strstr(a, "vit_l_") || strstr(a, "vit_h_")) continue;
         if (!strcmp(a, "inception_v3"))
-            compare_arch(a, 2, 79, 77);
+            compare_arch(a, 2, 79, 77, 0);
+        else if (!strcmp(a, "vit_b_16") || !strcmp(a, "vit_b_32"))
+            compare_arch(a, 2, 3 * atoi(a + 6), 3 * atoi(a + 6), 3);
         else
-            compare_arch(a, 2, big ? 67 : 45, big ? 71 : 37);
+            compare_arch(a, 2, big ? 67 : 45, big ? 71 : 37, 0);
     }
 }
 

@@ -422,6 +422,58 @@ static void test_layernorm_scale(void)
     }
 }
 
+/* ---- transformer pieces: tokens (class token, position embeddings), attention, take ---- */
+typedef struct {
+    double *x, *cls, *pos;
+    cv_shape4 xs;
+    int op, heads; /* 0 tokens, 1 attention, 2 take */
+} tf_case;
+
+static void tf_fwd(void *p, double *y)
+{
+    tf_case *c = p;
+    if (c->op == 0)
+        ref_tokens_f64(c->x, y, &c->xs, c->cls, c->pos);
+    else if (c->op == 1)
+        ref_attention_f64(c->x, y, &c->xs, c->heads);
+    else
+        ref_take_f64(c->x, y, &c->xs, 2);
+}
+
+static void test_transformer_ops(void)
+{
+    /* tokens: 2 x 3 x (2x2 patches) -> 2 x 3 x 5 */
+    tf_case t = {.xs = {{2, 3, 2, 2}, 4}};
+    t.x = rand_vec(24), t.cls = rand_vec(3), t.pos = rand_vec(15);
+    double *r = rand_vec(30), *dx = calloc(24, 8), *dc = calloc(3, 8), *dp = calloc(15, 8);
+    ref_tokens_backward_f64(r, dx, dc, dp, &t.xs);
+    check_grad("tokens d/dx", &t, tf_fwd, t.x, 24, dx, r, 30);
+    check_grad("tokens d/dclass_token", &t, tf_fwd, t.cls, 3, dc, r, 30);
+    check_grad("tokens d/dpos_embedding", &t, tf_fwd, t.pos, 15, dp, r, 30);
+    double y[30];
+    ref_tokens_f64(t.x, y, &t.xs, t.cls, t.pos);
+    /* token 1 + (1*2 + 0) of feature 2 of sample 1 is patch (1, 0) plus its position embedding */
+    CHECK(fabs(y[(1 * 3 + 2) * 5 + 3] - (t.x[(1 * 3 + 2) * 4 + 2] + t.pos[3 * 3 + 2])) < 1e-12);
+    free(t.x), free(t.cls), free(t.pos), free(r), free(dx), free(dc), free(dp);
+    /* attention: 2 samples, D = 4 in 2 heads, 5 tokens */
+    tf_case a = {.xs = {{2, 12, 5, 1}, 4}, .op = 1, .heads = 2};
+    a.x = rand_vec(120);
+    r = rand_vec(40), dx = calloc(120, 8);
+    ref_attention_backward_f64(a.x, r, dx, &a.xs, 2);
+    check_grad("attention d/dqkv", &a, tf_fwd, a.x, 120, dx, r, 40);
+    free(r), free(dx);
+    /* with one token every query attends to it alone: y = v */
+    cv_shape4 one = {{1, 6, 1, 1}, 4};
+    double q[6] = {1, 2, 3, 4, 5, 6}, o[2];
+    ref_attention_f64(q, o, &one, 1);
+    CHECK(o[0] == 5 && o[1] == 6);
+    tf_case k = {.x = a.x, .xs = {{2, 12, 5, 1}, 4}, .op = 2};
+    r = rand_vec(24), dx = calloc(120, 8);
+    ref_take_backward_f64(r, dx, &k.xs, 2);
+    check_grad("take d/dx", &k, tf_fwd, k.x, 120, dx, r, 24);
+    free(a.x), free(r), free(dx);
+}
+
 int main(void)
 {
     RUN(test_conv);
@@ -434,5 +486,6 @@ int main(void)
     RUN(test_slice_shuffle);
     RUN(test_affine);
     RUN(test_layernorm_scale);
+    RUN(test_transformer_ops);
     TEST_EXIT();
 }

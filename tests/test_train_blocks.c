@@ -331,6 +331,28 @@ static int blk_convnext(cv_builder *b)
     return head(b, x);
 }
 
+/* A ViT encoder: patch embedding, class token and position embeddings, pre-norm attention and
+ * MLP blocks with residuals, the class token through the final LayerNorm and the head. */
+static int blk_vit(cv_builder *b)
+{
+    int x = b_conv(b, b_input(b, 3), "conv_proj", 16, 4, 4, 0, 1, 1, 1);
+    x = b_tokens(b, x, "", "encoder", 1 + 3 * 2);
+    for (int i = 0; i < 2; i++) {
+        b_pushi(b, i);
+        int y = b_layernorm(b, x, "ln_1", 1e-6f);
+        b_push(b, "attn");
+        y = b_pointwise_named(b, y, "in_proj_weight", "in_proj_bias", 48);
+        y = b_pointwise(b, b_attention(b, y, 4), "out_proj", 16, 1);
+        b_pop(b);
+        x = b_add(b, y, x);
+        y = b_act(b, b_pointwise(b, b_layernorm(b, x, "ln_2", 1e-6f), "mlp0", 32, 1), ACT_GELU);
+        x = b_add(b, b_pointwise(b, y, "mlp3", 16, 1), x);
+        b_pop(b);
+    }
+    x = b_layernorm(b, b_take(b, x, 0), "ln", 1e-6f);
+    return b_linear(b, b_flatten(b, x), "head", 5, 1);
+}
+
 int main(void)
 {
     check_block("bottleneck (downsample, identity)", blk_bottleneck, 4, 32, 10, 9);
@@ -342,6 +364,7 @@ int main(void)
     check_block("mbconv: SiLU, SE sigmoid, stochastic depth", blk_mbconv, 4, 8, 7, 9);
     test_stochastic_depth_rows();
     check_block("convnext: layernorm, pointwise, layer scale", blk_convnext, 4, 8, 9, 11);
+    check_block("vit: tokens, attention, take", blk_vit, 4, 3, 12, 8);
     check_block("inception: affine, 1x7/7x1, pools, concat", blk_inception, 4, 3, 10, 9);
     TEST_EXIT();
 }

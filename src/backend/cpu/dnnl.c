@@ -363,6 +363,9 @@ static cv_status plan_step(planner *p, int si)
     case OP_AFFINE:
     case OP_LAYERNORM:
     case OP_CHANNEL_SCALE:
+    case OP_TOKENS:
+    case OP_ATTENTION:
+    case OP_TAKE:
         s = plan_ref(p, st, &y);
         break;
     default:

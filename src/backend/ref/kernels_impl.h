@@ -574,3 +574,115 @@ void FN(ref_channel_scale_backward)(const REAL *x, const REAL *dy, REAL *dx, REA
             if (dscale) dscale[c] += acc;
         }
 }
+
+/* ViT's token sequence: y[n, :, 0] = cls + pos[0], y[n, :, 1 + l] = x[n, :, l] + pos[1 + l] with
+ * x's h*w patches in row-major order; pos is [tokens, D] (token-major), y is [N, D, tokens]. */
+void FN(ref_tokens)(const REAL *x, REAL *y, const cv_shape4 *xs, const REAL *cls, const REAL *pos)
+{
+    int64_t N = xs->d[0], D = xs->d[1], L = xs->d[2] * xs->d[3], T = L + 1;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t d = 0; d < D; d++) {
+            REAL *yp = y + (n * D + d) * T;
+            yp[0] = cls[d] + pos[d];
+            for (int64_t l = 0; l < L; l++)
+                yp[1 + l] = x[(n * D + d) * L + l] + pos[(1 + l) * D + d];
+        }
+}
+
+void FN(ref_tokens_backward)(const REAL *dy, REAL *dx, REAL *dcls, REAL *dpos, const cv_shape4 *xs)
+{
+    int64_t N = xs->d[0], D = xs->d[1], L = xs->d[2] * xs->d[3], T = L + 1;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t d = 0; d < D; d++) {
+            const REAL *gp = dy + (n * D + d) * T;
+            if (dcls) dcls[d] += gp[0];
+            for (int64_t t = 0; dpos && t < T; t++) dpos[t * D + d] += gp[t];
+            for (int64_t l = 0; dx && l < L; l++) dx[(n * D + d) * L + l] += gp[1 + l];
+        }
+}
+
+/* Multi-head self-attention core on qkv [N, 3D, L] (q, k, v stacked along channels; head h owns
+ * channels [h*hd, (h+1)*hd) of each): y[N, D, L] = softmax((q / sqrt(hd)) k^T) v per head, as
+ * torch's multi_head_attention_forward computes it. */
+void FN(ref_attention)(const REAL *qkv, REAL *y, const cv_shape4 *xs, int heads)
+{
+    int64_t N = xs->d[0], D = xs->d[1] / 3, L = xs->d[2], hd = D / heads;
+    REAL s = (REAL)(1 / sqrt((double)hd));
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t h = 0; h < heads; h++) {
+            const REAL *q = qkv + (n * 3 * D + h * hd) * L, *k = q + D * L, *v = k + D * L;
+            REAL *yp = y + (n * D + h * hd) * L, *p = malloc((size_t)L * sizeof *p);
+            for (int64_t i = 0; p && i < L; i++) {
+                REAL m = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < L; j++) {
+                    REAL a = 0;
+                    for (int64_t c = 0; c < hd; c++) a += q[c * L + i] * s * k[c * L + j];
+                    p[j] = a;
+                    m = a > m ? a : m;
+                }
+                for (int64_t j = 0; j < L; j++) sum += p[j] = exp(p[j] - m);
+                for (int64_t c = 0; c < hd; c++) {
+                    REAL o = 0;
+                    for (int64_t j = 0; j < L; j++) o += p[j] * v[c * L + j];
+                    yp[c * L + i] = o / sum;
+                }
+            }
+            free(p);
+        }
+}
+
+/* With P = softmax(S), S = (q s) k^T: dv = P^T dy, dP = dy v^T, dS = P (dP - rowsum(dP P)),
+ * dq = s dS k, dk = s dS^T q. Recomputes P row by row. */
+void FN(ref_attention_backward)(const REAL *qkv, const REAL *dy, REAL *dqkv, const cv_shape4 *xs,
+                                int heads)
+{
+    int64_t N = xs->d[0], D = xs->d[1] / 3, L = xs->d[2], hd = D / heads;
+    REAL s = (REAL)(1 / sqrt((double)hd));
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t h = 0; h < heads; h++) {
+            const REAL *q = qkv + (n * 3 * D + h * hd) * L, *k = q + D * L, *v = k + D * L;
+            const REAL *g = dy + (n * D + h * hd) * L;
+            REAL *dq = dqkv + (n * 3 * D + h * hd) * L, *dk = dq + D * L, *dv = dk + D * L;
+            REAL *p = malloc((size_t)L * sizeof *p), *dp = malloc((size_t)L * sizeof *dp);
+            for (int64_t i = 0; p && dp && i < L; i++) {
+                REAL m = -INFINITY, sum = 0, dot = 0;
+                for (int64_t j = 0; j < L; j++) {
+                    REAL a = 0;
+                    for (int64_t c = 0; c < hd; c++) a += q[c * L + i] * s * k[c * L + j];
+                    p[j] = a;
+                    m = a > m ? a : m;
+                }
+                for (int64_t j = 0; j < L; j++) sum += p[j] = exp(p[j] - m);
+                for (int64_t j = 0; j < L; j++) {
+                    p[j] /= sum;
+                    REAL a = 0;
+                    for (int64_t c = 0; c < hd; c++) a += g[c * L + i] * v[c * L + j];
+                    dp[j] = a;
+                    dot += a * p[j];
+                }
+                for (int64_t j = 0; j < L; j++) {
+                    REAL ds = p[j] * (dp[j] - dot) * s;
+                    for (int64_t c = 0; c < hd; c++) {
+                        dv[c * L + j] += p[j] * g[c * L + i];
+                        dq[c * L + i] += ds * k[c * L + j];
+                        dk[c * L + j] += ds * q[c * L + i];
+                    }
+                }
+            }
+            free(p), free(dp);
+        }
+}
+
+void FN(ref_take)(const REAL *x, REAL *y, const cv_shape4 *xs, int token)
+{
+    int64_t ND = xs->d[0] * xs->d[1], L = xs->d[2];
+    for (int64_t i = 0; i < ND; i++) y[i] = x[i * L + token];
+}
+
+void FN(ref_take_backward)(const REAL *dy, REAL *dx, const cv_shape4 *xs, int token)
+{
+    int64_t ND = xs->d[0] * xs->d[1], L = xs->d[2];
+    for (int64_t i = 0; i < ND; i++) dx[i * L + token] += dy[i];
+}

@@ -178,6 +178,15 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
         case OP_CHANNEL_SCALE:
             ref_channel_scale(x, y, s, param(e, nd, 0));
             break;
+        case OP_TOKENS:
+            ref_tokens(x, y, xs, param(e, nd, 0), param(e, nd, 1));
+            break;
+        case OP_ATTENTION:
+            ref_attention(x, y, xs, nd->a.groups);
+            break;
+        case OP_TAKE:
+            ref_take(x, y, xs, nd->a.start);
+            break;
         default:
             return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: op %s", op_name(nd->op));
         }
@@ -285,6 +294,15 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
             break;
         case OP_CHANNEL_SCALE:
             ref_channel_scale_backward(x, dy, dx, pgrad(io, nd, 0), s, param(e, nd, 0));
+            break;
+        case OP_TOKENS:
+            ref_tokens_backward(dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1), xs);
+            break;
+        case OP_ATTENTION:
+            if (dx) ref_attention_backward(x, dy, dx, xs, nd->a.groups);
+            break;
+        case OP_TAKE:
+            if (dx) ref_take_backward(dy, dx, xs, nd->a.start);
             break;
         default:
             free(need);
