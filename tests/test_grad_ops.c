@@ -474,6 +474,77 @@ static void test_transformer_ops(void)
     free(a.x), free(r), free(dx);
 }
 
+/* ---- Swin pieces: pad, crop, patch merging, shifted-window attention ---- */
+typedef struct {
+    double *x, *table;
+    cv_shape4 xs, ys;
+    int op, w, shift, heads; /* 0 pad, 1 crop, 2 merge, 3 window attention */
+} swin_case;
+
+static void swin_fwd(void *p, double *y)
+{
+    swin_case *c = p;
+    if (c->op == 0)
+        ref_pad_f64(c->x, y, &c->xs, &c->ys);
+    else if (c->op == 1)
+        ref_crop_f64(c->x, y, &c->xs, &c->ys);
+    else if (c->op == 2)
+        ref_merge_f64(c->x, y, &c->xs, &c->ys);
+    else
+        ref_window_attention_f64(c->x, y, &c->xs, c->w, c->shift, c->heads, c->table);
+}
+
+static void test_swin_ops(void)
+{
+    swin_case cases[] = {{.xs = {{2, 3, 5, 4}, 4}, .ys = {{2, 3, 6, 6}, 4}, .op = 0},
+                         {.xs = {{2, 3, 6, 6}, 4}, .ys = {{2, 3, 5, 4}, 4}, .op = 1},
+                         {.xs = {{2, 3, 5, 4}, 4}, .ys = {{2, 12, 3, 2}, 4}, .op = 2},
+                         /* 6x9 map in 3x3 windows, shifted by 1 (masks), 2 heads of 2 channels */
+                         {.xs = {{2, 12, 6, 9}, 4},
+                          .ys = {{2, 4, 6, 9}, 4},
+                          .op = 3,
+                          .w = 3,
+                          .shift = 1,
+                          .heads = 2},
+                         /* a side no larger than the window: that side's shift is zeroed */
+                         {.xs = {{1, 6, 3, 6}, 4},
+                          .ys = {{1, 2, 3, 6}, 4},
+                          .op = 3,
+                          .w = 3,
+                          .shift = 1,
+                          .heads = 1}};
+    const char *names[] = {"pad", "crop", "patch merge", "window attention", "window attn 1 row"};
+    for (int t = 0; t < 5; t++) {
+        swin_case *c = &cases[t];
+        int64_t nx = shape_numel(&c->xs), ny = shape_numel(&c->ys), nt = 0;
+        c->x = rand_vec(nx);
+        double *r = rand_vec(ny), *dx = calloc((size_t)nx, 8), *dt = NULL;
+        if (c->op == 0) ref_pad_backward_f64(r, dx, &c->xs, &c->ys);
+        if (c->op == 1) ref_crop_backward_f64(r, dx, &c->xs, &c->ys);
+        if (c->op == 2) ref_merge_backward_f64(r, dx, &c->xs, &c->ys);
+        if (c->op == 3) {
+            nt = (2 * c->w - 1) * (2 * c->w - 1) * c->heads;
+            c->table = rand_vec(nt), dt = calloc((size_t)nt, 8);
+            ref_window_attention_backward_f64(c->x, r, dx, dt, &c->xs, c->w, c->shift, c->heads,
+                                              c->table);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "%s d/dx", names[t]);
+        check_grad(what, c, swin_fwd, c->x, nx, dx, r, ny);
+        if (c->op == 3) {
+            snprintf(what, sizeof what, "%s d/dtable", names[t]);
+            check_grad(what, c, swin_fwd, c->table, nt, dt, r, ny);
+        }
+        if (c->op == 2) { /* block 1 holds the odd rows, even columns: y(1, 0) = x(3, 0) */
+            double y[72];
+            ref_merge_f64(c->x, y, &c->xs, &c->ys);
+            CHECK(y[(1 * 3 + 1) * 2 + 0] == c->x[3 * 4 + 0]);
+        }
+        free(c->x), free(r), free(dx), free(dt);
+        if (c->op == 3) free(c->table);
+    }
+}
+
 int main(void)
 {
     RUN(test_conv);
@@ -487,5 +558,6 @@ int main(void)
     RUN(test_affine);
     RUN(test_layernorm_scale);
     RUN(test_transformer_ops);
+    RUN(test_swin_ops);
     TEST_EXIT();
 }

@@ -36,6 +36,15 @@ typedef enum {
     OP_ATTENTION, /* in: qkv [N, 3D, L, 1] (q, k, v stacked along channels); a.groups heads;
                      out [N, D, L, 1]: softmax(q k^T / sqrt(D/heads)) v per head */
     OP_TAKE,      /* in: [N, D, L, 1]; out [N, D, 1, 1]: token a.start */
+    OP_PAD,       /* in: x; zeros at the bottom/right up to multiples of a.kh (Swin's windows) */
+    OP_CROP,      /* in: x, like; x's top-left part of like's height and width */
+    OP_MERGE,     /* Swin's patch merging: [N, C, H, W] -> [N, 4C, ceil(H/2), ceil(W/2)], the
+                     (0,0), (1,0), (0,1), (1,1) pixels of each 2x2 block (odd sizes zero-padded) */
+    OP_WINDOW_ATTENTION, /* in: qkv [N, 3C, H, W] (H, W multiples of a.kh); a.kh window, a.sh
+                            shift (zeroed along a side no larger than the window), a.groups
+                            heads; params: relative_position_bias_table [(2w-1)^2, heads],
+                            relative_position_index (the buffer; the kernel computes it);
+                            out [N, C, H, W]: Swin's shifted-window attention */
     OP_COUNT
 } cv_op;
 
@@ -138,6 +147,10 @@ int b_pointwise_named(cv_builder *b, int x, const char *wleaf, const char *bleaf
 int b_tokens(cv_builder *b, int x, const char *cls_scope, const char *pos_scope, int tokens);
 int b_attention(cv_builder *b, int qkv, int heads);
 int b_take(cv_builder *b, int x, int token);
+int b_pad(cv_builder *b, int x, int multiple);
+int b_crop(cv_builder *b, int x, int like);
+int b_merge(cv_builder *b, int x);
+int b_window_attention(cv_builder *b, int qkv, int window, int shift, int heads);
 
 /* ---- shapes ---- */
 typedef struct {

@@ -50,6 +50,7 @@ int build_convnext(cv_builder *b, const void *cfg, int num_classes);
 int build_vit(cv_builder *b, const void *cfg, int num_classes);
 const void *vit_cfg_for(const void *cfg, const cv_state *st, void *buf);
 int vit_rename(const char *key, char *out, size_t size);
+int build_swin(cv_builder *b, const void *cfg, int num_classes);
 int densenet_rename(const char *key, char *out, size_t size);
 
 /* ---- shared blocks (blocks.c) ---- */
@@ -93,6 +94,11 @@ typedef struct {
 typedef struct {
     int patch, layers, heads, hidden, mlp, image_size;
 } vit_cfg;
+
+typedef struct {
+    int embed, depths[4], heads[4];
+    float sd_prob;
+} swin_cfg;
 
 typedef struct inception_cfg {
     int transform_input;

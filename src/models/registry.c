@@ -34,6 +34,8 @@
 #define VIT(n, p, l, h, d, m)                                                                      \
     ARCH(n, build_vit, (&(const vit_cfg){p, l, h, d, m, 224}), "heads.head",                       \
          .cfg_for = vit_cfg_for, .rename = vit_rename)
+#define SWIN(n, e, d0, d1, d2, d3, h0, h1, h2, h3, sd)                                             \
+    ARCH(n, build_swin, (&(const swin_cfg){e, {d0, d1, d2, d3}, {h0, h1, h2, h3}, sd}), "head")
 
 static const cv_arch archs[] = {
     ARCH("alexnet", build_alexnet, NULL, "classifier.6"),
@@ -94,6 +96,9 @@ static const cv_arch archs[] = {
     SHUFFLENET("shufflenet_v2_x2_0", 24, 244, 488, 976, 2048),
     ARCH("squeezenet1_0", build_squeezenet, (&(const squeezenet_cfg){10}), "classifier.1"),
     ARCH("squeezenet1_1", build_squeezenet, (&(const squeezenet_cfg){11}), "classifier.1"),
+    SWIN("swin_b", 128, 2, 2, 18, 2, 4, 8, 16, 32, 0.5f),
+    SWIN("swin_s", 96, 2, 2, 18, 2, 3, 6, 12, 24, 0.3f),
+    SWIN("swin_t", 96, 2, 2, 6, 2, 3, 6, 12, 24, 0.2f),
     VGG("vgg11", vgg_cfg_a, 0),
     VGG("vgg11_bn", vgg_cfg_a, 1),
     VGG("vgg13", vgg_cfg_b, 0),

@@ -72,6 +72,9 @@ CASES = [
     ("convnext_large", 10, 33, 35, "legacy"),
     ("vit_b_32", 1000, 224, 224, "zip"),  # ViT runs at the image size of its position embeddings
     ("vit_b_16", 10, 64, 64, "legacy"),    # built with image_size=64 (17 tokens)
+    ("swin_t", 1000, 97, 101, "zip"),   # windows padded at every stage, shifted and masked
+    ("swin_s", 10, 65, 67, "legacy"),
+    ("swin_b", 10, 65, 67, "zip"),
     ("resnext101_64x4d", 10, 65, 67, "zip"),
 ]
 

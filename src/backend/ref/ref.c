@@ -187,6 +187,18 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
         case OP_TAKE:
             ref_take(x, y, xs, nd->a.start);
             break;
+        case OP_PAD:
+            ref_pad(x, y, xs, s);
+            break;
+        case OP_CROP:
+            ref_crop(x, y, xs, s);
+            break;
+        case OP_MERGE:
+            ref_merge(x, y, xs, s);
+            break;
+        case OP_WINDOW_ATTENTION:
+            ref_window_attention(x, y, xs, nd->a.kh, nd->a.sh, nd->a.groups, param(e, nd, 0));
+            break;
         default:
             return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: op %s", op_name(nd->op));
         }
@@ -303,6 +315,19 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
             break;
         case OP_TAKE:
             if (dx) ref_take_backward(dy, dx, xs, nd->a.start);
+            break;
+        case OP_PAD:
+            if (dx) ref_pad_backward(dy, dx, xs, s);
+            break;
+        case OP_CROP:
+            if (dx) ref_crop_backward(dy, dx, xs, s);
+            break;
+        case OP_MERGE:
+            if (dx) ref_merge_backward(dy, dx, xs, s);
+            break;
+        case OP_WINDOW_ATTENTION:
+            ref_window_attention_backward(x, dy, dx, pgrad(io, nd, 0), xs, nd->a.kh, nd->a.sh,
+                                          nd->a.groups, param(e, nd, 0));
             break;
         default:
             free(need);
