@@ -1,6 +1,7 @@
 /* The oneDNN backend (fused, blocked layouts) against the reference backend (op by op) on every
  * architecture, with random weights and randomised batch-norm statistics. */
 #include <string.h>
+#include <time.h>
 
 #include "test.h"
 
@@ -40,12 +41,31 @@ static double max_abs(const cv_tensor *t)
     return m;
 }
 
-static void compare_arch(const char *arch, int64_t n, int64_t h, int64_t w)
+/* A ViT built for a side x side patch grid: loading a state whose position embeddings have
+ * 1 + side^2 tokens rebuilds the model for that image size (the cfg_for hook). */
+static void vit_grid(cv_ctx *ctx, cv_model *m, int side)
 {
+    const cv_tensor *pos = cv_state_get(cv_model_params(m), "encoder.pos_embedding");
+    cv_state *st = cv_state_new();
+    cv_tensor *t;
+    int64_t shape[3] = {1, 1 + side * side, pos->shape[2]};
+    CHECK_OK(ctx, cv_tensor_new(ctx, CV_F32, 3, shape, &t));
+    CHECK_OK(ctx, cv_state_put(ctx, st, "encoder.pos_embedding", t));
+    CHECK_OK(ctx, cv_model_load_state(ctx, m, st, CV_LOAD_NONSTRICT));
+    pos = cv_state_get(cv_model_params(m), "encoder.pos_embedding");
+    CHECK(pos->shape[1] == 1 + side * side);
+    cv_state_free(st);
+}
+
+static void compare_arch(const char *arch, int64_t n, int64_t h, int64_t w, int vit_side)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     cv_ctx *ctx = cv_ctx_new();
     cv_model *m;
     CHECK_OK(ctx, cv_model_create(ctx, arch, 7, &m));
     if (!m) return;
+    if (vit_side) vit_grid(ctx, m, vit_side);
     randomise(m);
     cv_tensor *x, *y_ref = NULL, *y_cpu = NULL;
     int64_t shape[] = {n, 3, h, w};
@@ -60,8 +80,10 @@ static void compare_arch(const char *arch, int64_t n, int64_t h, int64_t w)
         double d = 0, scale = max_abs(y_ref);
         for (int64_t i = 0; i < cv_tensor_numel(y_ref); i++)
             d = fmax(d, fabs(((float *)y_ref->data)[i] - ((float *)y_cpu->data)[i]));
-        fprintf(stderr, "  %-18s %lldx3x%lldx%lld  max|logit| %.3g  max|diff| %.3g\n", arch,
-                (long long)n, (long long)h, (long long)w, scale, d);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        fprintf(stderr, "  %-18s %lldx3x%lldx%lld  max|logit| %.3g  max|diff| %.3g  (%.1f s)\n",
+                arch, (long long)n, (long long)h, (long long)w, scale, d,
+                (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec));
         CHECK(scale > 1e-3);
         CHECK(d <= 1e-4 * scale);
     }
@@ -85,21 +107,34 @@ static void test_families(void)
 {
     static const struct {
         const char *arch;
-        int h, w;
+        int h, w, vit_side;
     } reps[] = {
-        {"resnet18", 45, 37},         {"mobilenet_v2", 45, 37},  {"resnet50", 45, 37},
-        {"vgg11_bn", 67, 71},         {"alexnet", 67, 71},       {"resnext50_32x4d", 45, 37},
-        {"mobilenet_v3_small", 45, 37}, {"densenet121", 45, 37}, {"squeezenet1_1", 45, 37},
-        {"shufflenet_v2_x0_5", 45, 37}, {"mnasnet0_5", 45, 37},  {"googlenet", 45, 37},
-        {"inception_v3", 79, 77},     {"efficientnet_b0", 45, 37}, {"regnet_y_400mf", 45, 37},
-        {"convnext_tiny", 45, 37},    {"efficientnet_v2_s", 45, 37},
+        {"resnet18", 45, 37, 0},
+        {"mobilenet_v2", 45, 37, 0},
+        {"resnet50", 45, 37, 0},
+        {"vgg11_bn", 67, 71, 0},
+        {"alexnet", 67, 71, 0},
+        {"resnext50_32x4d", 45, 37, 0},
+        {"mobilenet_v3_small", 45, 37, 0},
+        {"densenet121", 45, 37, 0},
+        {"squeezenet1_1", 45, 37, 0},
+        {"shufflenet_v2_x0_5", 45, 37, 0},
+        {"mnasnet0_5", 45, 37, 0},
+        {"googlenet", 45, 37, 0},
+        {"inception_v3", 79, 77, 0},
+        {"efficientnet_b0", 45, 37, 0},
+        {"regnet_y_400mf", 45, 37, 0},
+        {"convnext_tiny", 45, 37, 0},
+        {"efficientnet_v2_s", 45, 37, 0},
+        {"swin_t", 45, 37, 0},
+        {"vit_b_32", 96, 96, 3}, /* at its position embeddings' size: rebuilt for a 3x3 grid */
     };
     int n = (int)(sizeof reps / sizeof reps[0]);
 #if defined(__SANITIZE_ADDRESS__)
     n = 6;
 #endif
     for (int i = 0; i < n; i++) {
-        compare_arch(reps[i].arch, 2, reps[i].h, reps[i].w);
+        compare_arch(reps[i].arch, 2, reps[i].h, reps[i].w, reps[i].vit_side);
     }
 }
 

@@ -422,6 +422,129 @@ static void test_layernorm_scale(void)
     }
 }
 
+/* ---- transformer pieces: tokens (class token, position embeddings), attention, take ---- */
+typedef struct {
+    double *x, *cls, *pos;
+    cv_shape4 xs;
+    int op, heads; /* 0 tokens, 1 attention, 2 take */
+} tf_case;
+
+static void tf_fwd(void *p, double *y)
+{
+    tf_case *c = p;
+    if (c->op == 0)
+        ref_tokens_f64(c->x, y, &c->xs, c->cls, c->pos);
+    else if (c->op == 1)
+        ref_attention_f64(c->x, y, &c->xs, c->heads);
+    else
+        ref_take_f64(c->x, y, &c->xs, 2);
+}
+
+static void test_transformer_ops(void)
+{
+    /* tokens: 2 x 3 x (2x2 patches) -> 2 x 3 x 5 */
+    tf_case t = {.xs = {{2, 3, 2, 2}, 4}};
+    t.x = rand_vec(24), t.cls = rand_vec(3), t.pos = rand_vec(15);
+    double *r = rand_vec(30), *dx = calloc(24, 8), *dc = calloc(3, 8), *dp = calloc(15, 8);
+    ref_tokens_backward_f64(r, dx, dc, dp, &t.xs);
+    check_grad("tokens d/dx", &t, tf_fwd, t.x, 24, dx, r, 30);
+    check_grad("tokens d/dclass_token", &t, tf_fwd, t.cls, 3, dc, r, 30);
+    check_grad("tokens d/dpos_embedding", &t, tf_fwd, t.pos, 15, dp, r, 30);
+    double y[30];
+    ref_tokens_f64(t.x, y, &t.xs, t.cls, t.pos);
+    /* token 1 + (1*2 + 0) of feature 2 of sample 1 is patch (1, 0) plus its position embedding */
+    CHECK(fabs(y[(1 * 3 + 2) * 5 + 3] - (t.x[(1 * 3 + 2) * 4 + 2] + t.pos[3 * 3 + 2])) < 1e-12);
+    free(t.x), free(t.cls), free(t.pos), free(r), free(dx), free(dc), free(dp);
+    /* attention: 2 samples, D = 4 in 2 heads, 5 tokens */
+    tf_case a = {.xs = {{2, 12, 5, 1}, 4}, .op = 1, .heads = 2};
+    a.x = rand_vec(120);
+    r = rand_vec(40), dx = calloc(120, 8);
+    ref_attention_backward_f64(a.x, r, dx, &a.xs, 2);
+    check_grad("attention d/dqkv", &a, tf_fwd, a.x, 120, dx, r, 40);
+    free(r), free(dx);
+    /* with one token every query attends to it alone: y = v */
+    cv_shape4 one = {{1, 6, 1, 1}, 4};
+    double q[6] = {1, 2, 3, 4, 5, 6}, o[2];
+    ref_attention_f64(q, o, &one, 1);
+    CHECK(o[0] == 5 && o[1] == 6);
+    tf_case k = {.x = a.x, .xs = {{2, 12, 5, 1}, 4}, .op = 2};
+    r = rand_vec(24), dx = calloc(120, 8);
+    ref_take_backward_f64(r, dx, &k.xs, 2);
+    check_grad("take d/dx", &k, tf_fwd, k.x, 120, dx, r, 24);
+    free(a.x), free(r), free(dx);
+}
+
+/* ---- Swin pieces: pad, crop, patch merging, shifted-window attention ---- */
+typedef struct {
+    double *x, *table;
+    cv_shape4 xs, ys;
+    int op, w, shift, heads; /* 0 pad, 1 crop, 2 merge, 3 window attention */
+} swin_case;
+
+static void swin_fwd(void *p, double *y)
+{
+    swin_case *c = p;
+    if (c->op == 0)
+        ref_pad_f64(c->x, y, &c->xs, &c->ys);
+    else if (c->op == 1)
+        ref_crop_f64(c->x, y, &c->xs, &c->ys);
+    else if (c->op == 2)
+        ref_merge_f64(c->x, y, &c->xs, &c->ys);
+    else
+        ref_window_attention_f64(c->x, y, &c->xs, c->w, c->shift, c->heads, c->table);
+}
+
+static void test_swin_ops(void)
+{
+    swin_case cases[] = {{.xs = {{2, 3, 5, 4}, 4}, .ys = {{2, 3, 6, 6}, 4}, .op = 0},
+                         {.xs = {{2, 3, 6, 6}, 4}, .ys = {{2, 3, 5, 4}, 4}, .op = 1},
+                         {.xs = {{2, 3, 5, 4}, 4}, .ys = {{2, 12, 3, 2}, 4}, .op = 2},
+                         /* 6x9 map in 3x3 windows, shifted by 1 (masks), 2 heads of 2 channels */
+                         {.xs = {{2, 12, 6, 9}, 4},
+                          .ys = {{2, 4, 6, 9}, 4},
+                          .op = 3,
+                          .w = 3,
+                          .shift = 1,
+                          .heads = 2},
+                         /* a side no larger than the window: that side's shift is zeroed */
+                         {.xs = {{1, 6, 3, 6}, 4},
+                          .ys = {{1, 2, 3, 6}, 4},
+                          .op = 3,
+                          .w = 3,
+                          .shift = 1,
+                          .heads = 1}};
+    const char *names[] = {"pad", "crop", "patch merge", "window attention", "window attn 1 row"};
+    for (int t = 0; t < 5; t++) {
+        swin_case *c = &cases[t];
+        int64_t nx = shape_numel(&c->xs), ny = shape_numel(&c->ys), nt = 0;
+        c->x = rand_vec(nx);
+        double *r = rand_vec(ny), *dx = calloc((size_t)nx, 8), *dt = NULL;
+        if (c->op == 0) ref_pad_backward_f64(r, dx, &c->xs, &c->ys);
+        if (c->op == 1) ref_crop_backward_f64(r, dx, &c->xs, &c->ys);
+        if (c->op == 2) ref_merge_backward_f64(r, dx, &c->xs, &c->ys);
+        if (c->op == 3) {
+            nt = (2 * c->w - 1) * (2 * c->w - 1) * c->heads;
+            c->table = rand_vec(nt), dt = calloc((size_t)nt, 8);
+            ref_window_attention_backward_f64(c->x, r, dx, dt, &c->xs, c->w, c->shift, c->heads,
+                                              c->table);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "%s d/dx", names[t]);
+        check_grad(what, c, swin_fwd, c->x, nx, dx, r, ny);
+        if (c->op == 3) {
+            snprintf(what, sizeof what, "%s d/dtable", names[t]);
+            check_grad(what, c, swin_fwd, c->table, nt, dt, r, ny);
+        }
+        if (c->op == 2) {  /* block 1 (channels C..2C) holds odd rows, even columns */
+            double y[144]; /* 2 x 12 x 3 x 2 */
+            ref_merge_f64(c->x, y, &c->xs, &c->ys);
+            CHECK(y[((0 * 12 + 3 + 0) * 3 + 1) * 2 + 0] == c->x[((0 * 3 + 0) * 5 + 3) * 4 + 0]);
+        }
+        free(c->x), free(r), free(dx), free(dt);
+        if (c->op == 3) free(c->table);
+    }
+}
+
 int main(void)
 {
     RUN(test_conv);
@@ -434,5 +557,7 @@ int main(void)
     RUN(test_slice_shuffle);
     RUN(test_affine);
     RUN(test_layernorm_scale);
+    RUN(test_transformer_ops);
+    RUN(test_swin_ops);
     TEST_EXIT();
 }

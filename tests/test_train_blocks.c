@@ -331,6 +331,47 @@ static int blk_convnext(cv_builder *b)
     return head(b, x);
 }
 
+/* A ViT encoder: patch embedding, class token and position embeddings, pre-norm attention and
+ * MLP blocks with residuals, the class token through the final LayerNorm and the head. */
+static int blk_vit(cv_builder *b)
+{
+    int x = b_conv(b, b_input(b, 3), "conv_proj", 16, 4, 4, 0, 1, 1, 1);
+    x = b_tokens(b, x, "", "encoder", 1 + 3 * 2);
+    for (int i = 0; i < 2; i++) {
+        b_pushi(b, i);
+        int y = b_layernorm(b, x, "ln_1", 1e-6f);
+        b_push(b, "attn");
+        y = b_pointwise_named(b, y, "in_proj_weight", "in_proj_bias", 48);
+        y = b_pointwise(b, b_attention(b, y, 4), "out_proj", 16, 1);
+        b_pop(b);
+        x = b_add(b, y, x);
+        y = b_act(b, b_pointwise(b, b_layernorm(b, x, "ln_2", 1e-6f), "mlp0", 32, 1), ACT_GELU);
+        x = b_add(b, b_pointwise(b, y, "mlp3", 16, 1), x);
+        b_pop(b);
+    }
+    x = b_layernorm(b, b_take(b, x, 0), "ln", 1e-6f);
+    return b_linear(b, b_flatten(b, x), "head", 5, 1);
+}
+
+/* A Swin block pair (plain, then shifted windows with masks) on a map that needs window padding,
+ * then patch merging. */
+static int blk_swin(cv_builder *b)
+{
+    int x = b_layernorm(b, b_conv(b, b_input(b, 3), "embed", 8, 2, 2, 0, 1, 1, 1), "n0", 1e-5f);
+    for (int i = 0; i < 2; i++) {
+        b_pushi(b, i);
+        int y = b_layernorm(b, x, "norm1", 1e-5f);
+        int a = b_pointwise(b, b_pad(b, y, 3), "qkv", 24, 1);
+        a = b_crop(b, b_window_attention(b, a, 3, i, 2), y);
+        x = b_add(b, b_stochastic_depth(b, b_pointwise(b, a, "proj", 8, 1), 0.2f), x);
+        y = b_act(b, b_pointwise(b, b_layernorm(b, x, "norm2", 1e-5f), "mlp0", 16, 1), ACT_GELU);
+        x = b_add(b, b_pointwise(b, y, "mlp3", 8, 1), x);
+        b_pop(b);
+    }
+    x = b_pointwise(b, b_layernorm(b, b_merge(b, x), "mn", 1e-5f), "reduction", 16, 0);
+    return head(b, x);
+}
+
 int main(void)
 {
     check_block("bottleneck (downsample, identity)", blk_bottleneck, 4, 32, 10, 9);
@@ -342,6 +383,8 @@ int main(void)
     check_block("mbconv: SiLU, SE sigmoid, stochastic depth", blk_mbconv, 4, 8, 7, 9);
     test_stochastic_depth_rows();
     check_block("convnext: layernorm, pointwise, layer scale", blk_convnext, 4, 8, 9, 11);
+    check_block("vit: tokens, attention, take", blk_vit, 4, 3, 12, 8);
+    check_block("swin: pad, shifted windows, crop, merge", blk_swin, 2, 3, 14, 10);
     check_block("inception: affine, 1x7/7x1, pools, concat", blk_inception, 4, 3, 10, 9);
     TEST_EXIT();
 }

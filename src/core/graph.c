@@ -25,6 +25,13 @@ static const char *op_names[OP_COUNT] = {
     [OP_AFFINE] = "affine",
     [OP_LAYERNORM] = "layer_norm",
     [OP_CHANNEL_SCALE] = "channel_scale",
+    [OP_TOKENS] = "tokens",
+    [OP_ATTENTION] = "attention",
+    [OP_TAKE] = "take",
+    [OP_PAD] = "pad",
+    [OP_CROP] = "crop",
+    [OP_MERGE] = "patch_merge",
+    [OP_WINDOW_ATTENTION] = "window_attention",
 };
 
 const char *op_name(cv_op op)
@@ -341,20 +348,119 @@ int b_affine(cv_builder *b, int x, const float *scale, const float *shift)
     return id;
 }
 
-int b_pointwise(cv_builder *b, int x, const char *name, int out, int bias)
+static int pointwise(cv_builder *b, int x, const char *name, const char *wleaf, const char *bleaf,
+                     int out)
 {
     int in = channels_of(b, x);
     int id = add_node(b, OP_CONV, 1, &x, out, 4);
     if (id < 0) return -1;
     int64_t ws[2] = {out, in}, bs[1] = {out};
-    int w = add_param(b, name, "weight", CV_F32, 2, ws);
-    int bi = bias ? add_param(b, name, "bias", CV_F32, 1, bs) : -1;
+    int w = add_param(b, name, wleaf, CV_F32, 2, ws);
+    int bi = bleaf ? add_param(b, name, bleaf, CV_F32, 1, bs) : -1;
     if (b->err) return -1;
     cv_node *n = &b->g->nodes[id];
     n->nparam = 2;
     n->param[0] = w;
     n->param[1] = bi;
     n->a = (cv_attrs){.kh = 1, .kw = 1, .sh = 1, .sw = 1, .dh = 1, .dw = 1, .groups = 1};
+    return id;
+}
+
+int b_pointwise(cv_builder *b, int x, const char *name, int out, int bias)
+{
+    return pointwise(b, x, name, "weight", bias ? "bias" : NULL, out);
+}
+
+int b_pointwise_named(cv_builder *b, int x, const char *wleaf, const char *bleaf, int out)
+{
+    return pointwise(b, x, "", wleaf, bleaf, out);
+}
+
+int b_tokens(cv_builder *b, int x, const char *cls_scope, const char *pos_scope, int tokens)
+{
+    int d = channels_of(b, x);
+    int id = add_node(b, OP_TOKENS, 1, &x, d, 4);
+    if (id < 0) return -1;
+    int64_t cs[3] = {1, 1, d}, ps[3] = {1, tokens, d};
+    char saved[sizeof b->scope];
+    memcpy(saved, b->scope, sizeof saved);
+    snprintf(b->scope, sizeof b->scope, "%s", cls_scope);
+    int c = add_param(b, "", "class_token", CV_F32, 3, cs);
+    snprintf(b->scope, sizeof b->scope, "%s", pos_scope);
+    int p = add_param(b, "", "pos_embedding", CV_F32, 3, ps);
+    memcpy(b->scope, saved, sizeof saved);
+    if (b->err) return -1;
+    b->g->nodes[id].nparam = 2;
+    b->g->nodes[id].param[0] = c;
+    b->g->nodes[id].param[1] = p;
+    return id;
+}
+
+int b_attention(cv_builder *b, int qkv, int heads)
+{
+    int c = channels_of(b, qkv);
+    if (!b->err && (heads < 1 || c % (3 * heads))) {
+        b->err = cv_fail(b->ctx, CV_ERR_INTERNAL,
+                         "builder: %s: attention over %d channels, %d heads", b->scope, c, heads);
+        return -1;
+    }
+    int id = add_node(b, OP_ATTENTION, 1, &qkv, c / 3, 4);
+    if (id >= 0) b->g->nodes[id].a.groups = heads;
+    return id;
+}
+
+int b_take(cv_builder *b, int x, int token)
+{
+    int id = add_node(b, OP_TAKE, 1, &x, channels_of(b, x), 4);
+    if (id >= 0) b->g->nodes[id].a.start = token;
+    return id;
+}
+
+int b_pad(cv_builder *b, int x, int multiple)
+{
+    int id = add_node(b, OP_PAD, 1, &x, channels_of(b, x), 4);
+    if (id >= 0) b->g->nodes[id].a.kh = multiple;
+    return id;
+}
+
+int b_crop(cv_builder *b, int x, int like)
+{
+    int in[2] = {x, like};
+    return add_node(b, OP_CROP, 2, in, channels_of(b, x), 4);
+}
+
+int b_merge(cv_builder *b, int x)
+{
+    return add_node(b, OP_MERGE, 1, &x, 4 * channels_of(b, x), 4);
+}
+
+int b_window_attention(cv_builder *b, int qkv, int window, int shift, int heads)
+{
+    int c = channels_of(b, qkv);
+    if (!b->err && (heads < 1 || c % (3 * heads) || window < 1 || shift < 0 || shift >= window)) {
+        b->err = cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: %s: window attention %d/%d/%d/%d",
+                         b->scope, c, heads, window, shift);
+        return -1;
+    }
+    int id = add_node(b, OP_WINDOW_ATTENTION, 1, &qkv, c / 3, 4);
+    if (id < 0) return -1;
+    int64_t ts[2] = {(2 * window - 1) * (2 * window - 1), heads},
+            is[1] = {window * window * window * window};
+    int t = add_param(b, "", "relative_position_bias_table", CV_F32, 2, ts);
+    int ix = add_param(b, "", "relative_position_index", CV_I64, 1, is);
+    if (b->err) return -1;
+    /* torchvision's buffer: (dy + w - 1) * (2w - 1) + (dx + w - 1) for token pairs (i, j) */
+    int64_t *idx = cv_state_tensor(b->params, ix)->data;
+    for (int i = 0; i < window * window; i++)
+        for (int j = 0; j < window * window; j++)
+            idx[i * window * window + j] =
+                (int64_t)(i / window - j / window + window - 1) * (2 * window - 1) +
+                (i % window - j % window + window - 1);
+    cv_node *n = &b->g->nodes[id];
+    n->nparam = 2;
+    n->param[0] = t;
+    n->param[1] = ix;
+    n->a.kh = window, n->a.sh = shift, n->a.groups = heads;
     return id;
 }
 
@@ -507,6 +613,50 @@ cv_status graph_infer_shapes(cv_ctx *ctx, const cv_graph *g, const cv_state *par
             o->d[1] = nd->channels;
             if (x->rank != 4 || nd->a.start + nd->channels > x->d[1])
                 return cv_fail(ctx, CV_ERR_SHAPE, "slice node %d: channels out of range", i);
+            break;
+        case OP_TOKENS: {
+            const cv_tensor *pos = cv_state_tensor(params, nd->param[1]);
+            *o = (cv_shape4){{n, x->d[1], 1 + x->d[2] * x->d[3], 1}, 4};
+            if (pos->shape[1] != o->d[2])
+                return cv_fail(ctx, CV_ERR_SHAPE,
+                               "input %lldx%lld gives %lld patches; the position embeddings are "
+                               "for %lld (the image size this model was built for)",
+                               (long long)h, (long long)w, (long long)(o->d[2] - 1),
+                               (long long)(pos->shape[1] - 1));
+            break;
+        }
+        case OP_ATTENTION:
+            *o = *x;
+            o->d[1] = x->d[1] / 3;
+            if (x->d[3] != 1 || x->d[1] != 3 * (int64_t)nd->channels)
+                return cv_fail(ctx, CV_ERR_SHAPE, "attention node %d: not a token sequence", i);
+            break;
+        case OP_TAKE:
+            *o = (cv_shape4){{n, x->d[1], 1, 1}, 4};
+            if (x->d[3] != 1 || nd->a.start >= x->d[2])
+                return cv_fail(ctx, CV_ERR_SHAPE, "take node %d: no token %d", i, nd->a.start);
+            break;
+        case OP_PAD:
+            *o = *x;
+            o->d[2] = (x->d[2] + nd->a.kh - 1) / nd->a.kh * nd->a.kh;
+            o->d[3] = (x->d[3] + nd->a.kh - 1) / nd->a.kh * nd->a.kh;
+            break;
+        case OP_CROP: {
+            const cv_shape4 *like = &shapes[nd->in[1]];
+            *o = *x;
+            o->d[2] = like->d[2], o->d[3] = like->d[3];
+            if (like->d[2] > x->d[2] || like->d[3] > x->d[3])
+                return cv_fail(ctx, CV_ERR_SHAPE, "crop node %d: larger than its input", i);
+            break;
+        }
+        case OP_MERGE:
+            *o = (cv_shape4){{n, 4 * x->d[1], (x->d[2] + 1) / 2, (x->d[3] + 1) / 2}, 4};
+            break;
+        case OP_WINDOW_ATTENTION:
+            *o = *x;
+            o->d[1] = x->d[1] / 3;
+            if (x->d[2] % nd->a.kh || x->d[3] % nd->a.kh)
+                return cv_fail(ctx, CV_ERR_SHAPE, "window attention node %d: not whole windows", i);
             break;
         case OP_AFFINE:
             *o = *x;

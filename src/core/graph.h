@@ -29,6 +29,22 @@ typedef enum {
     OP_LAYERNORM,        /* in: x; over the channels at each position (channels-last LayerNorm,
                             LayerNorm2d); params: weight, bias; a.eps */
     OP_CHANNEL_SCALE,    /* in: x; params: scale (C values, e.g. ConvNeXt's layer_scale [C,1,1]) */
+    /* Token sequences are [N, D, L, 1] values (features as channels, tokens along H). */
+    OP_TOKENS,    /* in: patches [N, D, h, w]; params: class_token [1,1,D], pos_embedding
+                     [1, 1+h*w, D]; out [N, D, 1+h*w, 1]: the class token, then the patches in
+                     row-major order, plus the position embeddings */
+    OP_ATTENTION, /* in: qkv [N, 3D, L, 1] (q, k, v stacked along channels); a.groups heads;
+                     out [N, D, L, 1]: softmax(q k^T / sqrt(D/heads)) v per head */
+    OP_TAKE,      /* in: [N, D, L, 1]; out [N, D, 1, 1]: token a.start */
+    OP_PAD,       /* in: x; zeros at the bottom/right up to multiples of a.kh (Swin's windows) */
+    OP_CROP,      /* in: x, like; x's top-left part of like's height and width */
+    OP_MERGE,     /* Swin's patch merging: [N, C, H, W] -> [N, 4C, ceil(H/2), ceil(W/2)], the
+                     (0,0), (1,0), (0,1), (1,1) pixels of each 2x2 block (odd sizes zero-padded) */
+    OP_WINDOW_ATTENTION, /* in: qkv [N, 3C, H, W] (H, W multiples of a.kh); a.kh window, a.sh
+                            shift (zeroed along a side no larger than the window), a.groups
+                            heads; params: relative_position_bias_table [(2w-1)^2, heads],
+                            relative_position_index (the buffer; the kernel computes it);
+                            out [N, C, H, W]: Swin's shifted-window attention */
     OP_COUNT
 } cv_op;
 
@@ -124,6 +140,17 @@ int b_pointwise(cv_builder *b, int x, const char *name, int out, int bias);
 int b_layernorm(cv_builder *b, int x, const char *name, float eps);
 /* x * <scope>.<leaf> where the parameter holds one value per channel with the given shape */
 int b_channel_scale(cv_builder *b, int x, const char *leaf, int ndim, const int64_t *shape);
+/* b_pointwise with explicit leaf names (nn.MultiheadAttention's in_proj_weight/in_proj_bias) */
+int b_pointwise_named(cv_builder *b, int x, const char *wleaf, const char *bleaf, int out);
+/* ViT's class token and position embeddings: parameters <cls_scope>.class_token ("" = root)
+ * and <pos_scope>.pos_embedding for `tokens` = 1 + patches */
+int b_tokens(cv_builder *b, int x, const char *cls_scope, const char *pos_scope, int tokens);
+int b_attention(cv_builder *b, int qkv, int heads);
+int b_take(cv_builder *b, int x, int token);
+int b_pad(cv_builder *b, int x, int multiple);
+int b_crop(cv_builder *b, int x, int like);
+int b_merge(cv_builder *b, int x);
+int b_window_attention(cv_builder *b, int qkv, int window, int shift, int heads);
 
 /* ---- shapes ---- */
 typedef struct {

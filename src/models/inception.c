@@ -187,8 +187,9 @@ int build_inception_v3(cv_builder *b, const void *cfgp, int num_classes)
     return b_linear(b, b_flatten(b, x), "fc", num_classes, 1);
 }
 
-const void *inception_cfg_for(const void *cfgp, const cv_state *st)
+const void *inception_cfg_for(const void *cfgp, const cv_state *st, void *buf)
 {
+    (void)buf;
     const inception_cfg *cfg = cfgp;
     const char *v = cv_state_get_meta(st, "transform_input");
     return v && !strcmp(v, "1") ? cfg->transformed : cfg;

@@ -76,8 +76,9 @@ int build_mnasnet(cv_builder *b, const void *cfgp, int num_classes)
     return x;
 }
 
-const void *mnasnet_cfg_for(const void *cfgp, const cv_state *st)
+const void *mnasnet_cfg_for(const void *cfgp, const cv_state *st, void *buf)
 {
+    (void)buf;
     const mnasnet_cfg *cfg = cfgp;
     const char *v = cv_state_get_meta(st, "version:");
     return v && !strcmp(v, "1") && cfg->v1 ? cfg->v1 : cfg;

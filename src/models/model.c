@@ -1,5 +1,6 @@
 /* cv_model: an architecture's graph, its parameters, and a cached plan for the last input size. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 struct cv_model {
     const cv_arch *arch;
     const void *cfg; /* the configuration built: arch->cfg, or arch->cfg_for's for a checkpoint */
+    _Alignas(max_align_t) unsigned char cfg_own[CV_CFG_MAX], cfg_tmp[CV_CFG_MAX];
     int num_classes;
     cv_graph *g;
     cv_state *params;
@@ -261,8 +263,18 @@ static cv_status renamed_view(cv_ctx *ctx, const cv_model *m, const cv_state *st
 cv_status cv_model_load_state(cv_ctx *ctx, cv_model *m, const cv_state *st, int flags)
 {
     cv_status s;
-    const void *cfg = m->arch->cfg_for ? m->arch->cfg_for(m->arch->cfg, st) : m->cfg;
-    if (cfg != m->cfg && (s = build_model(ctx, m, cfg))) return s;
+    const void *cfg = m->cfg;
+    int rebuild = 0;
+    if (m->arch->cfg_for) {
+        cfg = m->arch->cfg_for(m->arch->cfg, st, m->cfg_tmp);
+        if (cfg == m->cfg_tmp) { /* a configuration made for this checkpoint */
+            if (m->cfg == m->cfg_own && !memcmp(m->cfg_own, m->cfg_tmp, CV_CFG_MAX))
+                cfg = m->cfg;
+            else
+                cfg = memcpy(m->cfg_own, m->cfg_tmp, CV_CFG_MAX), rebuild = 1;
+        }
+    }
+    if ((rebuild || cfg != m->cfg) && (s = build_model(ctx, m, cfg))) return s;
     cv_state *view;
     if ((s = renamed_view(ctx, m, st, &view))) return s;
     s = load_state(ctx, m, view ? view : st, flags);

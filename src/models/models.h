@@ -6,6 +6,8 @@
 
 #include "core/graph.h"
 
+#define CV_CFG_MAX 128
+
 /* Builds the architecture on `b` and returns the output node (or -1 with b->err set). */
 typedef int (*cv_build_fn)(cv_builder *b, const void *cfg, int num_classes);
 
@@ -18,8 +20,9 @@ typedef struct {
      * as DenseNet's "norm.1"); returns 1 and fills `out` when it did. */
     int (*rename)(const char *key, char *out, size_t size);
     /* Optional: the configuration a checkpoint needs when it is not `cfg` (MNASNet's version-1
-     * stem); the model is rebuilt for it before loading. */
-    const void *(*cfg_for)(const void *cfg, const cv_state *st);
+     * stem, ViT's image size); the model is rebuilt for it before loading. The hook returns a
+     * static configuration, or `buf` (CV_CFG_MAX bytes) after writing one there. */
+    const void *(*cfg_for)(const void *cfg, const cv_state *st, void *buf);
     /* Checkpoint key prefixes this builder has no modules for and loading skips: the auxiliary
      * classifiers of GoogLeNet and Inception v3, which torchvision runs only for the extra
      * training outputs (its eval forward ignores them; its pretrained models drop them). */
@@ -37,13 +40,17 @@ int build_squeezenet(cv_builder *b, const void *cfg, int num_classes);
 int build_densenet(cv_builder *b, const void *cfg, int num_classes);
 int build_shufflenet_v2(cv_builder *b, const void *cfg, int num_classes);
 int build_mnasnet(cv_builder *b, const void *cfg, int num_classes);
-const void *mnasnet_cfg_for(const void *cfg, const cv_state *st);
+const void *mnasnet_cfg_for(const void *cfg, const cv_state *st, void *buf);
 int build_googlenet(cv_builder *b, const void *cfg, int num_classes);
 int build_inception_v3(cv_builder *b, const void *cfg, int num_classes);
-const void *inception_cfg_for(const void *cfg, const cv_state *st);
+const void *inception_cfg_for(const void *cfg, const cv_state *st, void *buf);
 int build_efficientnet(cv_builder *b, const void *cfg, int num_classes);
 int build_regnet(cv_builder *b, const void *cfg, int num_classes);
 int build_convnext(cv_builder *b, const void *cfg, int num_classes);
+int build_vit(cv_builder *b, const void *cfg, int num_classes);
+const void *vit_cfg_for(const void *cfg, const cv_state *st, void *buf);
+int vit_rename(const char *key, char *out, size_t size);
+int build_swin(cv_builder *b, const void *cfg, int num_classes);
 int densenet_rename(const char *key, char *out, size_t size);
 
 /* ---- shared blocks (blocks.c) ---- */
@@ -83,6 +90,15 @@ typedef struct {
     int depths[4], dims[4];
     float sd_prob;
 } convnext_cfg;
+
+typedef struct {
+    int patch, layers, heads, hidden, mlp, image_size;
+} vit_cfg;
+
+typedef struct {
+    int embed, depths[4], heads[4];
+    float sd_prob;
+} swin_cfg;
 
 typedef struct inception_cfg {
     int transform_input;

@@ -31,6 +31,11 @@
 #define CONVNEXT(n, d0, d1, d2, d3, c0, c1, c2, c3, sd)                                            \
     ARCH(n, build_convnext, (&(const convnext_cfg){{d0, d1, d2, d3}, {c0, c1, c2, c3}, sd}),       \
          "classifier.2")
+#define VIT(n, p, l, h, d, m)                                                                      \
+    ARCH(n, build_vit, (&(const vit_cfg){p, l, h, d, m, 224}), "heads.head",                       \
+         .cfg_for = vit_cfg_for, .rename = vit_rename)
+#define SWIN(n, e, d0, d1, d2, d3, h0, h1, h2, h3, sd)                                             \
+    ARCH(n, build_swin, (&(const swin_cfg){e, {d0, d1, d2, d3}, {h0, h1, h2, h3}, sd}), "head")
 
 static const cv_arch archs[] = {
     ARCH("alexnet", build_alexnet, NULL, "classifier.6"),
@@ -91,6 +96,9 @@ static const cv_arch archs[] = {
     SHUFFLENET("shufflenet_v2_x2_0", 24, 244, 488, 976, 2048),
     ARCH("squeezenet1_0", build_squeezenet, (&(const squeezenet_cfg){10}), "classifier.1"),
     ARCH("squeezenet1_1", build_squeezenet, (&(const squeezenet_cfg){11}), "classifier.1"),
+    SWIN("swin_b", 128, 2, 2, 18, 2, 4, 8, 16, 32, 0.5f),
+    SWIN("swin_s", 96, 2, 2, 18, 2, 3, 6, 12, 24, 0.3f),
+    SWIN("swin_t", 96, 2, 2, 6, 2, 3, 6, 12, 24, 0.2f),
     VGG("vgg11", vgg_cfg_a, 0),
     VGG("vgg11_bn", vgg_cfg_a, 1),
     VGG("vgg13", vgg_cfg_b, 0),
@@ -99,6 +107,11 @@ static const cv_arch archs[] = {
     VGG("vgg16_bn", vgg_cfg_d, 1),
     VGG("vgg19", vgg_cfg_e, 0),
     VGG("vgg19_bn", vgg_cfg_e, 1),
+    VIT("vit_b_16", 16, 12, 12, 768, 3072),
+    VIT("vit_b_32", 32, 12, 12, 768, 3072),
+    VIT("vit_h_14", 14, 32, 16, 1280, 5120),
+    VIT("vit_l_16", 16, 24, 16, 1024, 4096),
+    VIT("vit_l_32", 32, 24, 16, 1024, 4096),
     RESNET("wide_resnet50_2", 1, 3, 4, 6, 3, 1, 128),
     RESNET("wide_resnet101_2", 1, 3, 4, 23, 3, 1, 128),
 };

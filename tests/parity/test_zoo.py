@@ -2,7 +2,9 @@
 issue's, random weights with randomised normalisation statistics saved by torch.save (zip or legacy),
 `cvision forward` against PyTorch's eval-mode output within max|d| <= 1e-4 * max|logit|, on odd input
 sizes. Small heads (num_classes) keep the files small; at least one model per family runs at full
-width with the 1000-class head. Also the checkpoint quirks: DenseNet's old "norm.1" key names."""
+width with the 1000-class head. Also the checkpoint quirks: DenseNet's old "norm.1" key names,
+MNASNet's version-1 stem, GoogLeNet/Inception's transform_input, ViT's old MLP key names.
+ZOO_ONLY=regex runs a subset; ZOO_BIG=1 adds the largest models."""
 import contextlib
 import math
 import os
@@ -68,7 +70,21 @@ CASES = [
     ("convnext_small", 10, 65, 67, "legacy"),
     ("convnext_base", 10, 33, 35, "zip"),
     ("convnext_large", 10, 33, 35, "legacy"),
+    ("vit_b_32", 1000, 224, 224, "zip"),  # ViT runs at the image size of its position embeddings
+    ("vit_b_16", 10, 64, 64, "legacy"),    # built with image_size=64 (17 tokens)
+    ("swin_t", 1000, 97, 101, "zip"),   # windows padded at every stage, shifted and masked
+    ("swin_s", 10, 65, 67, "legacy"),
+    ("swin_b", 10, 65, 67, "zip"),
     ("resnext101_64x4d", 10, 65, 67, "zip"),
+]
+
+# Checked when ZOO_BIG=1 (0.3-2.6 GB of weights each: too slow to write and read in CI)
+BIG_CASES = [
+    ("wide_resnet101_2", 10, 65, 67, "legacy"),
+    ("regnet_y_128gf", 10, 33, 35, "zip"),
+    ("vit_l_16", 10, 32, 32, "zip"),
+    ("vit_l_32", 10, 64, 64, "legacy"),
+    ("vit_h_14", 10, 28, 28, "zip"),
 ]
 
 
@@ -113,6 +129,9 @@ def randomise_norms(model):
     for name, p in model.named_parameters():
         if name.endswith("layer_scale"):  # ConvNeXt starts at 1e-6: make the blocks count
             p.data.copy_(torch.rand(p.shape) * 0.5 + 0.1)
+        elif not p.data.any():  # zero-initialised: ViT's head and class token, biases
+            fan_in = p.shape[1] if p.dim() == 2 else 1
+            p.data.copy_(torch.randn(p.shape) * (0.1 if p.dim() < 2 else 1 / math.sqrt(fan_in)))
 
 
 def densenet_old_keys(sd):
@@ -142,8 +161,18 @@ def mnasnet_v1(model):
     return model
 
 
+def vit_old_keys(sd):
+    """MLPBlock version 1: mlp.linear_1 / mlp.linear_2 for mlp.0 / mlp.3."""
+    out = type(sd)()
+    for k, v in sd.items():
+        out[k.replace(".mlp.0.", ".mlp.linear_1.").replace(".mlp.3.", ".mlp.linear_2.")] = v
+    return out
+
+
 def compare(d, arch, k, h, w, fmt, sd_fn=None, label="", model_fn=None, kwargs=None, fname=None):
     t0 = time.time()
+    if arch.startswith("vit_") and h != 224:
+        kwargs = {"image_size": h, **(kwargs or {})}
     if arch in ("googlenet", "inception_v3"):
         kwargs = {"init_weights": True, **(kwargs or {})}  # silences torchvision's FutureWarning
     with fast_init():
@@ -176,7 +205,7 @@ def compare(d, arch, k, h, w, fmt, sd_fn=None, label="", model_fn=None, kwargs=N
 def main():
     d = tmpdir()
     only = os.environ.get("ZOO_ONLY")
-    for arch, k, h, w, fmt in CASES:
+    for arch, k, h, w, fmt in CASES + (BIG_CASES if os.environ.get("ZOO_BIG") else []):
         if not only or re.search(only, arch):
             compare(d, arch, k, h, w, fmt)
     if not only or re.search(only, "densenet121"):
@@ -190,6 +219,8 @@ def main():
         if not only or re.search(only, arch):
             compare(d, arch, 5, *hw, "zip", label=" (transform_input)", fname=fname,
                     kwargs={"transform_input": True, "aux_logits": True, "init_weights": True})
+    if not only or re.search(only, "vit_b_32"):
+        compare(d, "vit_b_32", 5, 64, 64, "zip", label=" (old mlp.linear_1 keys)", sd_fn=vit_old_keys)
     finish()
 
 

@@ -363,6 +363,13 @@ static cv_status plan_step(planner *p, int si)
     case OP_AFFINE:
     case OP_LAYERNORM:
     case OP_CHANNEL_SCALE:
+    case OP_TOKENS:
+    case OP_ATTENTION:
+    case OP_TAKE:
+    case OP_PAD:
+    case OP_CROP:
+    case OP_MERGE:
+    case OP_WINDOW_ATTENTION:
         s = plan_ref(p, st, &y);
         break;
     default:

@@ -299,6 +299,27 @@ static void run_ref(cv_exec *e, const xstep *x)
     case OP_CHANNEL_SCALE:
         ref_channel_scale(in[0], y, ys, param(e, nd, 0));
         break;
+    case OP_TOKENS:
+        ref_tokens(in[0], y, xs, param(e, nd, 0), param(e, nd, 1));
+        break;
+    case OP_ATTENTION:
+        ref_attention(in[0], y, xs, nd->a.groups);
+        break;
+    case OP_TAKE:
+        ref_take(in[0], y, xs, nd->a.start);
+        break;
+    case OP_PAD:
+        ref_pad(in[0], y, xs, ys);
+        break;
+    case OP_CROP:
+        ref_crop(in[0], y, xs, ys);
+        break;
+    case OP_MERGE:
+        ref_merge(in[0], y, xs, ys);
+        break;
+    case OP_WINDOW_ATTENTION:
+        ref_window_attention(in[0], y, xs, nd->a.kh, nd->a.sh, nd->a.groups, param(e, nd, 0));
+        break;
     default:
         break; /* the planners send nothing else here */
     }
@@ -360,6 +381,28 @@ static void run_ref_backward(cv_exec *e, const xstep *x, const cv_train_io *io)
         break;
     case OP_CHANNEL_SCALE:
         ref_channel_scale_backward(in[0], dy, din[0], param_grad(nd, 0, io), ys, param(e, nd, 0));
+        break;
+    case OP_TOKENS:
+        ref_tokens_backward(dy, din[0], param_grad(nd, 0, io), param_grad(nd, 1, io), xs);
+        break;
+    case OP_ATTENTION:
+        if (din[0]) ref_attention_backward(in[0], dy, din[0], xs, nd->a.groups);
+        break;
+    case OP_TAKE:
+        if (din[0]) ref_take_backward(dy, din[0], xs, nd->a.start);
+        break;
+    case OP_PAD:
+        if (din[0]) ref_pad_backward(dy, din[0], xs, ys);
+        break;
+    case OP_CROP:
+        if (din[0]) ref_crop_backward(dy, din[0], xs, ys);
+        break;
+    case OP_MERGE:
+        if (din[0]) ref_merge_backward(dy, din[0], xs, ys);
+        break;
+    case OP_WINDOW_ATTENTION:
+        ref_window_attention_backward(in[0], dy, din[0], param_grad(nd, 0, io), xs, nd->a.kh,
+                                      nd->a.sh, nd->a.groups, param(e, nd, 0));
         break;
     default:
         break;

@@ -2,6 +2,7 @@
  * ones) and for double (finite-difference gradient checks). */
 #include "backend/ref/kernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <tgmath.h>
 

@@ -113,6 +113,44 @@ void ref_layernorm_backward_f64(const double *x, const double *dy, double *dx, d
 void ref_channel_scale_f64(const double *x, double *y, const cv_shape4 *s, const double *scale);
 void ref_channel_scale_backward_f64(const double *x, const double *dy, double *dx, double *dscale,
                                     const cv_shape4 *s, const double *scale);
+void ref_tokens(const float *x, float *y, const cv_shape4 *xs, const float *cls, const float *pos);
+void ref_tokens_backward(const float *dy, float *dx, float *dcls, float *dpos, const cv_shape4 *xs);
+void ref_attention(const float *qkv, float *y, const cv_shape4 *xs, int heads);
+void ref_attention_backward(const float *qkv, const float *dy, float *dqkv, const cv_shape4 *xs,
+                            int heads);
+void ref_take(const float *x, float *y, const cv_shape4 *xs, int token);
+void ref_take_backward(const float *dy, float *dx, const cv_shape4 *xs, int token);
+void ref_tokens_f64(const double *x, double *y, const cv_shape4 *xs, const double *cls,
+                    const double *pos);
+void ref_tokens_backward_f64(const double *dy, double *dx, double *dcls, double *dpos,
+                             const cv_shape4 *xs);
+void ref_attention_f64(const double *qkv, double *y, const cv_shape4 *xs, int heads);
+void ref_attention_backward_f64(const double *qkv, const double *dy, double *dqkv,
+                                const cv_shape4 *xs, int heads);
+void ref_take_f64(const double *x, double *y, const cv_shape4 *xs, int token);
+void ref_take_backward_f64(const double *dy, double *dx, const cv_shape4 *xs, int token);
+void ref_pad(const float *x, float *y, const cv_shape4 *xs, const cv_shape4 *ys);
+void ref_pad_backward(const float *dy, float *dx, const cv_shape4 *xs, const cv_shape4 *ys);
+void ref_crop(const float *x, float *y, const cv_shape4 *xs, const cv_shape4 *ys);
+void ref_crop_backward(const float *dy, float *dx, const cv_shape4 *xs, const cv_shape4 *ys);
+void ref_merge(const float *x, float *y, const cv_shape4 *xs, const cv_shape4 *ys);
+void ref_merge_backward(const float *dy, float *dx, const cv_shape4 *xs, const cv_shape4 *ys);
+void ref_window_attention(const float *qkv, float *y, const cv_shape4 *xs, int w, int shift,
+                          int heads, const float *table);
+void ref_window_attention_backward(const float *qkv, const float *dy, float *dqkv, float *dtable,
+                                   const cv_shape4 *xs, int w, int shift, int heads,
+                                   const float *table);
+void ref_pad_f64(const double *x, double *y, const cv_shape4 *xs, const cv_shape4 *ys);
+void ref_pad_backward_f64(const double *dy, double *dx, const cv_shape4 *xs, const cv_shape4 *ys);
+void ref_crop_f64(const double *x, double *y, const cv_shape4 *xs, const cv_shape4 *ys);
+void ref_crop_backward_f64(const double *dy, double *dx, const cv_shape4 *xs, const cv_shape4 *ys);
+void ref_merge_f64(const double *x, double *y, const cv_shape4 *xs, const cv_shape4 *ys);
+void ref_merge_backward_f64(const double *dy, double *dx, const cv_shape4 *xs, const cv_shape4 *ys);
+void ref_window_attention_f64(const double *qkv, double *y, const cv_shape4 *xs, int w, int shift,
+                              int heads, const double *table);
+void ref_window_attention_backward_f64(const double *qkv, const double *dy, double *dqkv,
+                                       double *dtable, const cv_shape4 *xs, int w, int shift,
+                                       int heads, const double *table);
 void ref_concat(const float *const *xs, const cv_shape4 *shapes, int n, float *y);
 void ref_concat_backward(const float *dy, float *const *dxs, const cv_shape4 *shapes, int n);
 

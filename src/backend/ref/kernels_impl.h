@@ -574,3 +574,308 @@ void FN(ref_channel_scale_backward)(const REAL *x, const REAL *dy, REAL *dx, REA
             if (dscale) dscale[c] += acc;
         }
 }
+
+/* ViT's token sequence: y[n, :, 0] = cls + pos[0], y[n, :, 1 + l] = x[n, :, l] + pos[1 + l] with
+ * x's h*w patches in row-major order; pos is [tokens, D] (token-major), y is [N, D, tokens]. */
+void FN(ref_tokens)(const REAL *x, REAL *y, const cv_shape4 *xs, const REAL *cls, const REAL *pos)
+{
+    int64_t N = xs->d[0], D = xs->d[1], L = xs->d[2] * xs->d[3], T = L + 1;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t d = 0; d < D; d++) {
+            REAL *yp = y + (n * D + d) * T;
+            yp[0] = cls[d] + pos[d];
+            for (int64_t l = 0; l < L; l++)
+                yp[1 + l] = x[(n * D + d) * L + l] + pos[(1 + l) * D + d];
+        }
+}
+
+void FN(ref_tokens_backward)(const REAL *dy, REAL *dx, REAL *dcls, REAL *dpos, const cv_shape4 *xs)
+{
+    int64_t N = xs->d[0], D = xs->d[1], L = xs->d[2] * xs->d[3], T = L + 1;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t d = 0; d < D; d++) {
+            const REAL *gp = dy + (n * D + d) * T;
+            if (dcls) dcls[d] += gp[0];
+            for (int64_t t = 0; dpos && t < T; t++) dpos[t * D + d] += gp[t];
+            for (int64_t l = 0; dx && l < L; l++) dx[(n * D + d) * L + l] += gp[1 + l];
+        }
+}
+
+/* Multi-head self-attention core on qkv [N, 3D, L] (q, k, v stacked along channels; head h owns
+ * channels [h*hd, (h+1)*hd) of each): y[N, D, L] = softmax((q / sqrt(hd)) k^T) v per head, as
+ * torch's multi_head_attention_forward computes it. */
+void FN(ref_attention)(const REAL *qkv, REAL *y, const cv_shape4 *xs, int heads)
+{
+    int64_t N = xs->d[0], D = xs->d[1] / 3, L = xs->d[2], hd = D / heads;
+    REAL s = (REAL)(1 / sqrt((double)hd));
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t h = 0; h < heads; h++) {
+            const REAL *q = qkv + (n * 3 * D + h * hd) * L, *k = q + D * L, *v = k + D * L;
+            REAL *yp = y + (n * D + h * hd) * L, *p = malloc((size_t)L * sizeof *p);
+            for (int64_t i = 0; p && i < L; i++) {
+                REAL m = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < L; j++) {
+                    REAL a = 0;
+                    for (int64_t c = 0; c < hd; c++) a += q[c * L + i] * s * k[c * L + j];
+                    p[j] = a;
+                    m = a > m ? a : m;
+                }
+                for (int64_t j = 0; j < L; j++) sum += p[j] = exp(p[j] - m);
+                for (int64_t c = 0; c < hd; c++) {
+                    REAL o = 0;
+                    for (int64_t j = 0; j < L; j++) o += p[j] * v[c * L + j];
+                    yp[c * L + i] = o / sum;
+                }
+            }
+            free(p);
+        }
+}
+
+/* With P = softmax(S), S = (q s) k^T: dv = P^T dy, dP = dy v^T, dS = P (dP - rowsum(dP P)),
+ * dq = s dS k, dk = s dS^T q. Recomputes P row by row. */
+void FN(ref_attention_backward)(const REAL *qkv, const REAL *dy, REAL *dqkv, const cv_shape4 *xs,
+                                int heads)
+{
+    int64_t N = xs->d[0], D = xs->d[1] / 3, L = xs->d[2], hd = D / heads;
+    REAL s = (REAL)(1 / sqrt((double)hd));
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t h = 0; h < heads; h++) {
+            const REAL *q = qkv + (n * 3 * D + h * hd) * L, *k = q + D * L, *v = k + D * L;
+            const REAL *g = dy + (n * D + h * hd) * L;
+            REAL *dq = dqkv + (n * 3 * D + h * hd) * L, *dk = dq + D * L, *dv = dk + D * L;
+            REAL *p = malloc((size_t)L * sizeof *p), *dp = malloc((size_t)L * sizeof *dp);
+            for (int64_t i = 0; p && dp && i < L; i++) {
+                REAL m = -INFINITY, sum = 0, dot = 0;
+                for (int64_t j = 0; j < L; j++) {
+                    REAL a = 0;
+                    for (int64_t c = 0; c < hd; c++) a += q[c * L + i] * s * k[c * L + j];
+                    p[j] = a;
+                    m = a > m ? a : m;
+                }
+                for (int64_t j = 0; j < L; j++) sum += p[j] = exp(p[j] - m);
+                for (int64_t j = 0; j < L; j++) {
+                    p[j] /= sum;
+                    REAL a = 0;
+                    for (int64_t c = 0; c < hd; c++) a += g[c * L + i] * v[c * L + j];
+                    dp[j] = a;
+                    dot += a * p[j];
+                }
+                for (int64_t j = 0; j < L; j++) {
+                    REAL ds = p[j] * (dp[j] - dot) * s;
+                    for (int64_t c = 0; c < hd; c++) {
+                        dv[c * L + j] += p[j] * g[c * L + i];
+                        dq[c * L + i] += ds * k[c * L + j];
+                        dk[c * L + j] += ds * q[c * L + i];
+                    }
+                }
+            }
+            free(p), free(dp);
+        }
+}
+
+void FN(ref_take)(const REAL *x, REAL *y, const cv_shape4 *xs, int token)
+{
+    int64_t ND = xs->d[0] * xs->d[1], L = xs->d[2];
+    for (int64_t i = 0; i < ND; i++) y[i] = x[i * L + token];
+}
+
+void FN(ref_take_backward)(const REAL *dy, REAL *dx, const cv_shape4 *xs, int token)
+{
+    int64_t ND = xs->d[0] * xs->d[1], L = xs->d[2];
+    for (int64_t i = 0; i < ND; i++) dx[i * L + token] += dy[i];
+}
+
+/* Zero padding at the bottom/right (pad) and its inverse (crop): y is the top-left part of the
+ * larger of the two. */
+void FN(ref_pad)(const REAL *x, REAL *y, const cv_shape4 *xs, const cv_shape4 *ys)
+{
+    int64_t NC = xs->d[0] * xs->d[1], H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3];
+    for (int64_t i = 0; i < NC; i++)
+        for (int64_t h = 0; h < OH; h++)
+            for (int64_t w = 0; w < OW; w++)
+                y[(i * OH + h) * OW + w] = h < H && w < W ? x[(i * H + h) * W + w] : 0;
+}
+
+void FN(ref_pad_backward)(const REAL *dy, REAL *dx, const cv_shape4 *xs, const cv_shape4 *ys)
+{
+    int64_t NC = xs->d[0] * xs->d[1], H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3];
+    for (int64_t i = 0; i < NC; i++)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t w = 0; w < W; w++) dx[(i * H + h) * W + w] += dy[(i * OH + h) * OW + w];
+}
+
+void FN(ref_crop)(const REAL *x, REAL *y, const cv_shape4 *xs, const cv_shape4 *ys)
+{
+    int64_t NC = xs->d[0] * xs->d[1], W = xs->d[3], H = xs->d[2], OH = ys->d[2], OW = ys->d[3];
+    for (int64_t i = 0; i < NC; i++)
+        for (int64_t h = 0; h < OH; h++)
+            for (int64_t w = 0; w < OW; w++) y[(i * OH + h) * OW + w] = x[(i * H + h) * W + w];
+}
+
+void FN(ref_crop_backward)(const REAL *dy, REAL *dx, const cv_shape4 *xs, const cv_shape4 *ys)
+{
+    int64_t NC = xs->d[0] * xs->d[1], W = xs->d[3], H = xs->d[2], OH = ys->d[2], OW = ys->d[3];
+    for (int64_t i = 0; i < NC; i++)
+        for (int64_t h = 0; h < OH; h++)
+            for (int64_t w = 0; w < OW; w++) dx[(i * H + h) * W + w] += dy[(i * OH + h) * OW + w];
+}
+
+/* Patch merging: channel block k of y holds pixel (2i + dy_k, 2j + dx_k) with (dy, dx) =
+ * (0,0), (1,0), (0,1), (1,1), zero outside x (odd sizes). */
+static const int FN(merge_dy)[4] = {0, 1, 0, 1}, FN(merge_dx)[4] = {0, 0, 1, 1};
+
+void FN(ref_merge)(const REAL *x, REAL *y, const cv_shape4 *xs, const cv_shape4 *ys)
+{
+    int64_t N = xs->d[0], C = xs->d[1], H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3];
+    for (int64_t n = 0; n < N; n++)
+        for (int k = 0; k < 4; k++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t i = 0; i < OH; i++)
+                    for (int64_t j = 0; j < OW; j++) {
+                        int64_t h = 2 * i + FN(merge_dy)[k], w = 2 * j + FN(merge_dx)[k];
+                        y[((n * 4 * C + k * C + c) * OH + i) * OW + j] =
+                            h < H && w < W ? x[((n * C + c) * H + h) * W + w] : 0;
+                    }
+}
+
+void FN(ref_merge_backward)(const REAL *dy, REAL *dx, const cv_shape4 *xs, const cv_shape4 *ys)
+{
+    int64_t N = xs->d[0], C = xs->d[1], H = xs->d[2], W = xs->d[3], OH = ys->d[2], OW = ys->d[3];
+    for (int64_t n = 0; n < N; n++)
+        for (int k = 0; k < 4; k++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t i = 0; i < OH; i++)
+                    for (int64_t j = 0; j < OW; j++) {
+                        int64_t h = 2 * i + FN(merge_dy)[k], w = 2 * j + FN(merge_dx)[k];
+                        if (h < H && w < W)
+                            dx[((n * C + c) * H + h) * W + w] +=
+                                dy[((n * 4 * C + k * C + c) * OH + i) * OW + j];
+                    }
+}
+
+/* Swin's shifted-window attention on qkv [N, 3C, H, W]. The map is rolled up/left by the shift
+ * (zeroed along a side no larger than the window), cut into w x w windows; within a window,
+ * token i attends to token j with score (q_i / sqrt(hd)) . k_j + table[rel(i, j), head], minus
+ * 100 when the shift brought i and j from different regions; the result goes back to token i's
+ * unrolled position. `pos` gets each window token's pixel offset (plane index), `label` its
+ * region (scratch of w*w entries each). */
+static void FN(window_tokens)(int64_t H, int64_t W, int w, int sh, int sw, int64_t wy, int64_t wx,
+                              int64_t *pos, int *label)
+{
+    for (int t = 0; t < w * w; t++) {
+        int64_t r = wy * w + t / w, c = wx * w + t % w; /* rolled coordinates */
+        int lh = !sh ? 2 : r < H - w ? 0 : r < H - sh ? 1 : 2;
+        int lw = !sw ? 2 : c < W - w ? 0 : c < W - sw ? 1 : 2;
+        label[t] = lh * 3 + lw;
+        pos[t] = ((r + sh) % H) * W + (c + sw) % W;
+    }
+}
+
+void FN(ref_window_attention)(const REAL *qkv, REAL *y, const cv_shape4 *xs, int w, int shift,
+                              int heads, const REAL *table)
+{
+    int64_t N = xs->d[0], C = xs->d[1] / 3, H = xs->d[2], W = xs->d[3], HW = H * W, hd = C / heads,
+            T = (int64_t)w * w;
+    int sh = w >= H ? 0 : shift, sw = w >= W ? 0 : shift, masked = sh + sw > 0;
+    REAL s = (REAL)(1 / sqrt((double)hd));
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t win = 0; win < (H / w) * (W / w); win++) {
+            int64_t *pos = malloc((size_t)T * sizeof *pos);
+            int *label = malloc((size_t)T * sizeof *label);
+            REAL *p = malloc((size_t)T * sizeof *p);
+            if (pos && label && p) {
+                FN(window_tokens)(H, W, w, sh, sw, win / (W / w), win % (W / w), pos, label);
+                for (int h = 0; h < heads; h++) {
+                    const REAL *q = qkv + (n * 3 * C + h * hd) * HW, *k = q + C * HW,
+                               *v = k + C * HW;
+                    REAL *yp = y + (n * C + h * hd) * HW;
+                    for (int64_t i = 0; i < T; i++) {
+                        REAL m = -INFINITY, sum = 0;
+                        for (int64_t j = 0; j < T; j++) {
+                            REAL a = 0;
+                            for (int64_t c = 0; c < hd; c++)
+                                a += q[c * HW + pos[i]] * s * k[c * HW + pos[j]];
+                            a += table[((i / w - j / w + w - 1) * (2 * w - 1) + i % w - j % w + w -
+                                        1) *
+                                           heads +
+                                       h];
+                            if (masked && label[i] != label[j]) a -= 100;
+                            p[j] = a;
+                            m = a > m ? a : m;
+                        }
+                        for (int64_t j = 0; j < T; j++) sum += p[j] = exp(p[j] - m);
+                        for (int64_t c = 0; c < hd; c++) {
+                            REAL o = 0;
+                            for (int64_t j = 0; j < T; j++) o += p[j] * v[c * HW + pos[j]];
+                            yp[c * HW + pos[i]] = o / sum;
+                        }
+                    }
+                }
+            }
+            free(pos), free(label), free(p);
+        }
+}
+
+/* As ref_attention_backward, plus dtable[rel(i, j), head] += dS_ij. Sequential: windows share
+ * the table's gradient. */
+void FN(ref_window_attention_backward)(const REAL *qkv, const REAL *dy, REAL *dqkv, REAL *dtable,
+                                       const cv_shape4 *xs, int w, int shift, int heads,
+                                       const REAL *table)
+{
+    int64_t N = xs->d[0], C = xs->d[1] / 3, H = xs->d[2], W = xs->d[3], HW = H * W, hd = C / heads,
+            T = (int64_t)w * w;
+    int sh = w >= H ? 0 : shift, sw = w >= W ? 0 : shift, masked = sh + sw > 0;
+    REAL s = (REAL)(1 / sqrt((double)hd));
+    int64_t *pos = malloc((size_t)T * sizeof *pos);
+    int *label = malloc((size_t)T * sizeof *label);
+    REAL *p = malloc((size_t)T * sizeof *p), *dp = malloc((size_t)T * sizeof *dp);
+    for (int64_t n = 0; pos && label && p && dp && n < N; n++)
+        for (int64_t win = 0; win < (H / w) * (W / w); win++) {
+            FN(window_tokens)(H, W, w, sh, sw, win / (W / w), win % (W / w), pos, label);
+            for (int h = 0; h < heads; h++) {
+                const REAL *q = qkv + (n * 3 * C + h * hd) * HW, *k = q + C * HW, *v = k + C * HW;
+                const REAL *g = dy + (n * C + h * hd) * HW;
+                REAL *dq = dqkv ? dqkv + (n * 3 * C + h * hd) * HW : NULL;
+                REAL *dk = dq ? dq + C * HW : NULL, *dv = dk ? dk + C * HW : NULL;
+                for (int64_t i = 0; i < T; i++) {
+                    REAL m = -INFINITY, sum = 0, dot = 0;
+                    for (int64_t j = 0; j < T; j++) {
+                        REAL a = 0;
+                        for (int64_t c = 0; c < hd; c++)
+                            a += q[c * HW + pos[i]] * s * k[c * HW + pos[j]];
+                        a += table[((i / w - j / w + w - 1) * (2 * w - 1) + i % w - j % w + w - 1) *
+                                       heads +
+                                   h];
+                        if (masked && label[i] != label[j]) a -= 100;
+                        p[j] = a;
+                        m = a > m ? a : m;
+                    }
+                    for (int64_t j = 0; j < T; j++) sum += p[j] = exp(p[j] - m);
+                    for (int64_t j = 0; j < T; j++) {
+                        p[j] /= sum;
+                        REAL a = 0;
+                        for (int64_t c = 0; c < hd; c++)
+                            a += g[c * HW + pos[i]] * v[c * HW + pos[j]];
+                        dp[j] = a;
+                        dot += a * p[j];
+                    }
+                    for (int64_t j = 0; j < T; j++) {
+                        REAL ds = p[j] * (dp[j] - dot);
+                        if (dtable)
+                            dtable[((i / w - j / w + w - 1) * (2 * w - 1) + i % w - j % w + w - 1) *
+                                       heads +
+                                   h] += ds;
+                        for (int64_t c = 0; dq && c < hd; c++) {
+                            dv[c * HW + pos[j]] += p[j] * g[c * HW + pos[i]];
+                            dq[c * HW + pos[i]] += ds * s * k[c * HW + pos[j]];
+                            dk[c * HW + pos[j]] += ds * s * q[c * HW + pos[i]];
+                        }
+                    }
+                }
+            }
+        }
+    free(pos), free(label), free(p), free(dp);
+}

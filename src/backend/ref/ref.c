@@ -178,6 +178,27 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
         case OP_CHANNEL_SCALE:
             ref_channel_scale(x, y, s, param(e, nd, 0));
             break;
+        case OP_TOKENS:
+            ref_tokens(x, y, xs, param(e, nd, 0), param(e, nd, 1));
+            break;
+        case OP_ATTENTION:
+            ref_attention(x, y, xs, nd->a.groups);
+            break;
+        case OP_TAKE:
+            ref_take(x, y, xs, nd->a.start);
+            break;
+        case OP_PAD:
+            ref_pad(x, y, xs, s);
+            break;
+        case OP_CROP:
+            ref_crop(x, y, xs, s);
+            break;
+        case OP_MERGE:
+            ref_merge(x, y, xs, s);
+            break;
+        case OP_WINDOW_ATTENTION:
+            ref_window_attention(x, y, xs, nd->a.kh, nd->a.sh, nd->a.groups, param(e, nd, 0));
+            break;
         default:
             return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: op %s", op_name(nd->op));
         }
@@ -285,6 +306,28 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
             break;
         case OP_CHANNEL_SCALE:
             ref_channel_scale_backward(x, dy, dx, pgrad(io, nd, 0), s, param(e, nd, 0));
+            break;
+        case OP_TOKENS:
+            ref_tokens_backward(dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1), xs);
+            break;
+        case OP_ATTENTION:
+            if (dx) ref_attention_backward(x, dy, dx, xs, nd->a.groups);
+            break;
+        case OP_TAKE:
+            if (dx) ref_take_backward(dy, dx, xs, nd->a.start);
+            break;
+        case OP_PAD:
+            if (dx) ref_pad_backward(dy, dx, xs, s);
+            break;
+        case OP_CROP:
+            if (dx) ref_crop_backward(dy, dx, xs, s);
+            break;
+        case OP_MERGE:
+            if (dx) ref_merge_backward(dy, dx, xs, s);
+            break;
+        case OP_WINDOW_ATTENTION:
+            ref_window_attention_backward(x, dy, dx, pgrad(io, nd, 0), xs, nd->a.kh, nd->a.sh,
+                                          nd->a.groups, param(e, nd, 0));
             break;
         default:
             free(need);
