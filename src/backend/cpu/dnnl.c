@@ -96,14 +96,17 @@ static cv_status plan_conv(planner *p, const cv_step *st, int step, int *out)
     }
     dnnl_dims_t strides, dil, pl, pr;
     conv_geometry(nd, xs, ys, KH, KW, strides, dil, pl, pr);
-    dnnl_convolution_desc_t cd;
-    DNNL(ctx, dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference,
-                                                         dnnl_convolution_direct, &src_any, &w_any,
-                                                         &b_md, &dst_any, strides, dil, pl, pr));
     dnnl_primitive_attr_t attr;
     if ((s = post_ops(ctx, st->act, st->sum >= 0, &attr))) return s;
     dnnl_primitive_desc_t pd;
-    dnnl_status_t ds = dnnl_primitive_desc_create(&pd, &cd, attr, e->eng, NULL);
+    dnnl_status_t ds = dnnl_unimplemented;
+    for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
+        dnnl_convolution_desc_t cd;
+        ds = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, conv_algs[a],
+                                                        &src_any, &w_any, &b_md, &dst_any, strides,
+                                                        dil, pl, pr);
+        if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, attr, e->eng, NULL);
+    }
     dnnl_primitive_attr_destroy(attr);
     if (ds != dnnl_success)
         return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no convolution for node %d", st->node);

@@ -104,6 +104,13 @@ cv_status post_ops(cv_ctx *ctx, cv_act act, int sum, dnnl_primitive_attr_t *attr
 void conv_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys, int64_t kh,
                    int64_t kw, dnnl_dims_t strides, dnnl_dims_t dil, dnnl_dims_t pl,
                    dnnl_dims_t pr);
+/* Convolution algorithms in order of preference. oneDNN offers Winograd only for 3x3 stride-1
+ * convolutions on AVX-512; there it is 1.2-2.3x faster than direct (docs/performance.md) and stays
+ * within ~1e-5 relative of it. Every other convolution falls through to direct. */
+#define CONV_ALGS 2
+extern const dnnl_alg_kind_t conv_algs[CONV_ALGS];
+/* Index into conv_algs of the first algorithm worth trying for output shape `ys`. */
+int conv_first_alg(const cv_shape4 *ys);
 /* Pooling geometry; adaptive pooling with uniform windows becomes a plain average pool. */
 void pool_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys,
                    dnnl_alg_kind_t *alg, dnnl_dims_t strides, dnnl_dims_t kernel, dnnl_dims_t dil,

@@ -58,12 +58,17 @@ static cv_status desc(cv_ctx *ctx, dnnl_memory_desc_t *md, int nd, const int64_t
     return CV_OK;
 }
 
+static cv_status no_primitive(cv_ctx *ctx, const char *what, int node)
+{
+    return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no %s primitive for node %d", what, node);
+}
+
 static cv_status make_pd(cv_ctx *ctx, cv_exec *e, const void *op_desc,
                          const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd,
                          const char *what, int node)
 {
     if (dnnl_primitive_desc_create(pd, op_desc, NULL, e->eng, hint) != dnnl_success)
-        return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no %s primitive for node %d", what, node);
+        return no_primitive(ctx, what, node);
     return CV_OK;
 }
 
@@ -216,11 +221,15 @@ static cv_status fwd_conv(tplanner *p, int i)
     dnnl_dims_t strides, dil, pl, pr;
     conv_geometry(nd, xs, ys, nd->a.kh, nd->a.kw, strides, dil, pl, pr);
     int has_bias = nd->param[1] >= 0;
-    dnnl_convolution_desc_t cd;
-    DNNL(ctx, dnnl_dilated_convolution_forward_desc_init(
-                  &cd, dnnl_forward_training, dnnl_convolution_direct, &src_any, &w_any,
-                  has_bias ? &b_md : NULL, &dst_any, strides, dil, pl, pr));
-    if ((s = make_pd(ctx, e, &cd, NULL, &t->pd, "convolution", i))) return s;
+    dnnl_status_t ds = dnnl_unimplemented;
+    for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
+        dnnl_convolution_desc_t cd;
+        ds = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, conv_algs[a],
+                                                        &src_any, &w_any, has_bias ? &b_md : NULL,
+                                                        &dst_any, strides, dil, pl, pr);
+        if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&t->pd, &cd, NULL, e->eng, NULL);
+    }
+    if (ds != dnnl_success) return no_primitive(ctx, "convolution", i);
     return fwd_weighted(p, i, &w_user, &b_md);
 }
 
@@ -460,22 +469,30 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
     if (s) return s;
     dnnl_dims_t strides, dil, pl, pr;
     conv_geometry(nd, xs, ys, nd->a.kh, nd->a.kw, strides, dil, pl, pr);
-    dnnl_convolution_desc_t cd;
     dnnl_primitive_desc_t pd;
+    dnnl_status_t ds = dnnl_unimplemented;
     if (p->need[nd->in[0]]) {
-        DNNL(ctx, dnnl_dilated_convolution_backward_data_desc_init(
-                      &cd, dnnl_convolution_direct, md_of(p, t->x[0]), &w_any, md_of(p, dy),
-                      strides, dil, pl, pr));
-        if ((s = make_pd(ctx, e, &cd, t->pd, &pd, "convolution backward data", i))) return s;
+        for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
+            dnnl_convolution_desc_t cd;
+            ds = dnnl_dilated_convolution_backward_data_desc_init(
+                &cd, conv_algs[a], md_of(p, t->x[0]), &w_any, md_of(p, dy), strides, dil, pl, pr);
+            if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, NULL, e->eng, t->pd);
+        }
+        if (ds != dnnl_success) return no_primitive(ctx, "convolution backward data", i);
         s = bwd_data(p, i, dy, pd);
         dnnl_primitive_desc_destroy(pd);
         if (s) return s;
     }
     if (!pgrad(p, nd, 0) && !pgrad(p, nd, 1)) return CV_OK;
-    DNNL(ctx, dnnl_dilated_convolution_backward_weights_desc_init(
-                  &cd, dnnl_convolution_direct, md_of(p, t->x[0]), &w_any,
-                  nd->param[1] >= 0 ? &b_md : NULL, md_of(p, dy), strides, dil, pl, pr));
-    if ((s = make_pd(ctx, e, &cd, t->pd, &pd, "convolution backward weights", i))) return s;
+    ds = dnnl_unimplemented;
+    for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
+        dnnl_convolution_desc_t cd;
+        ds = dnnl_dilated_convolution_backward_weights_desc_init(
+            &cd, conv_algs[a], md_of(p, t->x[0]), &w_any, nd->param[1] >= 0 ? &b_md : NULL,
+            md_of(p, dy), strides, dil, pl, pr);
+        if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, NULL, e->eng, t->pd);
+    }
+    if (ds != dnnl_success) return no_primitive(ctx, "convolution backward weights", i);
     s = bwd_weights(p, i, dy, pd, &b_md);
     dnnl_primitive_desc_destroy(pd);
     return s;
