@@ -13,5 +13,6 @@
 #include "cvision/weights.h"
 #include "cvision/train.h"
 #include "cvision/metrics.h"
+#include "cvision/analysis.h"
 
 #endif
