@@ -24,5 +24,6 @@ int cmd_metrics(cv_ctx *ctx, int argc, char **argv);
 /* cvision metrics --task segmentation|detection (cli/metrics_detseg.c) */
 int cmd_metrics_detseg(cv_ctx *ctx, int argc, char **argv);
 int cmd_eval(cv_ctx *ctx, int argc, char **argv);
+int cmd_study_report(cv_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -24,6 +24,8 @@ static const struct {
     {"runs", cmd_runs, "list, show and compare training runs (SQLite)"},
     {"metrics", cmd_metrics, "classification metrics, CIs and diagnostics from a predictions CSV"},
     {"eval", cmd_eval, "evaluate a model on a dataset: predictions CSV, metrics, report"},
+    {"study-report", cmd_study_report,
+     "a transfer study's analysis (JSON, CSV, HTML) from its results CSV"},
     {NULL, NULL, NULL},
 };
 

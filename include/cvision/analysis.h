@@ -17,8 +17,8 @@ extern "C" {
 /* ---- statistics ----
  * Every function takes n (x, y) pairs and first drops the pairs where x or y is NaN or infinite;
  * `n` of the result counts the pairs used. An undefined statistic (fewer than 3 pairs, a constant
- * vector) is NAN with a static `reason` string; reason is NULL when everything is defined. They fail
- * (CV_ERR_NOMEM) only when an allocation fails. */
+ * vector) is NAN with a static `reason` string; reason is NULL when everything is defined. They
+ * fail (CV_ERR_NOMEM) only when an allocation fails. */
 
 typedef struct cv_corr_result {
     double r;       /* the coefficient, in [-1, 1] */
@@ -32,13 +32,12 @@ typedef struct cv_corr_result {
 cv_status cv_pearson(cv_ctx *ctx, const double *x, const double *y, size_t n, cv_corr_result *out);
 /* Spearman's rho: Pearson's r of the ranks (ties get their average rank); p-value from the
  * t approximation with n - 2 degrees of freedom, as scipy.stats.spearmanr. */
-cv_status cv_spearman(cv_ctx *ctx, const double *x, const double *y, size_t n,
-                      cv_corr_result *out);
+cv_status cv_spearman(cv_ctx *ctx, const double *x, const double *y, size_t n, cv_corr_result *out);
 
 typedef struct cv_linregress_result {
     double slope, intercept;
-    double r;        /* as scipy.stats.linregress: 0 when y is constant */
-    double p_value;  /* two-sided, for slope = 0 (t test, n - 2 degrees of freedom) */
+    double r;       /* as scipy.stats.linregress: 0 when y is constant */
+    double p_value; /* two-sided, for slope = 0 (t test, n - 2 degrees of freedom) */
     double slope_stderr, intercept_stderr;
     size_t n;
     const char *reason;
@@ -87,7 +86,7 @@ typedef struct cv_study_result {
     const char *dataset; /* dataset name as given on the command line */
     const char *metric;  /* task metric name, e.g. "accuracy", "qwk", "roc_auc", "macro_f1_tuned" */
     double upstream;     /* ImageNet (upstream) top-1 in percent; NAN if unknown */
-    double value;        /* the selected grid point's test value of the task metric; NAN if failed */
+    double value; /* the selected grid point's test value of the task metric; NAN if failed */
 } cv_study_result;
 
 /* Writes analysis.json, analysis.csv and report.html into out_dir (created if missing), each

@@ -7,14 +7,19 @@
 #include "metrics/metrics_internal.h"
 #include "report/json.h"
 
+void cv_format_double(char buf[40], double v)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, 40, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+}
+
 cJSON *cv_json_number(double v)
 {
     if (!isfinite(v)) return cJSON_CreateNull();
     char buf[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) break;
-    }
+    cv_format_double(buf, v);
     return cJSON_CreateRaw(buf);
 }
 

@@ -190,3 +190,108 @@ void cv_svg_reliability(FILE *f, const char *title, const double *lo, const doub
     fprintf(f, "<line x1=\"50\" y1=\"310\" x2=\"350\" y2=\"10\" stroke=\"#d62728\" "
                "stroke-dasharray=\"4 3\"/>\n</svg></figure>\n");
 }
+
+/* Axis range [lo, hi] widened to whole ticks of a 1/2/5 step giving about 5 intervals. */
+static double nice_axis(double *lo, double *hi)
+{
+    if (!(*hi > *lo)) {
+        double pad = *lo != 0 ? fabs(*lo) * 0.05 : 0.5;
+        *lo -= pad, *hi += pad;
+    }
+    double raw = (*hi - *lo) / 5, mag = pow(10, floor(log10(raw))), step = mag;
+    if (raw / mag > 5)
+        step = 10 * mag;
+    else if (raw / mag > 2)
+        step = 5 * mag;
+    else if (raw / mag > 1)
+        step = 2 * mag;
+    *lo = floor(*lo / step) * step;
+    *hi = ceil(*hi / step) * step;
+    return step;
+}
+
+/* Decimals that show a tick step exactly (0.05 → 2). */
+static int step_decimals(double step)
+{
+    int d = (int)ceil(-log10(step) - 1e-9);
+    return d < 0 ? 0 : d > 6 ? 6 : d;
+}
+
+void cv_svg_scatter(FILE *f, const char *title, const char *xl, const char *yl, const double *x,
+                    const double *y, const char *const *labels, int n, double slope,
+                    double intercept)
+{
+    const double L = 60, T = 15, W = 420, H = 300; /* plot area */
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(x[i]) || !isfinite(y[i])) continue;
+        x0 = fmin(x0, x[i]), x1 = fmax(x1, x[i]), y0 = fmin(y0, y[i]), y1 = fmax(y1, y[i]);
+    }
+    if (x0 > x1) x0 = y0 = 0, x1 = y1 = 1; /* no point: empty axes */
+    double xs = nice_axis(&x0, &x1), ys = nice_axis(&y0, &y1);
+    int xd = step_decimals(xs), yd = step_decimals(ys);
+#define PX(v) (L + W * ((v)-x0) / (x1 - x0))
+#define PY(v) (T + H * (1 - ((v)-y0) / (y1 - y0)))
+    fprintf(f, "<figure><figcaption>");
+    cv_svg_escape(f, title);
+    fprintf(f,
+            "</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+            "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">\n"
+            "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"#fff\" "
+            "stroke=\"#888\"/>\n",
+            L + W + 20, T + H + 50, L + W + 20, T + H + 50, L, T, W, H);
+    for (int i = 0; i < 50 && x0 + i * xs <= x1 + xs * 1e-9; i++) {
+        double v = x0 + i * xs;
+        fprintf(f,
+                "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#eee\"/>"
+                "<text x=\"%.1f\" y=\"%.0f\" font-size=\"10\" text-anchor=\"middle\">%.*f</text>\n",
+                PX(v), T, PX(v), T + H, PX(v), T + H + 14, xd, v);
+    }
+    for (int i = 0; i < 50 && y0 + i * ys <= y1 + ys * 1e-9; i++) {
+        double v = y0 + i * ys;
+        fprintf(f,
+                "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+                "<text x=\"%.0f\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%.*f</text>\n",
+                L, PY(v), L + W, PY(v), L - 5, PY(v) + 3, yd, v);
+    }
+    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"12\" text-anchor=\"middle\">", L + W / 2,
+            T + H + 36);
+    cv_svg_escape(f, xl);
+    fprintf(f,
+            "</text><text x=\"14\" y=\"%.0f\" font-size=\"12\" text-anchor=\"middle\" "
+            "transform=\"rotate(-90 14 %.0f)\">",
+            T + H / 2, T + H / 2);
+    cv_svg_escape(f, yl);
+    fprintf(f, "</text>\n");
+    if (isfinite(slope) && isfinite(intercept)) {
+        /* the fitted line over the data's x range, clipped to the plot's y range */
+        double a = x0, b = x1, ya = slope * a + intercept, yb = slope * b + intercept;
+        if (slope != 0) {
+            double lo = (y0 - intercept) / slope, hi = (y1 - intercept) / slope;
+            if (lo > hi) {
+                double t = lo;
+                lo = hi, hi = t;
+            }
+            a = fmax(a, lo), b = fmin(b, hi);
+            ya = slope * a + intercept, yb = slope * b + intercept;
+        }
+        if (a < b)
+            fprintf(f,
+                    "<line class=\"fit\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                    "stroke=\"#d62728\" stroke-width=\"1.5\"/>\n",
+                    PX(a), PY(ya), PX(b), PY(yb));
+    }
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(x[i]) || !isfinite(y[i])) continue;
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>", PX(x[i]),
+                PY(y[i]), cv_svg_color(0));
+        cv_svg_escape(f, labels[i]);
+        fprintf(f, ": %g, %g</title></circle><text x=\"%.1f\" y=\"%.1f\" font-size=\"9\">", x[i],
+                y[i], PX(x[i]) + 5, PY(y[i]) - 5);
+        cv_svg_escape(f, labels[i]);
+        fprintf(f, "</text>\n");
+    }
+#undef PX
+#undef PY
+    fprintf(f, "</svg></figure>\n");
+}
