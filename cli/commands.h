@@ -25,5 +25,6 @@ int cmd_metrics(cv_ctx *ctx, int argc, char **argv);
 int cmd_metrics_detseg(cv_ctx *ctx, int argc, char **argv);
 int cmd_eval(cv_ctx *ctx, int argc, char **argv);
 int cmd_study_report(cv_ctx *ctx, int argc, char **argv);
+int cmd_study(cv_ctx *ctx, int argc, char **argv);
 
 #endif

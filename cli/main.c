@@ -26,6 +26,7 @@ static const struct {
     {"eval", cmd_eval, "evaluate a model on a dataset: predictions CSV, metrics, report"},
     {"study-report", cmd_study_report,
      "a transfer study's analysis (JSON, CSV, HTML) from its results CSV"},
+    {"study", cmd_study, "transfer study: models x datasets x grid, resumable, parallel"},
     {NULL, NULL, NULL},
 };
 

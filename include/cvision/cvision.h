@@ -14,5 +14,6 @@
 #include "cvision/train.h"
 #include "cvision/metrics.h"
 #include "cvision/analysis.h"
+#include "cvision/study.h"
 
 #endif
