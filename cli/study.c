@@ -37,21 +37,25 @@ static void usage(FILE *f)
 #define MAX_ITEMS 256
 
 typedef struct {
-    char *name, *spec;
+    char name[128];
+    const char *spec; /* points into argv, which stays intact for --export-jobs */
 } named;
 
 /* "NAME=VALUE" into a list; a repeated NAME is an error. */
-static cv_status add_named(cv_ctx *ctx, const char *opt, char *arg, named *list, int *n)
+static cv_status add_named(cv_ctx *ctx, const char *opt, const char *arg, named *list, int *n)
 {
-    char *eq = strchr(arg, '=');
+    const char *eq = strchr(arg, '=');
     if (!eq || eq == arg || !eq[1])
         return cv_fail(ctx, CV_ERR_INVALID, "%s: expected NAME=VALUE, got '%s'", opt, arg);
     if (*n == MAX_ITEMS) return cv_fail(ctx, CV_ERR_INVALID, "%s: too many", opt);
-    *eq = 0;
+    if ((size_t)(eq - arg) >= sizeof list->name)
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: name too long in '%s'", opt, arg);
+    named *e = &list[*n];
+    snprintf(e->name, sizeof e->name, "%.*s", (int)(eq - arg), arg);
+    e->spec = eq + 1;
     for (int i = 0; i < *n; i++)
-        if (!strcmp(list[i].name, arg))
-            return cv_fail(ctx, CV_ERR_INVALID, "%s: '%s' given twice", opt, arg);
-    list[*n] = (named){arg, eq + 1};
+        if (!strcmp(list[i].name, e->name))
+            return cv_fail(ctx, CV_ERR_INVALID, "%s: '%s' given twice", opt, e->name);
     (*n)++;
     return CV_OK;
 }

@@ -46,18 +46,15 @@ cv_status study_metric_key(cv_ctx *ctx, const char *name, cv_task task, int num_
         *key = name;
     /* The key must be one the metrics library reports for this task: try it on two samples. */
     int K = num_classes, ml = task == CV_TASK_MULTILABEL;
-    int labels[2 * 64];
-    float scores[2 * 64];
-    if (K < 2 || K > 64) K = K < 2 ? 2 : K; /* only the key's existence matters here */
-    int *lab = K <= 64 ? labels : malloc(2 * (size_t)K * sizeof *lab);
-    float *sc = K <= 64 ? scores : malloc(2 * (size_t)K * sizeof *sc);
+    int *lab = malloc(2 * (size_t)K * sizeof *lab);
+    float *sc = malloc(2 * (size_t)K * sizeof *sc);
     cv_status st = lab && sc ? CV_OK : cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
     for (int i = 0; !st && i < 2; i++)
         for (int k = 0; k < K; k++) {
             sc[i * K + k] = ml ? 0.5f : 1.0f / (float)K;
             if (ml) lab[i * K + k] = (i + k) % 2;
         }
-    if (!ml) lab[0] = 0, lab[1] = 1;
+    if (!st && !ml) lab[0] = 0, lab[1] = 1;
     cv_metrics_opts o;
     cv_metrics_opts_default(&o);
     cv_metrics *m = NULL;
@@ -74,8 +71,8 @@ cv_status study_metric_key(cv_ctx *ctx, const char *name, cv_task task, int num_
                      name, cv_task_name(task));
     cv_metrics_result_free(r);
     cv_metrics_free(m);
-    if (lab != labels) free(lab);
-    if (sc != scores) free(sc);
+    free(lab);
+    free(sc);
     return st;
 }
 

@@ -306,7 +306,12 @@ static cv_status prepare_dataset(cv_ctx *ctx, cv_study *s, study_dataset *d)
     if (d->num_classes < 2)
         st = cv_fail(ctx, CV_ERR_INVALID, "%s: dataset %s has %d class(es); a study needs >= 2",
                      d->train, d->name, d->num_classes);
-    if (!st) st = study_metric_key(ctx, d->metric, d->task, d->num_classes, &d->key, &d->tuned);
+    if (!st &&
+        (st = study_metric_key(ctx, d->metric, d->task, d->num_classes, &d->key, &d->tuned))) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
+        st = cv_fail(ctx, st, "--metric %s=%s: %s", d->name, d->metric, msg);
+    }
     char path[4400], spec[9000];
     if (!st && !d->val) {
         /* One split file per dataset, shared by every run, so all models see the same split. */
