@@ -20,7 +20,7 @@ import subprocess
 import time
 
 import numpy as np
-from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from cvtest import CVISION, check, finish, run, tmpdir
 
@@ -176,6 +176,54 @@ check(table(edir) == ref and "(roc_auc)" in r.stdout, "--report after the jobs: 
 study(edir, "--export-jobs", jobs)
 check(open(jobs).read() == "", "--export-jobs on a finished study: no lines")
 
+
+# ---- macro_f1_tuned: per-class thresholds tuned on validation, applied on test ----
+def make_ml(name, n, k):
+    y = (rng.rand(n, k) < 0.4).astype(np.int64)
+    y[:k, :] = np.eye(k, dtype=np.int64)  # every class present
+    x = (rng.rand(n, 16, 16) * 100 + y[:, :1, None] * 60 + y[:, 1:2, None] * 30).astype(np.uint8)
+    np.save(f"{T}/{name}X.npy", x)
+    np.save(f"{T}/{name}Y.npy", y)
+    return f"npy:{T}/{name}X.npy,{T}/{name}Y.npy"
+
+
+C_TR, C_TE = make_ml("ctr", 60, 3), make_ml("cte", 40, 3)
+cdir = f"{T}/tuned"
+run("study", "--models", "mobilenet_v3_small", "--weights", "none", "--data", "c=" + C_TR,
+    "--test", "c=" + C_TE, "--metric", "c=macro_f1_tuned", "--grid", "lr=0.05", "--epochs", "2",
+    "--max-steps", "3", "--batch", "8", "--threads", "1", "--workers", "1", "--quiet", "--out", cdir)
+ct = list(csv.DictReader(open(f"{cdir}/table.csv")))[0]
+ckpt = f"{cdir}/runs/" + os.listdir(f"{cdir}/runs")[0] + "/best.safetensors"
+
+
+def ml_preds(spec, tag):
+    run("eval", "-m", "mobilenet_v3_small", "-w", ckpt, "--data", spec, "--out", f"{T}/{tag}",
+        "--threads", "1")
+    rows = list(csv.DictReader(open(f"{T}/{tag}/predictions.csv")))
+    sc = np.array([[float(r[f"score_{k}"]) for k in range(3)] for r in rows], dtype=np.float32)
+    lab = np.zeros((len(rows), 3), dtype=int)
+    for i, r in enumerate(rows):
+        for c in r["label"].split():
+            lab[i, int(c)] = 1
+    return sc, lab
+
+
+vs, vl = ml_preds(C_TR + f"@split={cdir}/splits/c.json:val:seed=0", "cval")
+ts, tl = ml_preds(C_TE, "ctest")
+pred = np.zeros_like(tl)
+for c in range(3):  # the F1-maximising threshold on validation (highest of ties), as documented
+    P = vl[:, c].sum()
+    best_t, best_f1 = np.nextafter(vs[:, c].max(), np.float32(np.inf)), 0.0
+    for t in sorted(set(vs[:, c]), reverse=True):
+        tp = ((vs[:, c] >= t) & (vl[:, c] == 1)).sum()
+        fp = ((vs[:, c] >= t) & (vl[:, c] == 0)).sum()
+        f1 = 2 * tp / (tp + fp + P)
+        if f1 > best_f1:
+            best_t, best_f1 = t, f1
+    pred[:, c] = ts[:, c] >= best_t
+want = f1_score(tl, pred, average="macro", zero_division=0)
+check(abs(float(ct["value"]) - want) < 1e-9,
+      f"macro_f1_tuned {ct['value']} = sklearn f1_score(macro) with thresholds tuned on val {want:.6f}")
 
 # ---- bad options: one line, non-zero ----
 def bad(args, want, what):
