@@ -99,7 +99,10 @@ static double pearson_r(const double *x, const double *y, size_t n)
         syy += dy * dy;
         sxy += dx * dy;
     }
-    double r = sxy / (sqrt(sxx) * sqrt(syy));
+    /* sqrt(a * a) == a exactly, so identical rank vectors give rho = 1 exactly */
+    double den = sqrt(sxx * syy);
+    if (!isfinite(den) || den == 0) den = sqrt(sxx) * sqrt(syy); /* overflow or underflow */
+    double r = sxy / den;
     return r > 1 ? 1 : r < -1 ? -1 : r;
 }
 
