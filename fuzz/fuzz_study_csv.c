@@ -34,8 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ctx) return 0;
     cv_study_result *rows;
     size_t n;
-    if (cv_study_results_csv_parse(ctx, (const char *)data, size, "fuzz.csv", &rows, &n) ==
-        CV_OK) {
+    if (cv_study_results_csv_parse(ctx, (const char *)data, size, "fuzz.csv", &rows, &n) == CV_OK) {
         if (n <= 300) cv_study_analyze(ctx, rows, n, out_dir, 1, 5);
         free(rows);
     }
