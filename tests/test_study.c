@@ -60,6 +60,8 @@ static void test_undefined(void)
     cv_boot_ci b;
     CHECK_OK(ctx, cv_bootstrap_corr(ctx, k, v, 4, 1, 0, 50, 0.95, &b));
     CHECK(isnan(b.low[CV_BOOT_PEARSON]) && b.used[CV_BOOT_PEARSON] == 0);
+    CHECK(cv_bootstrap_corr(ctx, k, v, 4, 1, 0, 50, 1.5, &b) == CV_ERR_INVALID);
+    CHECK(cv_bootstrap_corr(ctx, k, v, 4, 1, 0, -1, 0.95, &b) == CV_ERR_INVALID);
     cv_ctx_free(ctx);
 }
 

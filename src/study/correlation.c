@@ -293,7 +293,9 @@ cv_status cv_bootstrap_pairs(cv_ctx *ctx, const double *x, const double *y, cons
 {
     for (int k = 0; k < CV_BOOT_NSTATS; k++) out->low[k] = out->high[k] = NAN, out->used[k] = 0;
     if (x2) *diff_lo = *diff_hi = NAN, *diff_used = 0;
-    if (n_boot < 1 || !(level > 0 && level < 1) || n == 0) return CV_OK;
+    if (n_boot < 0 || !(level > 0 && level < 1))
+        return cv_fail(ctx, CV_ERR_INVALID, "bootstrap: %d resamples at level %g", n_boot, level);
+    if (n_boot == 0 || n == 0) return CV_OK;
     scratch s;
     int ok = scratch_alloc(&s, n);
     double *x2b = ok && x2 ? malloc(n * sizeof *x2b) : NULL;
