@@ -57,6 +57,9 @@ static void test_undefined(void)
     CHECK(isnan(f.slope) && isnan(cv_normalized_slope(&f)) && f.reason);
     CHECK_OK(ctx, cv_linregress(ctx, v, k, 4, &f)); /* constant y: SciPy's conventions */
     CHECK(f.slope == 0 && f.r == 0 && f.p_value == 1 && !f.reason);
+    double flat[] = {0.8, 0.8, 0.8, 0.8}; /* their rounded mean is not 0.8 */
+    CHECK_OK(ctx, cv_linregress(ctx, v, flat, 4, &f));
+    CHECK(f.slope == 0 && f.intercept == 0.8 && f.r == 0 && f.slope_stderr == 0 && !f.reason);
     cv_boot_ci b;
     CHECK_OK(ctx, cv_bootstrap_corr(ctx, k, v, 4, 1, 0, 50, 0.95, &b));
     CHECK(isnan(b.low[CV_BOOT_PEARSON]) && b.used[CV_BOOT_PEARSON] == 0);
