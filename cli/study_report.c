@@ -44,7 +44,6 @@ int cmd_study_report(cv_ctx *ctx, int argc, char **argv)
         }
         if (i + 1 >= argc) {
             cv_fail(ctx, CV_ERR_INVALID, "study-report: unknown option or missing value: %s", a);
-            usage(stderr);
             return cli_error(ctx);
         }
         const char *v = argv[++i];
@@ -57,14 +56,12 @@ int cmd_study_report(cv_ctx *ctx, int argc, char **argv)
         } else if (!strcmp(a, "--boot")) {
             if (cli_int(ctx, "--boot", v, 0, 1000000, &boot)) return cli_error(ctx);
         } else {
-            cv_fail(ctx, CV_ERR_INVALID, "study-report: unknown option %s", a);
-            usage(stderr);
+            cv_fail(ctx, CV_ERR_INVALID, "study-report: unknown option %s (see --help)", a);
             return cli_error(ctx);
         }
     }
     if (!results || !out) {
-        cv_fail(ctx, CV_ERR_INVALID, "study-report: --results and --out are required");
-        usage(stderr);
+        cv_fail(ctx, CV_ERR_INVALID, "study-report: --results and --out are required (see --help)");
         return cli_error(ctx);
     }
     cv_study_result *rows;

@@ -76,7 +76,8 @@ typedef struct cv_boot_ci {
  * (cv_rng_randint(rng, 0, n) from cv_rng_init(seed, stream), in replicate order), computes
  * Pearson's r, Spearman's rho and the normalized slope, and the interval is the (1-level)/2 and
  * (1+level)/2 quantiles of the defined replicates (numpy's linear percentile). Pairs with a
- * non-finite value are dropped first. */
+ * non-finite value are dropped first. n_boot = 0 gives NAN intervals; n_boot < 0 or a level
+ * outside (0, 1) is CV_ERR_INVALID. */
 cv_status cv_bootstrap_corr(cv_ctx *ctx, const double *x, const double *y, size_t n, uint64_t seed,
                             uint64_t stream, int n_boot, double level, cv_boot_ci *out);
 

@@ -221,7 +221,7 @@ void cv_svg_scatter(FILE *f, const char *title, const char *xl, const char *yl, 
                     const double *y, const char *const *labels, int n, double slope,
                     double intercept)
 {
-    const double L = 60, T = 15, W = 420, H = 300; /* plot area */
+    const double L = 60, T = 15, W = 420, H = 300; /* plot area; 80 px right for labels */
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     for (int i = 0; i < n; i++) {
         if (!isfinite(x[i]) || !isfinite(y[i])) continue;
@@ -239,7 +239,7 @@ void cv_svg_scatter(FILE *f, const char *title, const char *xl, const char *yl, 
             "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">\n"
             "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"#fff\" "
             "stroke=\"#888\"/>\n",
-            L + W + 20, T + H + 50, L + W + 20, T + H + 50, L, T, W, H);
+            L + W + 80, T + H + 50, L + W + 80, T + H + 50, L, T, W, H);
     for (int i = 0; i < 50 && x0 + i * xs <= x1 + xs * 1e-9; i++) {
         double v = x0 + i * xs;
         fprintf(f,

@@ -405,11 +405,12 @@ static void analysis_csv(FILE *f, const study_an *s)
 }
 
 /* ---- HTML ---- */
-/* A number cell; data-k names the JSON value it shows (the report test compares them). */
-static void td_num(FILE *f, size_t d, const char *key, double v, const char *fmt,
+/* A number cell; data-k is the path of the JSON value it shows under datasets[d] (the report
+ * test compares them). */
+static void td_num(FILE *f, size_t d, const char *key, const char *sub, double v, const char *fmt,
                    const char *reason)
 {
-    fprintf(f, "<td data-k=\"%zu.%s\"", d, key);
+    fprintf(f, "<td data-k=\"%zu.%s.%s\"", d, key, sub);
     if (isnan(v)) {
         fprintf(f, " class=\"undef\" title=\"");
         cv_svg_escape(f, reason ? reason : "undefined");
@@ -428,19 +429,19 @@ static void td_ci(FILE *f, size_t d, const char *key, double lo, double hi, int 
         fprintf(f, "<td class=\"undef\">undefined</td>");
         return;
     }
-    fprintf(
-        f,
-        "<td>[<span data-k=\"%zu.%s.0\">%.4f</span>, <span data-k=\"%zu.%s.1\">%.4f</span>]</td>",
-        d, key, lo, d, key, hi);
+    fprintf(f,
+            "<td>[<span data-k=\"%zu.%s.ci.0\">%.4f</span>, <span "
+            "data-k=\"%zu.%s.ci.1\">%.4f</span>]</td>",
+            d, key, lo, d, key, hi);
 }
 
 static void tr_corr(FILE *f, size_t d, const char *label, const char *key, const corr_ci *c,
                     int boot)
 {
     fprintf(f, "<tr><td>%s</td>", label);
-    td_num(f, d, key, c->r.r, "%.4f", c->r.reason);
+    td_num(f, d, key, "value", c->r.r, "%.4f", c->r.reason);
     td_ci(f, d, key, c->lo, c->hi, boot);
-    td_num(f, d, "p", c->r.p_value, "%.3g", c->r.reason);
+    td_num(f, d, key, "p_value", c->r.p_value, "%.3g", c->r.reason);
     fprintf(f, "</tr>\n");
 }
 
@@ -485,14 +486,14 @@ static void html_dataset(FILE *f, const study_an *s, size_t d)
     tr_corr(f, d, "Pearson r", "pearson_r", &a->pearson, boot);
     tr_corr(f, d, "Spearman &rho;", "spearman_rho", &a->spearman, boot);
     fprintf(f, "<tr><td>normalized slope</td>");
-    td_num(f, d, "normalized_slope", a->ns, "%.4f", a->fit.reason);
+    td_num(f, d, "normalized_slope", "value", a->ns, "%.4f", a->fit.reason);
     td_ci(f, d, "normalized_slope", a->ns_lo, a->ns_hi, boot);
-    td_num(f, d, "linear_fit.p_value", a->fit.p_value, "%.3g", a->fit.reason);
+    td_num(f, d, "linear_fit", "p_value", a->fit.p_value, "%.3g", a->fit.reason);
     fprintf(f, "</tr>\n<tr><td>OLS slope (per point)</td>");
-    td_num(f, d, "linear_fit.slope", a->fit.slope, "%.6g", a->fit.reason);
+    td_num(f, d, "linear_fit", "slope", a->fit.slope, "%.6g", a->fit.reason);
     if (boot) fprintf(f, "<td></td>");
     fprintf(f, "<td></td></tr>\n<tr><td>OLS intercept</td>");
-    td_num(f, d, "linear_fit.intercept", a->fit.intercept, "%.6g", a->fit.reason);
+    td_num(f, d, "linear_fit", "intercept", a->fit.intercept, "%.6g", a->fit.reason);
     if (boot) fprintf(f, "<td></td>");
     fprintf(f, "<td></td></tr>\n</table>\n<table><tr><th>model</th><th>upstream top-1 "
                "(%%)</th><th>");
@@ -501,7 +502,10 @@ static void html_dataset(FILE *f, const study_an *s, size_t d)
     for (size_t i = 0; i < a->n; i++) {
         fprintf(f, "<tr><td>");
         cv_svg_escape(f, a->pts[i].name);
-        fprintf(f, "</td><td>%.2f</td><td>%.4f</td></tr>\n", a->pts[i].up, a->pts[i].v);
+        fprintf(f,
+                "</td><td data-k=\"%zu.models.%zu.upstream\">%.2f</td>"
+                "<td data-k=\"%zu.models.%zu.value\">%.4f</td></tr>\n",
+                d, i, a->pts[i].up, d, i, a->pts[i].v);
     }
     fprintf(f, "</table></div></section>\n");
 }
@@ -536,12 +540,12 @@ static void html_other(FILE *f, const study_an *s)
                     {"vs_other_datasets.upstream_pearson_r", &a->u_pearson}};
         for (int k = 0; k < 5; k++) {
             if (!cols[k].key) {
-                td_num(f, d, "vs_other_datasets.spearman_difference", a->d_value, "%.4f",
+                td_num(f, d, "vs_other_datasets.spearman_difference", "value", a->d_value, "%.4f",
                        "a Spearman correlation is undefined");
                 td_ci(f, d, "vs_other_datasets.spearman_difference", a->d_lo, a->d_hi, boot);
                 continue;
             }
-            td_num(f, d, cols[k].key, cols[k].c->r.r, "%.4f", cols[k].c->r.reason);
+            td_num(f, d, cols[k].key, "value", cols[k].c->r.r, "%.4f", cols[k].c->r.reason);
             td_ci(f, d, cols[k].key, cols[k].c->lo, cols[k].c->hi, boot);
         }
         fprintf(f, "</tr>\n");
@@ -586,9 +590,9 @@ static void analysis_html(FILE *f, const study_an *s)
         fprintf(f, "</td><td>");
         cv_svg_escape(f, a->metric);
         fprintf(f, "</td><td>%zu</td>", a->n);
-        td_num(f, d, "pearson_r", a->pearson.r.r, "%.4f", a->pearson.r.reason);
-        td_num(f, d, "spearman_rho", a->spearman.r.r, "%.4f", a->spearman.r.reason);
-        td_num(f, d, "normalized_slope", a->ns, "%.4f", a->fit.reason);
+        td_num(f, d, "pearson_r", "value", a->pearson.r.r, "%.4f", a->pearson.r.reason);
+        td_num(f, d, "spearman_rho", "value", a->spearman.r.r, "%.4f", a->spearman.r.reason);
+        td_num(f, d, "normalized_slope", "value", a->ns, "%.4f", a->fit.reason);
         fprintf(f, "</tr>\n");
     }
     fprintf(f, "</table>\n");

@@ -99,7 +99,10 @@ static double pearson_r(const double *x, const double *y, size_t n)
         syy += dy * dy;
         sxy += dx * dy;
     }
-    double r = sxy / (sqrt(sxx) * sqrt(syy));
+    /* sqrt(a * a) == a exactly, so identical rank vectors give rho = 1 exactly */
+    double den = sqrt(sxx * syy);
+    if (!isfinite(den) || den == 0) den = sqrt(sxx) * sqrt(syy); /* overflow or underflow */
+    double r = sxy / den;
     return r > 1 ? 1 : r < -1 ? -1 : r;
 }
 
@@ -125,6 +128,7 @@ static void pearson_finite(const double *x, const double *y, size_t n, cv_corr_r
     const char *why = why_undefined(x, y, n);
     if (why) return undefined(out, why);
     out->r = pearson_r(x, y, n);
+    if (isnan(out->r)) return undefined(out, "the spread of the values underflows");
     /* r is Beta(n/2 - 1, n/2 - 1) on [-1, 1] under the null: p = 2 I_{(1-|r|)/2}(ab, ab) */
     double ab = (double)n / 2 - 1, ar = fabs(out->r);
     double p = 2 * betainc2(ab, ab, (1 - ar) / 2, (1 + ar) / 2);
@@ -177,6 +181,12 @@ static void linregress_finite(const double *x, const double *y, size_t n, cv_lin
         out->reason = why;
         return;
     }
+    if (constant(y, n)) {
+        /* exactly flat (SciPy's r = 0, p = 1), even where the rounded mean of y differs from y */
+        out->intercept = y[0];
+        out->p_value = 1;
+        return;
+    }
     double mx = mean(x, n), my = mean(y, n), sxx = 0, syy = 0, sxy = 0;
     for (size_t i = 0; i < n; i++) {
         double dx = x[i] - mx, dy = y[i] - my;
@@ -187,7 +197,7 @@ static void linregress_finite(const double *x, const double *y, size_t n, cv_lin
     /* SciPy's np.cov(bias=1) moments; the 1/n factors cancel in every ratio below except the
      * intercept's standard error */
     double ssxm = sxx / (double)n, ssym = syy / (double)n, ssxym = sxy / (double)n;
-    double r = ssym == 0 ? 0 : ssxym / sqrt(ssxm * ssym);
+    double r = ssym == 0 ? 0 : ssxym / sqrt(ssxm * ssym); /* ssym underflowed */
     r = r > 1 ? 1 : r < -1 ? -1 : r;
     double df = (double)n - 2, tiny = 1e-20;
     out->r = r;
@@ -290,7 +300,9 @@ cv_status cv_bootstrap_pairs(cv_ctx *ctx, const double *x, const double *y, cons
 {
     for (int k = 0; k < CV_BOOT_NSTATS; k++) out->low[k] = out->high[k] = NAN, out->used[k] = 0;
     if (x2) *diff_lo = *diff_hi = NAN, *diff_used = 0;
-    if (n_boot < 1 || !(level > 0 && level < 1) || n == 0) return CV_OK;
+    if (n_boot < 0 || !(level > 0 && level < 1))
+        return cv_fail(ctx, CV_ERR_INVALID, "bootstrap: %d resamples at level %g", n_boot, level);
+    if (n_boot == 0 || n == 0) return CV_OK;
     scratch s;
     int ok = scratch_alloc(&s, n);
     double *x2b = ok && x2 ? malloc(n * sizeof *x2b) : NULL;
