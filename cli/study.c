@@ -1,4 +1,5 @@
 /* cvision study: the transfer study (include/cvision/study.h, docs/study.md). */
+#include <ctype.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -22,6 +23,8 @@ static void usage(FILE *f)
         "                       training data, one split file shared by every run)\n"
         "  --metric [NAME=]M    task metric: accuracy (default), balanced_accuracy, qwk, roc_auc,\n"
         "                       macro_f1, macro_f1_tuned, mcc, or a metrics JSON key\n"
+        "  --train-transform [NAME=]T  --eval-transform [NAME=]T   pipelines (docs/transforms.md)\n"
+        "                       for dataset NAME, or for all (default: the trainer's)\n"
         "  --grid G             'lr=0.1,0.01;wd=1e-4,0;opt=sgd,adamw;sched=cosine'\n"
         "  --epochs E (30)  --batch B (64)  --max-steps N  --threads T  --workers W (2)\n"
         "  --weights W          catalog name or file for every model (DEFAULT), 'none' for a\n"
@@ -58,6 +61,16 @@ static cv_status add_named(cv_ctx *ctx, const char *opt, const char *arg, named 
             return cv_fail(ctx, CV_ERR_INVALID, "%s: '%s' given twice", opt, e->name);
     (*n)++;
     return CV_OK;
+}
+
+/* "NAME=..." with NAME made of letters, digits, '-', '_' and '.' only. */
+static int named_prefix(const char *s)
+{
+    const char *eq = strchr(s, '=');
+    if (!eq || eq == s) return 0;
+    for (const char *p = s; p < eq; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') return 0;
+    return 1;
 }
 
 static const char *lookup(const named *list, int n, const char *name)
@@ -221,7 +234,9 @@ int cmd_study(cv_ctx *ctx, int argc, char **argv)
         O_ONLY,
         O_REPORT,
         O_OUT,
-        O_BOOT
+        O_BOOT,
+        O_TTF,
+        O_ETF
     };
     static const struct option opts[] = {{"models", required_argument, 0, O_MODELS},
                                          {"data", required_argument, 0, O_DATA},
@@ -245,12 +260,16 @@ int cmd_study(cv_ctx *ctx, int argc, char **argv)
                                          {"report", no_argument, 0, O_REPORT},
                                          {"out", required_argument, 0, O_OUT},
                                          {"boot", required_argument, 0, O_BOOT},
+                                         {"train-transform", required_argument, 0, O_TTF},
+                                         {"eval-transform", required_argument, 0, O_ETF},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cv_study_config c;
     cv_study_config_default(&c);
-    static named data[MAX_ITEMS], val[MAX_ITEMS], test[MAX_ITEMS], metric[MAX_ITEMS];
-    int nd = 0, nv = 0, nt = 0, nm = 0, retry = 0, report = 0, n_boot = 1000;
+    static named data[MAX_ITEMS], val[MAX_ITEMS], test[MAX_ITEMS], metric[MAX_ITEMS],
+        ttf[MAX_ITEMS], etf[MAX_ITEMS];
+    const char *ttf_all = NULL, *etf_all = NULL;
+    int nd = 0, nv = 0, nt = 0, nm = 0, ntt = 0, net = 0, retry = 0, report = 0, n_boot = 1000;
     const char *models = NULL, *weights = "DEFAULT", *export_path = NULL, *default_metric = NULL;
     long long only = 0;
     cv_status st = CV_OK;
@@ -279,6 +298,18 @@ int cmd_study(cv_ctx *ctx, int argc, char **argv)
             break;
         case O_GRID:
             c.grid = optarg;
+            break;
+        case O_TTF: /* NAME=T when NAME is a plain name; pipelines themselves hold '(' */
+            if (named_prefix(optarg))
+                st = add_named(ctx, "--train-transform", optarg, ttf, &ntt);
+            else
+                ttf_all = optarg;
+            break;
+        case O_ETF:
+            if (named_prefix(optarg))
+                st = add_named(ctx, "--eval-transform", optarg, etf, &net);
+            else
+                etf_all = optarg;
             break;
         case O_EPOCHS:
             st = cli_int(ctx, "--epochs", optarg, 1, 1 << 20, &c.epochs);
@@ -370,7 +401,9 @@ int cmd_study(cv_ctx *ctx, int argc, char **argv)
     }
     if ((nv && check_names(ctx, "--val", val, nv, data, nd)) ||
         (nt && check_names(ctx, "--test", test, nt, data, nd)) ||
-        (nm && check_names(ctx, "--metric", metric, nm, data, nd)))
+        (nm && check_names(ctx, "--metric", metric, nm, data, nd)) ||
+        (ntt && check_names(ctx, "--train-transform", ttf, ntt, data, nd)) ||
+        (net && check_names(ctx, "--eval-transform", etf, net, data, nd)))
         return cli_error(ctx);
 
     /* models and their weights */
@@ -415,11 +448,16 @@ int cmd_study(cv_ctx *ctx, int argc, char **argv)
     cv_study_dataset ds[MAX_ITEMS];
     for (int i = 0; i < nd; i++) {
         const char *mt = lookup(metric, nm, data[i].name);
-        ds[i] = (cv_study_dataset){data[i].name, data[i].spec, lookup(val, nv, data[i].name),
+        const char *tt = lookup(ttf, ntt, data[i].name), *et = lookup(etf, net, data[i].name);
+        ds[i] = (cv_study_dataset){data[i].name,
+                                   data[i].spec,
+                                   lookup(val, nv, data[i].name),
                                    lookup(test, nt, data[i].name),
                                    mt               ? mt
                                    : default_metric ? default_metric
-                                                    : "accuracy"};
+                                                    : "accuracy",
+                                   tt ? tt : ttf_all,
+                                   et ? et : etf_all};
     }
     c.models = mv, c.weights = wv, c.n_models = n_models;
     c.datasets = ds, c.n_datasets = nd;

@@ -23,6 +23,7 @@ typedef struct cv_study_dataset {
     const char *test;   /* test spec; NULL: the validation data is also the test data */
     const char *metric; /* accuracy (default), balanced_accuracy, qwk, roc_auc, macro_f1,
                          * macro_f1_tuned, mcc, or any key of the metrics JSON */
+    const char *train_transform, *eval_transform; /* pipelines; NULL: the trainer's defaults */
 } cv_study_dataset;
 
 typedef struct cv_study_config {

@@ -16,6 +16,7 @@ typedef struct {
 
 typedef struct {
     char *name, *train, *val, *test, *metric; /* as configured (val/test may be NULL) */
+    char *train_tf, *eval_tf;                 /* transforms, or NULL */
     char *train_spec, *val_spec;              /* what the trainer gets (split suffixes added) */
     const char *key;                          /* the metrics JSON key of the task metric */
     int tuned; /* macro_f1_tuned: per-class thresholds tuned on validation */

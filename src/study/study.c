@@ -201,6 +201,10 @@ static cJSON *config_json(const cv_study *s)
         cJSON_AddItemToObject(e, "test",
                               x->test ? cJSON_CreateString(x->test) : cJSON_CreateNull());
         cJSON_AddStringToObject(e, "metric", x->metric);
+        cJSON_AddItemToObject(e, "train_transform",
+                              x->train_tf ? cJSON_CreateString(x->train_tf) : cJSON_CreateNull());
+        cJSON_AddItemToObject(e, "eval_transform",
+                              x->eval_tf ? cJSON_CreateString(x->eval_tf) : cJSON_CreateNull());
         cJSON_AddItemToArray(d, e);
     }
     cJSON_AddStringToObject(o, "grid", s->grid_canon);
@@ -328,7 +332,7 @@ static cv_status prepare_dataset(cv_ctx *ctx, cv_study *s, study_dataset *d)
             if (!(*dst = strdup(spec))) st = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
         }
     } else if (!st) {
-        free(d->train_spec), free(d->val_spec);
+        free(d->train_spec), free(d->val_spec), free(d->train_tf), free(d->eval_tf);
         d->train_spec = strdup(d->train);
         d->val_spec = strdup(d->val);
         if (!d->train_spec || !d->val_spec) st = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
@@ -405,7 +409,7 @@ static void study_free(cv_study *s)
     for (int i = 0; s->datasets && i < s->n_datasets; i++) {
         study_dataset *d = &s->datasets[i];
         free(d->name), free(d->train), free(d->val), free(d->test), free(d->metric);
-        free(d->train_spec), free(d->val_spec);
+        free(d->train_spec), free(d->val_spec), free(d->train_tf), free(d->eval_tf);
     }
     free(s->models);
     free(s->datasets);
@@ -489,7 +493,10 @@ static cv_status study_new(cv_ctx *ctx, const cv_study_config *c, cv_study **out
         d->val = dup_or_null(in->val);
         d->test = dup_or_null(in->test);
         d->metric = strdup(in->metric ? in->metric : "accuracy");
-        if (!d->name || !d->train || !d->metric || (in->val && !d->val) || (in->test && !d->test))
+        d->train_tf = dup_or_null(in->train_transform);
+        d->eval_tf = dup_or_null(in->eval_transform);
+        if (!d->name || !d->train || !d->metric || (in->val && !d->val) || (in->test && !d->test) ||
+            (in->train_transform && !d->train_tf) || (in->eval_transform && !d->eval_tf))
             st = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
     }
     if (!st) st = parse_grid(ctx, s, c->grid ? c->grid : "");
@@ -598,8 +605,10 @@ cv_status cv_study_open_existing(cv_ctx *ctx, const char *out_dir, cv_study **ou
     }
     for (int i = 0; !st && i < nd; i++) {
         const cJSON *e = cJSON_GetArrayItem(datasets, i);
-        dv[i] = (cv_study_dataset){json_str(e, "name"), json_str(e, "train"), json_str(e, "val"),
-                                   json_str(e, "test"), json_str(e, "metric")};
+        dv[i] = (cv_study_dataset){json_str(e, "name"),          json_str(e, "train"),
+                                   json_str(e, "val"),           json_str(e, "test"),
+                                   json_str(e, "metric"),        json_str(e, "train_transform"),
+                                   json_str(e, "eval_transform")};
     }
     if (!st) {
         cv_study_config c;
@@ -693,6 +702,8 @@ static cv_status run_claimed(cv_ctx *ctx, cv_study *s, int64_t id, int resumed)
     c.epochs = s->epochs, c.batch = s->batch, c.workers = s->workers, c.threads = s->threads;
     c.optim = pt->opt, c.lr = pt->lr, c.weight_decay = pt->wd, c.sched = pt->sched;
     c.metric = d->key;
+    c.train_transform = d->train_tf;
+    c.eval_transform = d->eval_tf;
     c.seed = s->seed;
     c.resume = resumed;
     c.progress = s->progress;

@@ -13,6 +13,7 @@ ROC AUC task from random npy data, a 2-point grid, 2 epochs of 3 steps) gives it
 * bad options fail with one line naming what is wrong (a changed grid or model list against an
   existing DIR names the option)."""
 import csv
+import json
 import os
 import signal
 import sqlite3
@@ -96,7 +97,6 @@ for t in tab:
     check(abs(float(t["value"]) - want) < 1e-9,
           f"{t['dataset']}/{t['model']}: test {t['metric']} {t['value']} = sklearn {want:.6f}")
 # one split per dataset, class-balanced 80/20, and no run made its own
-import json
 for name, spec_y in (("a", f"{T}/atrY.npy"), ("b", f"{T}/btrY.npy")):
     sp = json.load(open(f"{ref_dir}/splits/{name}.json"))
     y = np.load(spec_y)
@@ -191,9 +191,13 @@ C_TR, C_TE = make_ml("ctr", 60, 3), make_ml("cte", 40, 3)
 cdir = f"{T}/tuned"
 run("study", "--models", "mobilenet_v3_small", "--weights", "none", "--data", "c=" + C_TR,
     "--test", "c=" + C_TE, "--metric", "c=macro_f1_tuned", "--grid", "lr=0.05", "--epochs", "2",
-    "--max-steps", "3", "--batch", "8", "--threads", "1", "--workers", "1", "--quiet", "--out", cdir)
+    "--max-steps", "3", "--batch", "8", "--threads", "1", "--workers", "1", "--quiet", "--out", cdir,
+    "--train-transform", "c=grayscale(3),hflip,to_tensor,normalize(imagenet)")
 ct = list(csv.DictReader(open(f"{cdir}/table.csv")))[0]
 ckpt = f"{cdir}/runs/" + os.listdir(f"{cdir}/runs")[0] + "/best.safetensors"
+side = json.load(open(ckpt.replace(".safetensors", ".json")))
+check(side.get("train_transform") == "grayscale(3),hflip,to_tensor,normalize(imagenet)",
+      f"--train-transform reaches the runs: {side.get('train_transform')}")
 
 
 def ml_preds(spec, tag):
