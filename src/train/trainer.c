@@ -436,6 +436,33 @@ static cv_status validate(cv_ctx *ctx, trainer *t, cv_metrics_result **out)
     return s;
 }
 
+/* Validates with the EMA's weights: copies them into the model, validates, and puts the model's
+ * own weights back bit for bit (training continues exactly as without this). */
+static cv_status validate_ema(cv_ctx *ctx, trainer *t, cv_metrics_result **out)
+{
+    cv_state *params = cv_model_params(t->model);
+    const cv_state *avg = cv_ema_state(t->ema);
+    int n = cv_state_count(params);
+    cv_tensor **keep = calloc((size_t)n, sizeof *keep);
+    cv_status s = keep ? CV_OK : cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+    for (int i = 0; !s && i < n; i++) {
+        cv_tensor *p = cv_state_tensor(params, i);
+        const cv_tensor *a = cv_state_get(avg, cv_state_name(params, i));
+        if (!a || a->nbytes != p->nbytes)
+            s = cv_fail(ctx, CV_ERR_INTERNAL, "EMA: no average of %s", cv_state_name(params, i));
+        else if (!(s = cv_tensor_clone(ctx, p, &keep[i])))
+            memcpy(p->data, a->data, p->nbytes);
+    }
+    cv_model_params_changed(t->model);
+    if (!s) s = validate(ctx, t, out);
+    for (int i = 0; keep && i < n; i++)
+        if (keep[i]) memcpy(cv_state_tensor(params, i)->data, keep[i]->data, keep[i]->nbytes);
+    cv_model_params_changed(t->model);
+    for (int i = 0; keep && i < n; i++) cv_tensor_free(keep[i]);
+    free(keep);
+    return s;
+}
+
 /* The metric that selects the best epoch, and whether larger is better. */
 static const char *default_metric(cv_task task)
 {
@@ -456,8 +483,23 @@ static int lower_is_better(const char *metric)
 }
 
 /* The checkpoint sidecar's own members: what eval and resume need to rebuild the run. */
+/* The scalar metrics of r as a JSON object member `key` of o. */
+static void add_metrics(cJSON *o, const char *key, const cv_metrics_result *r)
+{
+    cJSON *m = cJSON_AddObjectToObject(o, key);
+    for (int i = 0; i < cv_metrics_result_count(r); i++) {
+        const cv_metric_entry *e = cv_metrics_result_at(r, i);
+        if (e->rows == 0 && e->cols == 0 && e->section == CV_SECTION_METRIC)
+            cJSON_AddItemToObject(
+                m, e->name, isfinite(e->v[0]) ? cJSON_CreateNumber(e->v[0]) : cJSON_CreateNull());
+    }
+}
+
+/* r: the model's validation metrics, r_ema the EMA's (or NULL); `weights` says which of the two
+ * this checkpoint's best selection used ("model" or "ema"). */
 static char *sidecar_json(const trainer *t, int epoch, int best_epoch, double best,
-                          const cv_metrics_result *r)
+                          const cv_metrics_result *r, const cv_metrics_result *r_ema,
+                          const char *weights)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "arch", t->c->arch);
@@ -475,16 +517,9 @@ static char *sidecar_json(const trainer *t, int epoch, int best_epoch, double be
                           isfinite(best) ? cJSON_CreateNumber(best) : cJSON_CreateNull());
     cJSON_AddNumberToObject(o, "run_id", (double)t->run_id);
     cJSON_AddItemToObject(o, "args", cJSON_Parse(t->args_json));
-    if (r) {
-        cJSON *m = cJSON_AddObjectToObject(o, "val_metrics");
-        for (int i = 0; i < cv_metrics_result_count(r); i++) {
-            const cv_metric_entry *e = cv_metrics_result_at(r, i);
-            if (e->rows == 0 && e->cols == 0 && e->section == CV_SECTION_METRIC)
-                cJSON_AddItemToObject(m, e->name,
-                                      isfinite(e->v[0]) ? cJSON_CreateNumber(e->v[0])
-                                                        : cJSON_CreateNull());
-        }
-    }
+    if (r) add_metrics(o, "val_metrics", r);
+    if (r_ema) add_metrics(o, "ema_val_metrics", r_ema);
+    if (r_ema) cJSON_AddStringToObject(o, "weights", weights);
     char *txt = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return txt;
@@ -591,9 +626,9 @@ cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *o
         double t0 = now(), loss = NAN;
         if ((s = train_epoch(ctx, &t, epoch, &loss))) break;
         out->last_train_loss = loss;
-        cv_metrics_result *r = NULL;
-        double value = NAN;
-        int is_best = 0;
+        cv_metrics_result *r = NULL, *r_ema = NULL;
+        double value = NAN, ema_value = NAN;
+        int is_best = 0, use_ema = 0;
         if (t.val_loader) {
             if ((s = validate(ctx, &t, &r))) break;
             value = cv_metrics_result_scalar(r, t.metric);
@@ -603,20 +638,38 @@ cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *o
                             t.metric);
                 break;
             }
+            /* the EMA's weights compete too; they win only when strictly better */
+            if (t.ema && cv_ema_count(t.ema) > 0) {
+                if ((s = validate_ema(ctx, &t, &r_ema))) {
+                    cv_metrics_result_free(r);
+                    break;
+                }
+                ema_value = cv_metrics_result_scalar(r_ema, t.metric);
+                use_ema = isfinite(ema_value) &&
+                          (!isfinite(value) ||
+                           (lower_is_better(t.metric) ? ema_value < value : ema_value > value));
+                if (use_ema) value = ema_value;
+            }
             is_best =
                 isfinite(value) &&
                 (!isfinite(best) || (lower_is_better(t.metric) ? value < best : value > best));
             if (is_best) best = value, best_epoch = epoch;
-            if (c->progress >= 0)
+            if (c->progress >= 0 && r_ema)
+                fprintf(stderr, "epoch %d/%d: train loss %.4f, val %s %.4f, EMA %.4f%s\n",
+                        epoch + 1, c->epochs, loss, t.metric, cv_metrics_result_scalar(r, t.metric),
+                        ema_value, is_best ? (use_ema ? " (best: EMA)" : " (best)") : "");
+            else if (c->progress >= 0)
                 fprintf(stderr, "epoch %d/%d: train loss %.4f, val %s %.4f%s\n", epoch + 1,
                         c->epochs, loss, t.metric, value, is_best ? " (best)" : "");
         }
-        char *extra = sidecar_json(&t, epoch, best_epoch, best, r);
-        char *mjson = r ? cv_metrics_report_json(r) : NULL;
+        char *extra =
+            sidecar_json(&t, epoch, best_epoch, best, r, r_ema, use_ema ? "ema" : "model");
+        char *mjson = r ? cv_metrics_report_json(use_ema ? r_ema : r) : NULL;
         const cv_state *params = cv_model_params(t.model);
         s = cv_checkpoint_save(ctx, c->out_dir, "last", params, t.optim, t.ema, extra);
         if (!s && (is_best || !t.val_loader))
-            s = cv_checkpoint_save(ctx, c->out_dir, "best", params, NULL, NULL, extra);
+            s = cv_checkpoint_save(ctx, c->out_dir, "best", use_ema ? cv_ema_state(t.ema) : params,
+                                   NULL, NULL, extra);
         cv_run_epoch_info ei = {epoch,      loss,  cv_sched_lr(&t.sched, c->lr, epoch, 0, 1),
                                 now() - t0, mjson, is_best,
                                 value};
@@ -624,6 +677,7 @@ cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *o
         free(extra);
         free(mjson);
         cv_metrics_result_free(r);
+        cv_metrics_result_free(r_ema);
         out->epochs_run = epoch + 1;
         since_best = is_best ? 0 : since_best + 1;
         if (!s && c->patience > 0 && t.val_loader && since_best >= c->patience) {

@@ -530,6 +530,102 @@ cv_status exec_new(cv_ctx *ctx, const cv_graph *g, cv_state *params, const cv_sh
     return CV_OK;
 }
 
+/* The values step x touches (reads or writes), into vals; returns how many. */
+static int step_values(const xstep *x, int *vals)
+{
+    int n = 0;
+    switch (x->kind) {
+    case X_PRIM:
+        for (int k = 0; k < x->nargs; k++) vals[n++] = x->arg_val[k];
+        break;
+    case X_REF_BWD: /* also reads the forward's inputs and output */
+        for (int k = 0; k < x->nin; k++) vals[n++] = x->din_val[k];
+        vals[n++] = x->dout_val;
+        for (int k = 0; k < x->nin; k++) vals[n++] = x->in_val[k];
+        vals[n++] = x->out_val;
+        break;
+    case X_REF:
+    case X_DROPOUT:
+        for (int k = 0; k < x->nin; k++) vals[n++] = x->in_val[k];
+        vals[n++] = x->out_val;
+        break;
+    case X_BN_UPDATE:
+        for (int k = 0; k < x->nin; k++) vals[n++] = x->in_val[k];
+        break;
+    case X_DROPOUT_BWD:
+        vals[n++] = x->din_val[0];
+        vals[n++] = x->dout_val;
+        break;
+    case X_ZERO:
+        vals[n++] = x->out_val;
+        break;
+    }
+    return n;
+}
+
+cv_status exec_pack_slots(cv_ctx *ctx, cv_exec *e)
+{
+    int ns = e->nslots, nf = e->fwd.n, total = nf + e->bwd.n;
+    int *first = malloc((size_t)ns * sizeof *first), *last = malloc((size_t)ns * sizeof *last);
+    int *map = malloc((size_t)ns * sizeof *map), *order = malloc((size_t)ns * sizeof *order);
+    slot *old = e->slots;
+    cv_status s = CV_OK;
+    if (!first || !last || !map || !order) {
+        s = cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < ns; i++) first[i] = -1, last[i] = -1, map[i] = -1;
+    for (int k = 0; k < total; k++) {
+        const xstep *x = k < nf ? &e->fwd.v[k] : &e->bwd.v[k - nf];
+        int vals[4 * CV_MAX_INPUTS + 12], n = step_values(x, vals);
+        for (int j = 0; j < n; j++) {
+            int sl = vals[j] >= 0 ? e->vals[vals[j]].slot : -1;
+            if (sl < 0) continue;
+            if (first[sl] < 0) first[sl] = k;
+            last[sl] = k;
+        }
+    }
+    /* the caller copies the output out after the forward list */
+    int out_sl = e->output_val >= 0 ? e->vals[e->output_val].slot : -1;
+    if (out_sl >= 0 && out_sl < ns && last[out_sl] < nf) last[out_sl] = nf;
+    /* buffers in order of first use; each takes a slot whose previous tenant is dead */
+    int n = 0;
+    for (int i = 0; i < ns; i++)
+        if (first[i] >= 0) order[n++] = i;
+    for (int i = 1; i < n; i++) /* insertion sort: n is a few hundred */
+        for (int j = i; j > 0 && first[order[j - 1]] > first[order[j]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    e->slots = NULL, e->nslots = 0;
+    int *until = NULL; /* per new slot: the last step of its current tenant */
+    for (int i = 0; !s && i < n; i++) {
+        int b = order[i];
+        for (int k = 0; k < e->nslots; k++) e->slots[k].free = until[k] < first[b];
+        int sl = slot_get(e, old[b].size);
+        int *u = sl >= 0 ? realloc(until, (size_t)e->nslots * sizeof *until) : NULL;
+        if (!u) {
+            s = cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
+            break;
+        }
+        until = u;
+        until[sl] = last[b];
+        map[b] = sl;
+    }
+    free(until);
+    for (int i = 0; !s && i < e->nvals; i++)
+        if (e->vals[i].slot >= 0) e->vals[i].slot = map[e->vals[i].slot];
+    for (int i = 0; i < e->nslots; i++) e->slots[i].free = 0;
+done:
+    if (s) { /* keep the unpacked slots: exec_free releases them */
+        free(e->slots);
+        e->slots = old, e->nslots = ns;
+    } else
+        free(old);
+    free(first), free(last), free(map), free(order);
+    return s;
+}
+
 cv_status exec_bind(cv_ctx *ctx, cv_exec *e)
 {
     for (int i = 0; i < e->nslots; i++)

@@ -123,6 +123,10 @@ cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *i
 void exec_free(cv_exec *e);
 cv_status exec_new(cv_ctx *ctx, const cv_graph *g, cv_state *params, const cv_shape4 *shapes,
                    cv_plan_mode mode, cv_exec **out);
+/* Re-assigns the arena slots by liveness over the forward list followed by the backward list: a
+ * buffer lives from the first step that touches it to the last; dead buffers' slots are reused.
+ * For plans that allocate a slot per buffer while planning (training). Before exec_bind. */
+cv_status exec_pack_slots(cv_ctx *ctx, cv_exec *e);
 /* Binds arena slots to memory and every arena value to its slot (after planning). */
 cv_status exec_bind(cv_ctx *ctx, cv_exec *e);
 

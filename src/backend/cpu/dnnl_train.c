@@ -4,7 +4,10 @@
  * when it is the first contribution in that layout, otherwise into a temporary that a reorder
  * copies or accumulates (a reorder with a sum post-op) into place. Parameter gradients accumulate
  * the same way into the caller's plain tensors. Weights are re-laid-out every step, since the
- * optimizer changes them between steps. Nothing is freed before backward, so slots never reuse. */
+ * optimizer changes them between steps. Planning gives every buffer its own slot; afterwards
+ * exec_pack_slots reuses slots by liveness over the forward-then-backward order, so a forward value
+ * lives until the last backward step that reads it and a gradient until its node's backward has
+ * consumed it. ReLU runs in place over its input where nothing else reads that. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -287,20 +290,49 @@ static cv_status fwd_bn(tplanner *p, int i)
     return add_xstep(ctx, &e->fwd, &upd);
 }
 
+/* The training eltwise algorithm: ReLU computes its backward from its output (the same result:
+ * dst > 0 exactly where src > 0), so its input need not be kept. */
+static act_algs train_act(cv_act act)
+{
+    act_algs a = act_to_dnnl(act);
+    if (a.n == 1 && a.alg[0] == dnnl_eltwise_relu && a.alpha[0] == 0)
+        a.alg[0] = dnnl_eltwise_relu_use_dst_for_bwd;
+    return a;
+}
+
+/* Whether node i's output may be overwritten by its consumer: it has one consumer, is not the
+ * graph's output, lives in the arena, and its own backward does not read it (convolution, inner
+ * product, batch norm and add read only their inputs). */
+static int overwritable(const tplanner *p, int i)
+{
+    const cv_exec *e = p->e;
+    const cv_graph *g = e->g;
+    int op = g->nodes[i].op, uses = 0;
+    if (p->t[i].ref || i == g->output || e->vals[e->node_val[i]].slot < 0 ||
+        (op != OP_CONV && op != OP_LINEAR && op != OP_BN && op != OP_ADD))
+        return 0;
+    for (int j = i + 1; j < g->n; j++)
+        for (int k = 0; k < g->nodes[j].nin; k++) uses += g->nodes[j].in[k] == i;
+    return uses == 1;
+}
+
 static cv_status fwd_eltwise(tplanner *p, int i)
 {
     cv_exec *e = p->e;
     const cv_node *nd = &e->g->nodes[i];
     tnode *t = &p->t[i];
-    act_algs a = act_to_dnnl(nd->a.act);
+    act_algs a = train_act(nd->a.act);
     if (a.n != 1) return fwd_ref(p, i);
     t->x[0] = in_val(p, nd, 0);
     dnnl_eltwise_desc_t ed;
     DNNL(p->ctx, dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training, a.alg[0],
                                                 md_of(p, t->x[0]), a.alpha[0], a.beta[0]));
     int y = -1;
+    /* in place (PyTorch's ReLU(inplace=True)) when nothing else reads the input */
+    int inplace = a.alg[0] == dnnl_eltwise_relu_use_dst_for_bwd && overwritable(p, nd->in[0]);
     cv_status s = make_pd(p->ctx, e, &ed, NULL, &t->pd, "eltwise", i);
-    if (!s) s = new_value(p->ctx, e, md_of(p, t->x[0]), 1, &y);
+    if (!s) s = new_value(p->ctx, e, md_of(p, t->x[0]), !inplace, &y);
+    if (!s && inplace) e->vals[y].slot = e->vals[t->x[0]].slot;
     if (!s)
         s = prim_step(p->ctx, e, &e->fwd, t->pd, 2, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST},
                       (int[]){t->x[0], y});
@@ -578,9 +610,11 @@ static cv_status bwd_eltwise(tplanner *p, int i, int dy)
     cv_exec *e = p->e;
     const cv_node *nd = &e->g->nodes[i];
     tnode *t = &p->t[i];
-    act_algs a = act_to_dnnl(nd->a.act);
+    act_algs a = train_act(nd->a.act);
+    int use_dst = a.alg[0] == dnnl_eltwise_relu_use_dst_for_bwd;
+    int data = use_dst ? e->node_val[i] : t->x[0];
     dnnl_eltwise_desc_t ed;
-    DNNL(p->ctx, dnnl_eltwise_backward_desc_init(&ed, a.alg[0], md_of(p, dy), md_of(p, t->x[0]),
+    DNNL(p->ctx, dnnl_eltwise_backward_desc_init(&ed, a.alg[0], md_of(p, dy), md_of(p, data),
                                                  a.alpha[0], a.beta[0]));
     dnnl_primitive_desc_t pd;
     int dx;
@@ -588,9 +622,10 @@ static cv_status bwd_eltwise(tplanner *p, int i, int dy)
     if (s) return s;
     s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
     if (!s)
-        s = prim_step(p->ctx, e, &e->bwd, pd, 3,
-                      (int[]){DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC},
-                      (int[]){t->x[0], dy, dx});
+        s = prim_step(
+            p->ctx, e, &e->bwd, pd, 3,
+            (int[]){use_dst ? DNNL_ARG_DST : DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC},
+            (int[]){data, dy, dx});
     dnnl_primitive_desc_destroy(pd);
     return s ? s : contribute(p, nd->in[0], dx);
 }
@@ -741,6 +776,7 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
     }
     for (int i = n - 1; !s && i >= 0; i--)
         if (p.need[i] && p.written[i] && g->nodes[i].op != OP_INPUT) s = bwd_node(&p, i);
+    if (!s) s = exec_pack_slots(ctx, e);
     for (int i = 0; p.t && i < n; i++)
         if (p.t[i].pd) dnnl_primitive_desc_destroy(p.t[i].pd);
     free(p.t), free(p.dval), free(p.written), free(p.need);
