@@ -14,6 +14,10 @@
 #include <sys/stat.h>
 #include <turbojpeg.h>
 #include <unistd.h>
+/* jpeglib.h needs size_t and FILE first */
+#include <jpeglib.h>
+
+#include "data/image_internal.h"
 
 /* Pillow's Image.MAX_IMAGE_PIXELS * 2: above this Pillow raises DecompressionBombError. */
 #define MAX_PIXELS 178956970LL
@@ -113,6 +117,22 @@ static int target_channels(int want, int stored_gray)
 
 /* ---- JPEG ---- */
 
+/* Pillow reads CMYK JPEGs as inverted ("CMYK;I", Adobe's convention), then converts to RGB with
+ * cmyk2rgb: nk = 255 - k; out = nk - nk * c / 255 (rounded as MULDIV255). In place, 4 -> 4 bytes.
+ */
+static void cmyk_inverted_to_rgb(uint8_t *raw, size_t npix)
+{
+    for (size_t i = 0; i < npix; i++) {
+        uint8_t *p = raw + i * 4;
+        int nk = p[3]; /* 255 - (255 - raw k) */
+        for (int j = 0; j < 3; j++) {
+            int c = 255 - p[j], t = c * nk + 128;
+            int v = nk - (((t >> 8) + t) >> 8);
+            p[j] = (uint8_t)(v < 0 ? 0 : v);
+        }
+    }
+}
+
 static cv_status jpeg_decode(cv_ctx *ctx, const uint8_t *buf, size_t n, const char *name, int want,
                              int min_w, int min_h, cv_image **out)
 {
@@ -161,19 +181,7 @@ static cv_status jpeg_decode(cv_ctx *ctx, const uint8_t *buf, size_t n, const ch
         }
     }
     int dc = target_channels(want, gray);
-    if (cmyk) {
-        /* Pillow reads CMYK JPEGs as inverted ("CMYK;I", Adobe's convention), then converts to RGB
-         * with cmyk2rgb: nk = 255 - k; out = nk - nk * c / 255 (rounded as MULDIV255). */
-        for (size_t i = 0; i < (size_t)sw * sh; i++) {
-            uint8_t *p = raw + i * 4;
-            int nk = p[3]; /* 255 - (255 - raw k) */
-            for (int j = 0; j < 3; j++) {
-                int c = 255 - p[j], t = c * nk + 128;
-                int v = nk - (((t >> 8) + t) >> 8);
-                p[j] = (uint8_t)(v < 0 ? 0 : v);
-            }
-        }
-    }
+    if (cmyk) cmyk_inverted_to_rgb(raw, (size_t)sw * sh);
     s = cv_image_new(ctx, sw, sh, dc, out);
     if (s) {
         s = cv_fail(ctx, s, "%s: %s", name, cv_ctx_error(ctx));
@@ -183,6 +191,116 @@ static cv_status jpeg_decode(cv_ctx *ctx, const uint8_t *buf, size_t n, const ch
 done:
     free(raw);
     tjDestroy(tj);
+    return s;
+}
+
+int img_jpeg_complete(const uint8_t *buf, size_t n)
+{
+    /* Entropy-coded data never holds FF D9 (an FF there is followed by 00 or a restart marker),
+     * so the last FF D9 is the end-of-image marker; allow a little trailing garbage. */
+    size_t lo = n > 4096 ? n - 4096 : 2;
+    for (size_t i = n; i-- > lo + 1;)
+        if (buf[i] == 0xD9 && buf[i - 1] == 0xFF) return 1;
+    return 0;
+}
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jmp;
+    char msg[JMSG_LENGTH_MAX];
+} jpeg_err;
+
+static void jpeg_on_error(j_common_ptr cinfo)
+{
+    jpeg_err *e = (jpeg_err *)cinfo->err;
+    cinfo->err->format_message(cinfo, e->msg);
+    longjmp(e->jmp, 1);
+}
+
+static void jpeg_on_message(j_common_ptr cinfo, int level)
+{
+    (void)cinfo; /* warnings are ignored, as Pillow ignores them */
+    (void)level;
+}
+
+typedef struct {
+    struct jpeg_decompress_struct cinfo;
+    jpeg_err err;
+    uint8_t *raw;
+} jpeg_job;
+
+/* Everything that must survive a longjmp lives in *job. */
+static cv_status jpeg_region_run(cv_ctx *ctx, jpeg_job *job, const uint8_t *buf, size_t n,
+                                 const char *name, int num, int x0, int y0, int w, int h,
+                                 cv_image **out, int *ox)
+{
+    struct jpeg_decompress_struct *ci = &job->cinfo;
+    ci->err = jpeg_std_error(&job->err.pub);
+    job->err.pub.error_exit = jpeg_on_error;
+    job->err.pub.emit_message = jpeg_on_message;
+    if (setjmp(job->err.jmp)) {
+        jpeg_destroy_decompress(ci);
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: corrupt JPEG: %s", name, job->err.msg);
+    }
+    jpeg_create_decompress(ci);
+    jpeg_mem_src(ci, buf, (unsigned long)n);
+    jpeg_read_header(ci, TRUE);
+    if ((int64_t)ci->image_width * ci->image_height > MAX_PIXELS) {
+        jpeg_destroy_decompress(ci);
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: JPEG size %ux%u is out of range", name,
+                       ci->image_width, ci->image_height);
+    }
+    int cs = ci->jpeg_color_space, cmyk = cs == JCS_CMYK || cs == JCS_YCCK,
+        gray = cs == JCS_GRAYSCALE;
+    ci->out_color_space = gray ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
+    ci->scale_num = (unsigned)num;
+    ci->scale_denom = 8;
+    ci->dct_method = JDCT_ISLOW;
+    jpeg_start_decompress(ci);
+    if (x0 < 0 || y0 < 0 || w <= 0 || h <= 0 || (unsigned)(x0 + w) > ci->output_width ||
+        (unsigned)(y0 + h) > ci->output_height) {
+        jpeg_destroy_decompress(ci);
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: region outside the scaled JPEG", name);
+    }
+    JDIMENSION xoff = (JDIMENSION)x0, cw = (JDIMENSION)w;
+    if (x0 > 0 || (unsigned)w < ci->output_width) jpeg_crop_scanline(ci, &xoff, &cw);
+    if (y0 > 0) jpeg_skip_scanlines(ci, (JDIMENSION)y0);
+    int pc = ci->output_components;
+    job->raw = malloc((size_t)cw * h * pc);
+    if (!job->raw) {
+        jpeg_destroy_decompress(ci);
+        return cv_fail(ctx, CV_ERR_NOMEM, "%s: cannot allocate a %ux%d image", name, cw, h);
+    }
+    for (int y = 0; y < h;) {
+        JSAMPROW rows[16];
+        int k = h - y < 16 ? h - y : 16;
+        for (int r = 0; r < k; r++) rows[r] = job->raw + (size_t)(y + r) * cw * pc;
+        JDIMENSION got = jpeg_read_scanlines(ci, rows, (JDIMENSION)k);
+        if (!got) {
+            jpeg_destroy_decompress(ci);
+            return cv_fail(ctx, CV_ERR_FORMAT, "%s: truncated JPEG", name);
+        }
+        y += (int)got;
+    }
+    jpeg_abort_decompress(ci); /* the rows below the region are never decoded */
+    jpeg_destroy_decompress(ci);
+    if (cmyk) cmyk_inverted_to_rgb(job->raw, (size_t)cw * h);
+    cv_status s = cv_image_new(ctx, (int)cw, h, 3, out);
+    if (s) return cv_fail(ctx, s, "%s: %s", name, cv_ctx_error(ctx));
+    convert_pixels((*out)->data, 3, job->raw, pc, (size_t)cw * h);
+    *ox = (int)xoff;
+    return CV_OK;
+}
+
+cv_status img_jpeg_decode_region(cv_ctx *ctx, const uint8_t *buf, size_t n, const char *name,
+                                 int num, int x0, int y0, int w, int h, cv_image **out, int *ox)
+{
+    *out = NULL;
+    jpeg_job *job = calloc(1, sizeof *job);
+    if (!job) return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", name);
+    cv_status s = jpeg_region_run(ctx, job, buf, n, name, num, x0, y0, w, h, out, ox);
+    free(job->raw);
+    free(job);
     return s;
 }
 
