@@ -22,8 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (cv_transform_pipeline_parse(ctx, "rrc(8,scale=0.05:1),normalize(imagenet)", &p) ==
             CV_OK) {
             float out[3 * 8 * 8];
-            for (uint64_t seed = 0; seed < 3; seed++)
-                cv_transform_apply_encoded(ctx, p, data, size, "fuzz", seed, out, 3, 8, 8);
+            cv_transform_apply_encoded(ctx, p, data, size, "fuzz", size, out, 3, 8, 8);
             cv_transform_pipeline_free(p);
         }
     }
