@@ -1,7 +1,8 @@
 """Benchmark: cvision's data loader against torchvision's DataLoader with PIL, same work.
 
     /usr/bin/python3 bench/loader.py [--cvision build/cvision] [--images 400] [--workers 1 2]
-                                     [--batch 32] [--runs 3] [--cache /tmp/cvision-bench-loader]
+                                     [--batch 32] [--rounds 3] [--cache /tmp/cvision-bench-loader]
+                                     [--max-foreign 0.1] [--tries 3] [--wait-idle 30]
 
 Generates once (cached) a folder of JPEG "photographs" -- smooth gradients, blobs, texture and
 noise, 500x375, 375x500 and 640x480, quality 90, written by PIL -- in ImageFolder layout. Then
@@ -13,8 +14,11 @@ to-tensor + Normalize(ImageNet) into float32 NCHW batches:
     RandomHorizontalFlip(), ToTensor(), Normalize(...)])), batch_size=B, num_workers=W,
     shuffle=True, persistent_workers=True), one epoch per run after a warm-up epoch (so worker
     start-up is not counted against it).
-Prints the median of --runs runs, the ratio and images/s per worker. The files are read once
-before timing (page cache warm for both). Not part of the test suite.
+Each measurement runs in its own process (bench/measure.py), cvision and torchvision alternating
+for --rounds rounds; one disturbed by other jobs (more than --max-foreign cores of foreign CPU) is
+repeated up to --tries times. Prints medians, the ratio, images/s per worker and the worst foreign
+load behind each row. The files are read once before timing (page cache warm for both). Not part
+of the test suite.
 """
 import argparse
 import json
@@ -25,6 +29,9 @@ import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from measure import run_quiet  # noqa: E402
 
 
 def photo(rng, w, h):
@@ -68,18 +75,8 @@ def warm(root):
                 fh.read()
 
 
-def bench_cvision(cv, root, workers, batch, runs):
-    out = []
-    for _ in range(runs):
-        p = subprocess.run([cv, "data", "bench", f"folder:{root}", "--transform",
-                            "rrc(224),hflip,normalize(imagenet)", "--workers", str(workers),
-                            "--batch", str(batch), "--seed", str(len(out)), "--json"],
-                           capture_output=True, text=True, check=True)
-        out.append(json.loads(p.stdout)["images_per_s"])
-    return statistics.median(out)
-
-
-def bench_torchvision(root, workers, batch, runs):
+def torch_worker(root, workers, batch):
+    """One torchvision measurement (in a child process): one epoch after a warm-up epoch."""
     import torch
     from torchvision import datasets, transforms
     torch.set_num_threads(1)
@@ -91,13 +88,10 @@ def bench_torchvision(root, workers, batch, runs):
                                      persistent_workers=workers > 0)
     for _ in dl:  # warm-up epoch: starts the workers
         pass
-    out = []
-    for _ in range(runs):
-        t0, n = time.perf_counter(), 0
-        for x, _ in dl:
-            n += x.shape[0]
-        out.append(n / (time.perf_counter() - t0))
-    return statistics.median(out)
+    t0, n = time.perf_counter(), 0
+    for x, _ in dl:
+        n += x.shape[0]
+    print(json.dumps({"images_per_s": n / (time.perf_counter() - t0)}))
 
 
 def main():
@@ -106,22 +100,45 @@ def main():
     ap.add_argument("--images", type=int, default=400)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cache", default="/tmp/cvision-bench-loader")
+    ap.add_argument("--max-foreign", type=float, default=0.1,
+                    help="repeat a measurement when other jobs used more CPU than this (cores)")
+    ap.add_argument("--tries", type=int, default=3, help="runs per measurement at most")
+    ap.add_argument("--wait-idle", type=float, default=30,
+                    help="seconds to wait for an idle machine before each run")
+    ap.add_argument("--torch-worker", nargs=3, metavar=("ROOT", "WORKERS", "BATCH"),
+                    help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.torch_worker:
+        root, workers, batch = a.torch_worker
+        torch_worker(root, int(workers), int(batch))
+        return
     root = os.path.join(a.cache, f"photos{a.images}")
     make_folder(root, a.images)
     warm(root)
     print(f"{a.images} JPEG photographs (500x375 / 375x500 / 640x480, q90) in {root}")
     print("decode + RandomResizedCrop(224) + flip + normalize, float32 NCHW batches of "
-          f"{a.batch}; median of {a.runs} runs; {os.cpu_count()} CPUs\n")
+          f"{a.batch}; median of {a.rounds} rounds; {os.cpu_count()} CPUs")
+    print("foreign: the most CPU other jobs used during a row's measurements (cores, average)\n")
     print(f"{'workers':>7} {'cvision img/s':>14} {'torchvision img/s':>18} {'ratio':>6} "
-          f"{'cvision /worker':>16} {'torchvision /worker':>20}")
+          f"{'cvision /worker':>16} {'torchvision /worker':>20} {'foreign':>8}")
     for w in a.workers:
-        c = bench_cvision(a.cvision, root, w, a.batch, a.runs)
-        t = bench_torchvision(root, w, a.batch, a.runs)
-        print(f"{w:>7} {c:>14.1f} {t:>18.1f} {c / t:>5.2f}x {c / w:>16.1f} {t / w:>20.1f}",
-              flush=True)
+        cv, tv, fg = [], [], []
+        for r in range(a.rounds):
+            o, _, f1, _ = run_quiet([a.cvision, "data", "bench", f"folder:{root}", "--transform",
+                                     "rrc(224),hflip,normalize(imagenet)", "--workers", str(w),
+                                     "--batch", str(a.batch), "--seed", str(r), "--json"],
+                                    a.max_foreign, a.tries, a.wait_idle)
+            cv.append(o["images_per_s"])
+            o, _, f2, _ = run_quiet([sys.executable, os.path.abspath(__file__), "--torch-worker",
+                                     root, str(w), str(a.batch)], a.max_foreign, a.tries,
+                                    a.wait_idle)
+            tv.append(o["images_per_s"])
+            fg += [f1, f2]
+        c, t = statistics.median(cv), statistics.median(tv)
+        print(f"{w:>7} {c:>14.1f} {t:>18.1f} {c / t:>5.2f}x {c / w:>16.1f} {t / w:>20.1f} "
+              f"{max(fg):>8.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,20 @@ int cv_transform_pipeline_is_random(const cv_transform_pipeline *pipe);
  * cv_transform_sample_seed) to get the same augmentation whatever the thread count. */
 cv_status cv_transform_apply(cv_ctx *ctx, const cv_transform_pipeline *pipe, const cv_image *img,
                              uint64_t seed, cv_tensor **out);
+/* As cv_transform_apply, but writes the result into out_chw (c x h x w floats); a result of another
+ * shape is an error. */
+cv_status cv_transform_apply_into(cv_ctx *ctx, const cv_transform_pipeline *pipe,
+                                  const cv_image *img, uint64_t seed, float *out_chw, int c, int h,
+                                  int w);
+/* The pipeline applied to an encoded image file (decoded as RGB). When the pipeline starts with
+ * rrc and the file is a JPEG, the crop is drawn from the header's size (the same crop as after a
+ * full decode) and only the crop's rows and columns are decoded, at the smallest DCT scale n/8
+ * whose scaled crop still covers the rrc output in both directions, then resampled from the scaled
+ * crop's (fractional) box: fast, but not pixel-identical to decode-then-transform. Any other
+ * pipeline or file gives exactly cv_image_decode + cv_transform_apply_into. */
+cv_status cv_transform_apply_encoded(cv_ctx *ctx, const cv_transform_pipeline *pipe,
+                                     const void *buf, size_t n, const char *name, uint64_t seed,
+                                     float *out_chw, int c, int h, int w);
 /* A sample's seed from the run's seed, the epoch and the sample index (a hash, not a sum). */
 uint64_t cv_transform_sample_seed(uint64_t seed, uint64_t epoch, uint64_t index);
 

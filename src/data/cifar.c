@@ -84,7 +84,7 @@ static void cifar_free(void *p)
     free(c);
 }
 
-static const ds_ops cifar_ops = {cifar_get, cifar_name, cifar_free};
+static const ds_ops cifar_ops = {cifar_get, cifar_name, cifar_free, NULL};
 
 /* Class names from a meta text file (one per line, blank lines skipped), if it is there and
  * has exactly k names; else the built-in list. */

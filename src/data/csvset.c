@@ -48,7 +48,19 @@ static void csv_free(void *p)
     free(c);
 }
 
-static const ds_ops csv_ops = {csv_get, csv_name, csv_free};
+static cv_status csv_read(cv_ctx *ctx, const cv_dataset *ds, int64_t i, void **buf, size_t *n)
+{
+    const csv_impl *c = ds->impl;
+    cv_status st = cv_read_file(ctx, c->paths[i], buf, n);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
+        return cv_fail(ctx, st, "%s:%lld: %s", c->csv, (long long)c->line[i], msg);
+    }
+    return CV_OK;
+}
+
+static const ds_ops csv_ops = {csv_get, csv_name, csv_free, csv_read};
 
 /* ---- a small RFC 4180 reader over a NUL-terminated buffer ---- */
 typedef struct {

@@ -121,6 +121,20 @@ cv_status cv_dataset_get(cv_ctx *ctx, const cv_dataset *ds, int64_t i, cv_image 
     return base->ops->get(ctx, base, i, img);
 }
 
+cv_status ds_read_encoded(cv_ctx *ctx, const cv_dataset *ds, int64_t i, void **buf, size_t *n)
+{
+    *buf = NULL;
+    while (ds->parent && i >= 0 && i < ds->n) {
+        i = ds->index[i];
+        ds = ds->parent;
+    }
+    if (!ds->ops || !ds->ops->read) return CV_ERR_UNSUPPORTED;
+    if (i < 0 || i >= ds->n)
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: sample %lld out of range (%lld samples)",
+                       cv_dataset_spec(ds), (long long)i, (long long)ds->n);
+    return ds->ops->read(ctx, ds, i, buf, n);
+}
+
 cv_status cv_dataset_subset(cv_ctx *ctx, cv_dataset *ds, const int64_t *idx, int64_t n,
                             cv_dataset **out)
 {

@@ -22,6 +22,9 @@ typedef struct {
     cv_status (*get)(cv_ctx *ctx, const cv_dataset *ds, int64_t i, cv_image **img);
     void (*name)(const cv_dataset *ds, int64_t i, char *buf, size_t size);
     void (*free)(void *impl);
+    /* Image-file datasets only (else NULL): sample i's encoded file, for decoders that want to
+     * see it before decoding (the loader's scaled JPEG decode). Errors name the sample as get's. */
+    cv_status (*read)(cv_ctx *ctx, const cv_dataset *ds, int64_t i, void **buf, size_t *n);
 } ds_ops;
 
 struct cv_dataset {
@@ -38,6 +41,10 @@ struct cv_dataset {
     int64_t *index;
     int refs;
 };
+
+/* The encoded file of sample i (an index of ds, subsets resolved) into *buf (free()), or
+ * CV_ERR_UNSUPPORTED without a message when the dataset's samples are not image files. */
+cv_status ds_read_encoded(cv_ctx *ctx, const cv_dataset *ds, int64_t i, void **buf, size_t *n);
 
 /* A new dataset with `n` samples and `k` classes (names NULL until set). */
 cv_dataset *ds_new(int64_t n, int k);

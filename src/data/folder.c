@@ -39,7 +39,12 @@ static void folder_free(void *p)
     free(f);
 }
 
-static const ds_ops folder_ops = {folder_get, folder_name, folder_free};
+static cv_status folder_read(cv_ctx *ctx, const cv_dataset *ds, int64_t i, void **buf, size_t *n)
+{
+    return cv_read_file(ctx, ((const folder_impl *)ds->impl)->paths[i], buf, n);
+}
+
+static const ds_ops folder_ops = {folder_get, folder_name, folder_free, folder_read};
 
 /* filename.lower().endswith(IMG_EXTENSIONS), on the ASCII letters that the extensions hold. */
 static int has_img_ext(const char *name)

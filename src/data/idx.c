@@ -171,7 +171,7 @@ static void mnist_free(void *p)
     free(m);
 }
 
-static const ds_ops mnist_ops = {mnist_get, mnist_name, mnist_free};
+static const ds_ops mnist_ops = {mnist_get, mnist_name, mnist_free, NULL};
 
 /* Finds `name` or `name.gz` in dir, dir/raw or dir/<Class>/raw (torchvision's root layout). */
 static cv_status find_idx(cv_ctx *ctx, const char *dir, const char *cls, const char *name,

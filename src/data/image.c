@@ -14,6 +14,10 @@
 #include <sys/stat.h>
 #include <turbojpeg.h>
 #include <unistd.h>
+/* jpeglib.h needs size_t and FILE first */
+#include <jpeglib.h>
+
+#include "data/image_internal.h"
 
 /* Pillow's Image.MAX_IMAGE_PIXELS * 2: above this Pillow raises DecompressionBombError. */
 #define MAX_PIXELS 178956970LL
@@ -113,6 +117,22 @@ static int target_channels(int want, int stored_gray)
 
 /* ---- JPEG ---- */
 
+/* Pillow reads CMYK JPEGs as inverted ("CMYK;I", Adobe's convention), then converts to RGB with
+ * cmyk2rgb: nk = 255 - k; out = nk - nk * c / 255 (rounded as MULDIV255). In place, 4 -> 4 bytes.
+ */
+static void cmyk_inverted_to_rgb(uint8_t *raw, size_t npix)
+{
+    for (size_t i = 0; i < npix; i++) {
+        uint8_t *p = raw + i * 4;
+        int nk = p[3]; /* 255 - (255 - raw k) */
+        for (int j = 0; j < 3; j++) {
+            int c = 255 - p[j], t = c * nk + 128;
+            int v = nk - (((t >> 8) + t) >> 8);
+            p[j] = (uint8_t)(v < 0 ? 0 : v);
+        }
+    }
+}
+
 static cv_status jpeg_decode(cv_ctx *ctx, const uint8_t *buf, size_t n, const char *name, int want,
                              int min_w, int min_h, cv_image **out)
 {
@@ -161,19 +181,7 @@ static cv_status jpeg_decode(cv_ctx *ctx, const uint8_t *buf, size_t n, const ch
         }
     }
     int dc = target_channels(want, gray);
-    if (cmyk) {
-        /* Pillow reads CMYK JPEGs as inverted ("CMYK;I", Adobe's convention), then converts to RGB
-         * with cmyk2rgb: nk = 255 - k; out = nk - nk * c / 255 (rounded as MULDIV255). */
-        for (size_t i = 0; i < (size_t)sw * sh; i++) {
-            uint8_t *p = raw + i * 4;
-            int nk = p[3]; /* 255 - (255 - raw k) */
-            for (int j = 0; j < 3; j++) {
-                int c = 255 - p[j], t = c * nk + 128;
-                int v = nk - (((t >> 8) + t) >> 8);
-                p[j] = (uint8_t)(v < 0 ? 0 : v);
-            }
-        }
-    }
+    if (cmyk) cmyk_inverted_to_rgb(raw, (size_t)sw * sh);
     s = cv_image_new(ctx, sw, sh, dc, out);
     if (s) {
         s = cv_fail(ctx, s, "%s: %s", name, cv_ctx_error(ctx));
@@ -183,6 +191,116 @@ static cv_status jpeg_decode(cv_ctx *ctx, const uint8_t *buf, size_t n, const ch
 done:
     free(raw);
     tjDestroy(tj);
+    return s;
+}
+
+int img_jpeg_complete(const uint8_t *buf, size_t n)
+{
+    /* Entropy-coded data never holds FF D9 (an FF there is followed by 00 or a restart marker),
+     * so the last FF D9 is the end-of-image marker; allow a little trailing garbage. */
+    size_t lo = n > 4096 ? n - 4096 : 2;
+    for (size_t i = n; i-- > lo + 1;)
+        if (buf[i] == 0xD9 && buf[i - 1] == 0xFF) return 1;
+    return 0;
+}
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jmp;
+    char msg[JMSG_LENGTH_MAX];
+} jpeg_err;
+
+static void jpeg_on_error(j_common_ptr cinfo)
+{
+    jpeg_err *e = (jpeg_err *)cinfo->err;
+    cinfo->err->format_message(cinfo, e->msg);
+    longjmp(e->jmp, 1);
+}
+
+static void jpeg_on_message(j_common_ptr cinfo, int level)
+{
+    (void)cinfo; /* warnings are ignored, as Pillow ignores them */
+    (void)level;
+}
+
+typedef struct {
+    struct jpeg_decompress_struct cinfo;
+    jpeg_err err;
+    uint8_t *raw;
+} jpeg_job;
+
+/* Everything that must survive a longjmp lives in *job. */
+static cv_status jpeg_region_run(cv_ctx *ctx, jpeg_job *job, const uint8_t *buf, size_t n,
+                                 const char *name, int num, int x0, int y0, int w, int h,
+                                 cv_image **out, int *ox)
+{
+    struct jpeg_decompress_struct *ci = &job->cinfo;
+    ci->err = jpeg_std_error(&job->err.pub);
+    job->err.pub.error_exit = jpeg_on_error;
+    job->err.pub.emit_message = jpeg_on_message;
+    if (setjmp(job->err.jmp)) {
+        jpeg_destroy_decompress(ci);
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: corrupt JPEG: %s", name, job->err.msg);
+    }
+    jpeg_create_decompress(ci);
+    jpeg_mem_src(ci, buf, (unsigned long)n);
+    jpeg_read_header(ci, TRUE);
+    if ((int64_t)ci->image_width * ci->image_height > MAX_PIXELS) {
+        jpeg_destroy_decompress(ci);
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: JPEG size %ux%u is out of range", name,
+                       ci->image_width, ci->image_height);
+    }
+    int cs = ci->jpeg_color_space, cmyk = cs == JCS_CMYK || cs == JCS_YCCK,
+        gray = cs == JCS_GRAYSCALE;
+    ci->out_color_space = gray ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_RGB;
+    ci->scale_num = (unsigned)num;
+    ci->scale_denom = 8;
+    ci->dct_method = JDCT_ISLOW;
+    jpeg_start_decompress(ci);
+    if (x0 < 0 || y0 < 0 || w <= 0 || h <= 0 || (unsigned)(x0 + w) > ci->output_width ||
+        (unsigned)(y0 + h) > ci->output_height) {
+        jpeg_destroy_decompress(ci);
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: region outside the scaled JPEG", name);
+    }
+    JDIMENSION xoff = (JDIMENSION)x0, cw = (JDIMENSION)w;
+    if (x0 > 0 || (unsigned)w < ci->output_width) jpeg_crop_scanline(ci, &xoff, &cw);
+    if (y0 > 0) jpeg_skip_scanlines(ci, (JDIMENSION)y0);
+    int pc = ci->output_components;
+    job->raw = malloc((size_t)cw * h * pc);
+    if (!job->raw) {
+        jpeg_destroy_decompress(ci);
+        return cv_fail(ctx, CV_ERR_NOMEM, "%s: cannot allocate a %ux%d image", name, cw, h);
+    }
+    for (int y = 0; y < h;) {
+        JSAMPROW rows[16];
+        int k = h - y < 16 ? h - y : 16;
+        for (int r = 0; r < k; r++) rows[r] = job->raw + (size_t)(y + r) * cw * pc;
+        JDIMENSION got = jpeg_read_scanlines(ci, rows, (JDIMENSION)k);
+        if (!got) {
+            jpeg_destroy_decompress(ci);
+            return cv_fail(ctx, CV_ERR_FORMAT, "%s: truncated JPEG", name);
+        }
+        y += (int)got;
+    }
+    jpeg_abort_decompress(ci); /* the rows below the region are never decoded */
+    jpeg_destroy_decompress(ci);
+    if (cmyk) cmyk_inverted_to_rgb(job->raw, (size_t)cw * h);
+    cv_status s = cv_image_new(ctx, (int)cw, h, 3, out);
+    if (s) return cv_fail(ctx, s, "%s: %s", name, cv_ctx_error(ctx));
+    convert_pixels((*out)->data, 3, job->raw, pc, (size_t)cw * h);
+    *ox = (int)xoff;
+    return CV_OK;
+}
+
+cv_status img_jpeg_decode_region(cv_ctx *ctx, const uint8_t *buf, size_t n, const char *name,
+                                 int num, int x0, int y0, int w, int h, cv_image **out, int *ox)
+{
+    *out = NULL;
+    jpeg_job *job = calloc(1, sizeof *job);
+    if (!job) return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", name);
+    cv_status s = jpeg_region_run(ctx, job, buf, n, name, num, x0, y0, w, h, out, ox);
+    free(job->raw);
+    free(job);
     return s;
 }
 
@@ -239,7 +357,10 @@ static cv_status png_run(cv_ctx *ctx, png_job *job, const char *name, int want, 
     /* Reduce everything to 8 bits per sample: 16-bit keeps the high byte (as Pillow does for RGB
      * and RGBA), palettes are expanded, 1/2/4-bit gray scaled to 0..255. tRNS is ignored: alpha is
      * dropped anyway. */
-    if (depth == 16) png_set_strip_16(png);
+    /* Pillow opens 16-bit gray as mode I, whose convert("L"/"RGB") clips the value to 255; every
+     * other 16-bit type keeps the high byte (its unpackers read ";16B" as 8 bits). */
+    int gray16 = ct == PNG_COLOR_TYPE_GRAY && depth == 16;
+    if (depth == 16 && !gray16) png_set_strip_16(png);
     if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (ct == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     png_set_interlace_handling(png);
@@ -247,7 +368,7 @@ static cv_status png_run(cv_ctx *ctx, png_job *job, const char *name, int want, 
     int sc = png_get_channels(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
     if (w == 0 || h == 0 || (int64_t)w * h > MAX_PIXELS || sc < 1 || sc > 4 ||
-        rowbytes != (size_t)w * sc)
+        rowbytes != (size_t)w * sc * (gray16 ? 2 : 1))
         png_error(png, "unsupported size or layout");
     /* deflate expands at most 1032:1, so a file this small cannot hold that many pixels. */
     if (((uint64_t)w * sc * depth / 8 + 1) * h > (uint64_t)job->n * 1032 + 1024)
@@ -258,6 +379,11 @@ static cv_status png_run(cv_ctx *ctx, png_job *job, const char *name, int want, 
     for (png_uint_32 y = 0; y < h; y++) job->rows[y] = job->pixels + y * rowbytes;
     png_read_image(png, job->rows);
     png_read_end(png, NULL);
+    if (gray16)
+        for (size_t i = 0; i < (size_t)w * h; i++) {
+            int v = job->pixels[2 * i] << 8 | job->pixels[2 * i + 1]; /* big-endian */
+            job->pixels[i] = (uint8_t)(v > 255 ? 255 : v);
+        }
     int dc = target_channels(want, sc <= 2);
     png_destroy_read_struct(&png, &info, NULL);
     cv_status s = cv_image_new(ctx, (int)w, (int)h, dc, out);
@@ -328,15 +454,187 @@ static cv_status pnm_decode(cv_ctx *ctx, const uint8_t *b, size_t n, const char 
     return CV_OK;
 }
 
+/* ---- BMP (Pillow's BmpImagePlugin, uncompressed) ---- */
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint16_t le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+typedef struct {
+    int w, h, bits, topdown, colors, pal_pad;
+    uint32_t compression;
+    size_t pal_off, data_off, stride;
+    int order[4]; /* 32-bit: byte offsets of R, G, B in a pixel */
+    int gray;     /* palette is Pillow's "greyscale" (mode L or 1): the index is the value */
+    int rgb565;   /* 16-bit: 5-6-5 bits (else 5-5-5) */
+} bmp_info;
+
+/* Reads and checks the headers as Pillow's _bitmap does; every offset is checked against n. */
+static cv_status bmp_header(cv_ctx *ctx, const uint8_t *b, size_t n, const char *name, bmp_info *bi)
+{
+    memset(bi, 0, sizeof *bi);
+    if (n < 18) return cv_fail(ctx, CV_ERR_FORMAT, "%s: BMP is truncated (%zu bytes)", name, n);
+    uint32_t offset = le32(b + 10), hs = le32(b + 14);
+    if (hs != 12 && hs != 40 && hs != 64 && hs != 108 && hs != 124)
+        return cv_fail(ctx, CV_ERR_UNSUPPORTED, "%s: unsupported BMP header size %u", name, hs);
+    if (n < 14 + (size_t)hs)
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: BMP header is truncated", name);
+    const uint8_t *h = b + 18; /* the header after its size field */
+    uint32_t w32, h32;
+    size_t pos = 14 + hs;
+    bi->order[0] = 2, bi->order[1] = 1, bi->order[2] = 0; /* BGR(X) */
+    if (hs == 12) {
+        w32 = le16(h), h32 = le16(h + 2);
+        bi->bits = le16(h + 6);
+        bi->pal_pad = 3;
+    } else {
+        w32 = le32(h), h32 = le32(h + 4);
+        bi->topdown = h[7] == 0xFF; /* a negative height: rows top to bottom */
+        if (bi->topdown) h32 = (uint32_t)(0x100000000ULL - h32);
+        bi->bits = le16(h + 10);
+        bi->compression = le32(h + 12);
+        bi->colors = (int)(le32(h + 28) > 65536 ? 65537 : le32(h + 28));
+        bi->pal_pad = 4;
+        if (bi->compression == 3) { /* BI_BITFIELDS: 32-bit layouts Pillow reads as RGB(A) */
+            uint32_t m[4] = {0, 0, 0, 0};
+            if (hs >= 52) {
+                for (int k = 0; k < 4; k++) m[k] = le32(h + 36 + 4 * k);
+            } else {
+                if (n < pos + 12)
+                    return cv_fail(ctx, CV_ERR_FORMAT, "%s: BMP masks are truncated", name);
+                for (int k = 0; k < 3; k++) m[k] = le32(b + pos + 4 * k);
+                pos += 12;
+            }
+            static const uint32_t masks[6][4] = {
+                {0xFF0000, 0xFF00, 0xFF, 0},          {0xFF000000, 0xFF0000, 0xFF00, 0},
+                {0xFF000000, 0xFF0000, 0xFF00, 0xFF}, {0xFF, 0xFF00, 0xFF0000, 0xFF000000},
+                {0xFF0000, 0xFF00, 0xFF, 0xFF000000}, {0, 0, 0, 0}};
+            static const int orders[6][3] = {{2, 1, 0}, {3, 2, 1}, {3, 2, 1},
+                                             {0, 1, 2}, {2, 1, 0}, {2, 1, 0}};
+            int k = 0, ok = 0;
+            if (bi->bits == 32) { /* all four masks must be one of Pillow's layouts */
+                while (k < 6 && memcmp(m, masks[k], sizeof m)) k++;
+                ok = k < 6;
+            } else if (bi->bits == 24) { /* only the RGB masks count */
+                ok = !memcmp(m, masks[0], 3 * sizeof *m);
+            } else if (bi->bits == 16) {
+                bi->rgb565 = m[0] == 0xF800 && m[1] == 0x7E0 && m[2] == 0x1F;
+                ok = bi->rgb565 || (m[0] == 0x7C00 && m[1] == 0x3E0 && m[2] == 0x1F);
+            }
+            if (!ok)
+                return cv_fail(ctx, CV_ERR_UNSUPPORTED,
+                               "%s: unsupported BMP bitfields layout (%d bits)", name, bi->bits);
+            if (bi->bits == 32)
+                for (int c = 0; c < 3; c++) bi->order[c] = orders[k][c];
+        } else if (bi->compression != 0) {
+            return cv_fail(ctx, CV_ERR_UNSUPPORTED,
+                           "%s: unsupported BMP compression %u (uncompressed only)", name,
+                           bi->compression);
+        }
+    }
+    if (bi->bits != 1 && bi->bits != 4 && bi->bits != 8 && bi->bits != 16 && bi->bits != 24 &&
+        bi->bits != 32)
+        return cv_fail(ctx, CV_ERR_UNSUPPORTED,
+                       "%s: unsupported BMP depth %d bits (1, 4, 8, 16, 24, 32)", name, bi->bits);
+    if (w32 == 0 || h32 == 0 || w32 > (1u << 30) || h32 > (1u << 30) ||
+        (uint64_t)w32 * h32 > MAX_PIXELS)
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: BMP size %ux%u is out of range", name, w32, h32);
+    bi->w = (int)w32, bi->h = (int)h32;
+    if (!bi->colors) bi->colors = 1 << (bi->bits > 16 ? 16 : bi->bits);
+    if (offset == 14 + hs && bi->bits <= 8) offset += 4 * (uint32_t)bi->colors; /* Pillow's */
+    if (bi->bits <= 8) {
+        if (bi->colors > 65536)
+            return cv_fail(ctx, CV_ERR_UNSUPPORTED, "%s: BMP palette of %d colours", name,
+                           bi->colors);
+        bi->pal_off = pos;
+        size_t pal = (size_t)bi->pal_pad * bi->colors;
+        if (n < pos + pal) return cv_fail(ctx, CV_ERR_FORMAT, "%s: BMP palette is truncated", name);
+        /* Pillow ignores a palette of greys 0, 1, 2, ... (or black, white for 2 colours) */
+        bi->gray = 1;
+        for (int k = 0; k < bi->colors && bi->gray; k++) {
+            int v = bi->colors == 2 ? (k ? 255 : 0) : k & 255;
+            const uint8_t *e = b + pos + (size_t)k * bi->pal_pad;
+            bi->gray = e[0] == v && e[1] == v && e[2] == v;
+        }
+        if (bi->gray && bi->colors == 2 && bi->bits != 1)
+            return cv_fail(ctx, CV_ERR_UNSUPPORTED, "%s: 2-colour BMP of %d bits", name, bi->bits);
+        pos += pal;
+    }
+    bi->data_off = offset ? offset : pos;
+    bi->stride = (((size_t)bi->w * bi->bits + 31) >> 3) & ~(size_t)3;
+    if (bi->data_off > n || (n - bi->data_off) / bi->stride < (size_t)bi->h)
+        return cv_fail(ctx, CV_ERR_FORMAT,
+                       "%s: BMP is truncated (pixel data at %zu, %zu bytes of %zu needed)", name,
+                       bi->data_off, bi->data_off > n ? 0 : n - bi->data_off,
+                       bi->stride * (size_t)bi->h);
+    return CV_OK;
+}
+
+static cv_status bmp_decode(cv_ctx *ctx, const uint8_t *b, size_t n, const char *name, int want,
+                            cv_image **out)
+{
+    bmp_info bi;
+    cv_status s = bmp_header(ctx, b, n, name, &bi);
+    if (s) return s;
+    /* stored gray: Pillow's mode L or 1 */
+    int dc = target_channels(want, bi.bits <= 8 && bi.gray);
+    if ((s = cv_image_new(ctx, bi.w, bi.h, dc, out))) return s;
+    uint8_t pal[256][3];
+    for (int k = 0; k < 256; k++) { /* Pillow's palette starts as a grey ramp */
+        const uint8_t *e = b + bi.pal_off + (size_t)k * bi.pal_pad;
+        int in = bi.bits <= 8 && k < bi.colors;
+        pal[k][0] = in ? e[2] : (uint8_t)k;
+        pal[k][1] = in ? e[1] : (uint8_t)k;
+        pal[k][2] = in ? e[0] : (uint8_t)k;
+    }
+    for (int y = 0; y < bi.h; y++) {
+        const uint8_t *row = b + bi.data_off + (size_t)(bi.topdown ? y : bi.h - 1 - y) * bi.stride;
+        uint8_t *d = (*out)->data + (size_t)y * bi.w * dc;
+        for (int x = 0; x < bi.w; x++, d += dc) {
+            uint8_t rgb[3];
+            if (bi.bits == 16) { /* Pillow's BGR;15 / BGR;16 unpackers */
+                int v = le16(row + 2 * (size_t)x), g6 = bi.rgb565;
+                rgb[0] = (uint8_t)(((v >> (g6 ? 11 : 10)) & 31) * 255 / 31);
+                rgb[1] = (uint8_t)(g6 ? ((v >> 5) & 63) * 255 / 63 : ((v >> 5) & 31) * 255 / 31);
+                rgb[2] = (uint8_t)((v & 31) * 255 / 31);
+            } else if (bi.bits >= 24) {
+                const uint8_t *p = row + (size_t)x * (bi.bits / 8);
+                for (int c = 0; c < 3; c++) rgb[c] = p[bi.order[c]];
+            } else {
+                int per = 8 / bi.bits,
+                    idx = row[x / per] >> (8 - bi.bits * (x % per + 1)) & ((1 << bi.bits) - 1);
+                if (bi.gray) { /* the index is the grey value (mode 1: 0 or 255) */
+                    int v = bi.bits == 1 ? idx * 255 : idx;
+                    rgb[0] = rgb[1] = rgb[2] = (uint8_t)v;
+                } else {
+                    memcpy(rgb, pal[idx], 3);
+                }
+            }
+            if (dc == 3)
+                memcpy(d, rgb, 3);
+            else
+                d[0] = luma(rgb);
+        }
+    }
+    return CV_OK;
+}
+
 /* ---- dispatch ---- */
 
-enum { FMT_UNKNOWN, FMT_JPEG, FMT_PNG, FMT_PNM };
+enum { FMT_UNKNOWN, FMT_JPEG, FMT_PNG, FMT_PNM, FMT_BMP };
 
 static int sniff(const uint8_t *b, size_t n)
 {
     if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return FMT_JPEG;
     if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return FMT_PNG;
     if (n >= 3 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) return FMT_PNM;
+    if (n >= 2 && b[0] == 'B' && b[1] == 'M') return FMT_BMP;
     return FMT_UNKNOWN;
 }
 
@@ -354,9 +652,11 @@ static cv_status decode(cv_ctx *ctx, const void *buf, size_t n, const char *name
         return png_decode(ctx, buf, n, name, want, out);
     case FMT_PNM:
         return pnm_decode(ctx, buf, n, name, want, out);
+    case FMT_BMP:
+        return bmp_decode(ctx, buf, n, name, want, out);
     default:
-        return cv_fail(ctx, CV_ERR_FORMAT, "%s: not a JPEG, PNG or PGM/PPM image (%zu bytes)", name,
-                       n);
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: not a JPEG, PNG, BMP or PGM/PPM image (%zu bytes)",
+                       name, n);
     }
 }
 
@@ -419,9 +719,15 @@ cv_status cv_image_probe(cv_ctx *ctx, const void *buf, size_t n, const char *nam
         *c = b[1] == '5' ? 1 : 3;
         return CV_OK;
     }
+    case FMT_BMP: {
+        bmp_info bi;
+        cv_status s = bmp_header(ctx, b, n, name, &bi);
+        *w = bi.w, *h = bi.h, *c = bi.bits <= 8 && bi.gray ? 1 : 3;
+        return s;
+    }
     default:
-        return cv_fail(ctx, CV_ERR_FORMAT, "%s: not a JPEG, PNG or PGM/PPM image (%zu bytes)", name,
-                       n);
+        return cv_fail(ctx, CV_ERR_FORMAT, "%s: not a JPEG, PNG, BMP or PGM/PPM image (%zu bytes)",
+                       name, n);
     }
 }
 

@@ -43,19 +43,27 @@ int cv_loader_pipeline_fn(void *user, cv_ctx *ctx, const cv_image *img, uint64_t
                           float *out_chw)
 {
     const cv_loader_pipeline *p = user;
-    cv_tensor *t;
-    cv_status st = cv_transform_apply(ctx, p->pipe, img, sample_seed, &t);
-    if (st) return st;
-    if (t->dtype != CV_F32 || t->ndim != 3 || t->shape[0] != p->c || t->shape[1] != p->h ||
-        t->shape[2] != p->w) {
-        char s[96];
-        st = cv_fail(ctx, CV_ERR_SHAPE, "the transform gives %s, the batch wants [%d, %d, %d]",
-                     cv_shape_str(t->ndim, t->shape, s, sizeof s), p->c, p->h, p->w);
-    } else {
-        memcpy(out_chw, t->data, t->nbytes);
-    }
-    cv_tensor_free(t);
-    return st;
+    return cv_transform_apply_into(ctx, p->pipe, img, sample_seed, out_chw, p->c, p->h, p->w);
+}
+
+/* With the pipeline adapter and a dataset of image files, the pipeline gets the encoded file
+ * (cv_transform_apply_encoded: a leading rrc decodes a JPEG's crop only, DCT-scaled). Returns 0
+ * when that does not apply, else 1 with the outcome in *st. */
+static int encoded_transform(cv_ctx *ctx, const cv_loader *L, int64_t idx, uint64_t seed,
+                             float *out, cv_status *st)
+{
+    void *buf;
+    size_t n;
+    if (L->o.transform != cv_loader_pipeline_fn) return 0;
+    *st = ds_read_encoded(ctx, L->ds, idx, &buf, &n);
+    if (*st == CV_ERR_UNSUPPORTED) return 0;
+    if (*st) return 1;
+    const cv_loader_pipeline *p = L->o.user;
+    char name[512];
+    cv_dataset_sample_name(L->ds, idx, name, sizeof name);
+    *st = cv_transform_apply_encoded(ctx, p->pipe, buf, n, name, seed, out, p->c, p->h, p->w);
+    free(buf);
+    return 1;
 }
 
 static cv_status default_transform(cv_ctx *ctx, const cv_loader *L, const cv_image *img, float *out)
@@ -81,11 +89,12 @@ static void fill(cv_loader *L, cv_ctx *ctx, slot *s, int64_t b)
     for (int64_t j = first; j < last; j++) {
         int64_t idx = L->order[j];
         cv_image *img;
-        int label;
+        int label = cv_dataset_label(L->ds, idx);
         float *out = (float *)s->b.x->data + (size_t)m * L->per;
-        cv_status st = cv_dataset_get(ctx, L->ds, idx, &img, &label);
-        if (!st) {
-            uint64_t seed = cv_transform_sample_seed(L->o.seed, (uint64_t)L->epoch, (uint64_t)idx);
+        uint64_t seed = cv_transform_sample_seed(L->o.seed, (uint64_t)L->epoch, (uint64_t)idx);
+        cv_status st;
+        if (!encoded_transform(ctx, L, idx, seed, out, &st) &&
+            !(st = cv_dataset_get(ctx, L->ds, idx, &img, &label))) {
             st = L->o.transform ? (cv_status)L->o.transform(L->o.user, ctx, img, seed, out)
                                 : default_transform(ctx, L, img, out);
             cv_image_free(img);

@@ -38,7 +38,7 @@ static void npyset_free(void *p)
     free(m);
 }
 
-static const ds_ops npyset_ops = {npyset_get, npyset_name, npyset_free};
+static const ds_ops npyset_ops = {npyset_get, npyset_name, npyset_free, NULL};
 
 static int is_int(cv_dtype t)
 {

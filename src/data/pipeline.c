@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cvision/transforms.h"
+#include "data/image_internal.h"
 #include "data/transforms_internal.h"
 
 #define MAX_ARGS 12
@@ -653,22 +654,204 @@ uint64_t cv_transform_sample_seed(uint64_t seed, uint64_t epoch, uint64_t index)
     return cv_rng_next(&r);
 }
 
+/* Prefixes the context's message with the op (copied first: cv_fail writes that buffer). */
+static cv_status op_fail(cv_ctx *ctx, const tf_op *op, cv_status s)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
+    return cv_fail(ctx, s, "transform '%s': %s", op->text, msg);
+}
+
+/* The fused tail: the longest suffix of flips, to_tensor and at most one normalize. On a uint8
+ * image it becomes one pass writing (x / 255 - mean) / std (the same float32 operations, so the
+ * same values) from a per-channel table straight into the output, flipped by index. */
+static int tail_start(const cv_transform_pipeline *pipe)
+{
+    int k = pipe->nops, norms = 0;
+    while (k > 0) {
+        tf_kind kd = pipe->ops[k - 1].kind;
+        if (kd == TF_NORMALIZE && norms++ == 0) {
+            k--;
+            continue;
+        }
+        if (kd != TF_HFLIP && kd != TF_VFLIP && kd != TF_TO_TENSOR) break;
+        k--;
+    }
+    return k;
+}
+
+/* out: the caller's c x h x w buffer, or NULL to return a new tensor in *tout. */
+static cv_status shape_check(cv_ctx *ctx, int c, int h, int w, float **out, int ec, int eh, int ew,
+                             cv_tensor **tout)
+{
+    if (*out) {
+        if (c == ec && h == eh && w == ew) return CV_OK;
+        return cv_fail(ctx, CV_ERR_SHAPE,
+                       "the transform gives [%d, %d, %d], the batch wants [%d, %d, %d]", c, h, w,
+                       ec, eh, ew);
+    }
+    int64_t shape[3] = {c, h, w};
+    cv_status s = cv_tensor_new(ctx, CV_F32, 3, shape, tout);
+    if (!s) *out = (*tout)->data;
+    return s;
+}
+
+static cv_status fused_tail(cv_ctx *ctx, const cv_transform_pipeline *pipe, int k,
+                            const cv_image *img, cv_rng *rng, float *out, int ec, int eh, int ew,
+                            cv_tensor **tout)
+{
+    int fx = 0, fy = 0;
+    const tf_op *norm = NULL;
+    for (int i = k; i < pipe->nops; i++) {
+        const tf_op *op = &pipe->ops[i];
+        if (op->kind == TF_HFLIP) fx ^= cv_rng_uniform(rng) < op->p;
+        if (op->kind == TF_VFLIP) fy ^= cv_rng_uniform(rng) < op->p;
+        if (op->kind == TF_NORMALIZE) norm = op;
+    }
+    int C = img->c, H = img->h, W = img->w;
+    if (norm && norm->nmean == 3 && C != 3)
+        return cv_fail(ctx, CV_ERR_SHAPE, "transform '%s': the image has %d channel(s), not 3",
+                       norm->text, C);
+    cv_status s = shape_check(ctx, C, H, W, &out, ec, eh, ew, tout);
+    if (s) return s;
+    float lut[3][256];
+    for (int ch = 0; ch < C; ch++)
+        for (int v = 0; v < 256; v++) {
+            float x = (float)v / 255.0f; /* ToTensor divides by 255 */
+            if (norm) {
+                int m = norm->nmean == 3 ? ch : 0;
+                x = (x - norm->mean[m]) / norm->std[m];
+            }
+            lut[ch][v] = x;
+        }
+    if (C == 3) { /* one pass over the pixels, three planes out */
+        size_t hw = (size_t)H * W;
+        ptrdiff_t step = fx ? -3 : 3;
+        for (int y = 0; y < H; y++) {
+            const uint8_t *p =
+                img->data + (size_t)(fy ? H - 1 - y : y) * W * 3 + (fx ? (W - 1) * 3 : 0);
+            float *d = out + (size_t)y * W;
+            for (int x = 0; x < W; x++, p += step) {
+                d[x] = lut[0][p[0]];
+                d[hw + x] = lut[1][p[1]];
+                d[2 * hw + x] = lut[2][p[2]];
+            }
+        }
+        return CV_OK;
+    }
+    for (int ch = 0; ch < C; ch++)
+        for (int y = 0; y < H; y++) {
+            const uint8_t *row = img->data + (size_t)(fy ? H - 1 - y : y) * W * C + ch;
+            float *d = out + ((size_t)ch * H + y) * W;
+            const float *t = lut[ch];
+            if (fx)
+                for (int x = 0; x < W; x++) d[x] = t[row[(size_t)(W - 1 - x) * C]];
+            else
+                for (int x = 0; x < W; x++) d[x] = t[row[(size_t)x * C]];
+        }
+    return CV_OK;
+}
+
+/* Runs ops [first, nops) on smp (consumed) and writes the result to out (or a new *tout). */
+static cv_status run_ops(cv_ctx *ctx, const cv_transform_pipeline *pipe, int first, tf_sample *smp,
+                         cv_rng *rng, float *out, int c, int h, int w, cv_tensor **tout)
+{
+    int k = tail_start(pipe);
+    if (k < first) k = first;
+    cv_status s = CV_OK;
+    for (int i = first; i < k && !s; i++) s = tf_apply_op(ctx, &pipe->ops[i], smp, rng);
+    if (!s && smp->img) {
+        s = fused_tail(ctx, pipe, k, smp->img, rng, out, c, h, w, tout);
+    } else if (!s) {
+        for (int i = k; i < pipe->nops && !s; i++) s = tf_apply_op(ctx, &pipe->ops[i], smp, rng);
+        if (!s) s = tf_to_planes(ctx, smp);
+        if (!s) s = shape_check(ctx, smp->pl->c, smp->pl->h, smp->pl->w, &out, c, h, w, tout);
+        if (!s)
+            memcpy(out, smp->pl->data,
+                   (size_t)smp->pl->c * smp->pl->h * smp->pl->w * sizeof(float));
+    }
+    cv_image_free(smp->img);
+    cv_planes_free(smp->pl);
+    smp->img = NULL;
+    smp->pl = NULL;
+    return s;
+}
+
+static cv_status apply(cv_ctx *ctx, const cv_transform_pipeline *pipe, const cv_image *img,
+                       uint64_t seed, float *out, int c, int h, int w, cv_tensor **tout)
+{
+    cv_rng rng;
+    cv_rng_init(&rng, seed, 0);
+    tf_sample smp = {0};
+    const tf_op *op = &pipe->ops[0];
+    if (op->kind == TF_RRC) { /* as tf_apply_op's rrc, but reading img without copying it */
+        int top, left, ch, cw;
+        tf_rrc_params(op, img->h, img->w, &rng, &top, &left, &ch, &cw);
+        cv_status s = tf_resize_box(ctx, img, left, top, left + cw, top + ch, op->w, op->h,
+                                    (cv_interp)op->interp, &smp.img);
+        if (s) return op_fail(ctx, op, s);
+        return run_ops(ctx, pipe, 1, &smp, &rng, out, c, h, w, tout);
+    }
+    cv_status s = cv_image_convert(ctx, img, img->c, &smp.img);
+    return s ? s : run_ops(ctx, pipe, 0, &smp, &rng, out, c, h, w, tout);
+}
+
 cv_status cv_transform_apply(cv_ctx *ctx, const cv_transform_pipeline *pipe, const cv_image *img,
                              uint64_t seed, cv_tensor **out)
 {
     *out = NULL;
-    cv_rng rng;
-    cv_rng_init(&rng, seed, 0);
-    tf_sample smp = {0};
-    cv_status s = cv_image_convert(ctx, img, img->c, &smp.img);
-    for (int i = 0; i < pipe->nops && !s; i++) s = tf_apply_op(ctx, &pipe->ops[i], &smp, &rng);
-    if (!s && smp.img) s = tf_to_planes(ctx, &smp);
-    if (!s) {
-        int64_t shape[3] = {smp.pl->c, smp.pl->h, smp.pl->w};
-        s = cv_tensor_new(ctx, CV_F32, 3, shape, out);
-        if (!s) memcpy((*out)->data, smp.pl->data, (*out)->nbytes);
+    return apply(ctx, pipe, img, seed, NULL, 0, 0, 0, out);
+}
+
+cv_status cv_transform_apply_into(cv_ctx *ctx, const cv_transform_pipeline *pipe,
+                                  const cv_image *img, uint64_t seed, float *out_chw, int c, int h,
+                                  int w)
+{
+    return apply(ctx, pipe, img, seed, out_chw, c, h, w, NULL);
+}
+
+/* The smallest DCT scale n/8 at which the crop still covers the output in both directions. */
+static int dct_scale(int cw, int ch, int ow, int oh)
+{
+    int num = 8;
+    while (num > 1 && (int64_t)cw * (num - 1) >= 8LL * ow && (int64_t)ch * (num - 1) >= 8LL * oh)
+        num--;
+    return num;
+}
+
+cv_status cv_transform_apply_encoded(cv_ctx *ctx, const cv_transform_pipeline *pipe,
+                                     const void *buf, size_t n, const char *name, uint64_t seed,
+                                     float *out_chw, int c, int h, int w)
+{
+    const uint8_t *b = buf;
+    const tf_op *op = &pipe->ops[0];
+    int W, H, C;
+    if (op->kind == TF_RRC && n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF &&
+        img_jpeg_complete(b, n) && cv_image_probe(ctx, buf, n, name, &W, &H, &C) == CV_OK) {
+        cv_rng rng;
+        cv_rng_init(&rng, seed, 0);
+        int top, left, ch, cw, ox;
+        tf_rrc_params(op, H, W, &rng, &top, &left, &ch, &cw);
+        /* The crop in the scaled image: pixel u there covers [8u/num, 8(u+1)/num) here. */
+        int num = dct_scale(cw, ch, op->w, op->h);
+        double f = num / 8.0, x0 = left * f, x1 = (left + cw) * f, y0 = top * f,
+               y1 = (top + ch) * f;
+        int hx = (int)floor(x0), hy = (int)floor(y0);
+        cv_image *region;
+        cv_status s = img_jpeg_decode_region(ctx, b, n, name, num, hx, hy, (int)ceil(x1) - hx,
+                                             (int)ceil(y1) - hy, &region, &ox);
+        if (s) return s;
+        tf_sample smp = {0};
+        s = tf_resize_box(ctx, region, x0 - ox, y0 - hy, x1 - ox, y1 - hy, op->w, op->h,
+                          (cv_interp)op->interp, &smp.img);
+        cv_image_free(region);
+        if (s) return op_fail(ctx, op, s);
+        return run_ops(ctx, pipe, 1, &smp, &rng, out_chw, c, h, w, NULL);
     }
-    cv_image_free(smp.img);
-    cv_planes_free(smp.pl);
+    cv_image *img;
+    cv_status s = cv_image_decode(ctx, buf, n, name, 3, &img);
+    if (s) return s;
+    s = cv_transform_apply_into(ctx, pipe, img, seed, out_chw, c, h, w);
+    cv_image_free(img);
     return s;
 }

@@ -71,9 +71,11 @@ typedef struct {
     int32_t *kk;
 } coeffs;
 
-static int precompute(int in_size, int out_size, const filter *f, coeffs *c)
+/* Pillow's precompute_coeffs: output pixel xx samples the input around in0 + (xx + 0.5) * scale,
+ * taps clamped to [0, in_size). */
+static int precompute(int in_size, double in0, double in1, int out_size, const filter *f, coeffs *c)
 {
-    double scale = (double)in_size / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
+    double scale = (in1 - in0) / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
     double support = f->support * filterscale;
     int ksize = (int)ceil(support) * 2 + 1;
     double *k = malloc((size_t)ksize * sizeof *k);
@@ -85,7 +87,7 @@ static int precompute(int in_size, int out_size, const filter *f, coeffs *c)
         return 0;
     }
     for (int xx = 0; xx < out_size; xx++) {
-        double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
+        double center = in0 + (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
         int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
         if (xmin < 0) xmin = 0;
         if (xmax > in_size) xmax = in_size;
@@ -114,57 +116,83 @@ static inline uint8_t clip8(int32_t v)
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-/* Rows [y0, y0 + out->h) of `in`, resampled horizontally into `out`. All channels of a pixel
- * are summed in one pass over the taps (as Pillow's 8bpc loop); integer sums, so the order of
- * the additions does not change the result. */
-static void horizontal(const cv_image *in, int y0, cv_image *out, const coeffs *c)
+/* dst[i] = clip8(2^21 + sum_t k[t] * rows[t][i]) for i < n: the kernel of both passes. Integer
+ * sums, so any order (and any vector width) gives Pillow's result. Cloned for AVX2 where the
+ * compiler can (GCC's function multiversioning picks the clone at load time). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("avx2", "default"), optimize("O3")))
+#endif
+static void
+accumulate(uint8_t *restrict dst, const uint8_t *const *rows, const int32_t *k, int taps, size_t n,
+           int32_t *restrict acc)
 {
-    int ch = in->c;
-    for (int yy = 0; yy < out->h; yy++) {
-        const uint8_t *src = in->data + (size_t)(yy + y0) * in->w * ch;
-        uint8_t *dst = out->data + (size_t)yy * out->w * ch;
-        for (int xx = 0; xx < out->w; xx++) {
-            int xmin = c->bounds[xx * 2], xmax = c->bounds[xx * 2 + 1];
-            const int32_t *k = c->kk + (size_t)xx * c->ksize;
-            const uint8_t *p = src + (size_t)xmin * ch;
-            if (ch == 3) {
-                int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-                for (int x = 0; x < xmax; x++, p += 3) {
-                    s0 += p[0] * k[x];
-                    s1 += p[1] * k[x];
-                    s2 += p[2] * k[x];
-                }
-                dst[xx * 3] = clip8(s0);
-                dst[xx * 3 + 1] = clip8(s1);
-                dst[xx * 3 + 2] = clip8(s2);
-                continue;
-            }
-            for (int b = 0; b < ch; b++) {
-                int32_t ss = 1 << (PRECISION_BITS - 1);
-                for (int x = 0; x < xmax; x++) ss += p[x * ch + b] * k[x];
-                dst[xx * ch + b] = clip8(ss);
-            }
+    for (size_t i = 0; i < n; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+    for (int t = 0; t < taps; t++) {
+        const uint8_t *restrict src = rows[t];
+        const int32_t kt = k[t];
+        for (size_t i = 0; i < n; i++) acc[i] += src[i] * kt;
+    }
+    for (size_t i = 0; i < n; i++) dst[i] = clip8(acc[i]);
+}
+
+/* out = the rows of `in` selected by `c` (line yy from rows bounds - shift ...), each line `n`
+ * bytes starting at byte x0 of its row; rows are `stride` bytes apart. */
+static int resample_lines(const uint8_t *in, size_t stride, size_t n, int nout, uint8_t *out,
+                          const coeffs *c, int shift)
+{
+    int32_t *acc = malloc(n * sizeof *acc);
+    const uint8_t **rows = malloc((size_t)c->ksize * sizeof *rows);
+    if (!acc || !rows) {
+        free(acc);
+        free(rows);
+        return 0;
+    }
+    for (int yy = 0; yy < nout; yy++) {
+        int ymin = c->bounds[yy * 2] - shift, ymax = c->bounds[yy * 2 + 1];
+        for (int t = 0; t < ymax; t++) rows[t] = in + (size_t)(ymin + t) * stride;
+        accumulate(out + (size_t)yy * n, rows, c->kk + (size_t)yy * c->ksize, ymax, n, acc);
+    }
+    free(acc);
+    free(rows);
+    return 1;
+}
+
+/* Pixel transpose: dst (w rows of h pixels) = src (h rows of w pixels, `stride` bytes apart),
+ * in blocks of 16 source rows so that both sides stay in cache. */
+static void transpose(uint8_t *restrict dst, const uint8_t *restrict src, size_t stride, int w,
+                      int h, int ch)
+{
+    for (int y0 = 0; y0 < h; y0 += 16) {
+        int y1 = y0 + 16 < h ? y0 + 16 : h;
+        for (int x = 0; x < w; x++) {
+            uint8_t *d = dst + ((size_t)x * h + y0) * ch;
+            const uint8_t *p = src + (size_t)y0 * stride + (size_t)x * ch;
+            if (ch == 3)
+                for (int y = y0; y < y1; y++, d += 3, p += stride)
+                    d[0] = p[0], d[1] = p[1], d[2] = p[2];
+            else
+                for (int y = y0; y < y1; y++, d += ch, p += stride)
+                    for (int b = 0; b < ch; b++) d[b] = p[b];
         }
     }
 }
 
-/* Vertical resampling; bounds are relative to the first row of `in`. Each output row
- * accumulates whole input rows into `acc` (row-length int32), which the compiler vectorises. */
-static void vertical(const cv_image *in, cv_image *out, const coeffs *c, int shift, int32_t *acc)
+/* Rows [y0, y0 + out->h) of `in`, columns from x0 on (`hw` of them), resampled horizontally into
+ * `out`: transposed, resampled as lines (vectorised, as the vertical pass), transposed back. */
+static int horizontal(const cv_image *in, int x0, int y0, int hw, cv_image *out, const coeffs *c)
 {
-    size_t row = (size_t)in->w * in->c;
-    for (int yy = 0; yy < out->h; yy++) {
-        int ymin = c->bounds[yy * 2] - shift, ymax = c->bounds[yy * 2 + 1];
-        const int32_t *k = c->kk + (size_t)yy * c->ksize;
-        uint8_t *dst = out->data + (size_t)yy * row;
-        for (size_t i = 0; i < row; i++) acc[i] = 1 << (PRECISION_BITS - 1);
-        for (int y = 0; y < ymax; y++) {
-            const uint8_t *src = in->data + (size_t)(ymin + y) * row;
-            const int32_t ky = k[y];
-            for (size_t i = 0; i < row; i++) acc[i] += src[i] * ky;
-        }
-        for (size_t i = 0; i < row; i++) dst[i] = clip8(acc[i]);
+    int ch = in->c, h = out->h;
+    size_t stride = (size_t)in->w * ch, line = (size_t)h * ch;
+    uint8_t *t = malloc((size_t)hw * line), *u = malloc((size_t)out->w * line);
+    int ok = t && u;
+    if (ok) {
+        transpose(t, in->data + (size_t)y0 * stride + (size_t)x0 * ch, stride, hw, h, ch);
+        ok = resample_lines(t, line, line, out->w, u, c, 0);
     }
+    if (ok) transpose(out->data, u, line, h, out->w, ch);
+    free(t);
+    free(u);
+    return ok;
 }
 
 /* Geometry.c's ImagingScaleAffine: source positions accumulate in double (xo += a0), which is
@@ -187,59 +215,68 @@ static void nearest(const cv_image *in, cv_image *out, int *xtab)
     }
 }
 
-cv_status cv_image_resize(cv_ctx *ctx, const cv_image *in, int w, int h, cv_interp interp,
-                          cv_image **out)
+/* Resizes the region [x0, x1) x [y0, y1) of `in` (fractional, in pixels) to w x h, as Pillow's
+ * Image.resize(size, box=...) on the region's whole-pixel hull: taps never leave the hull, so an
+ * integer box gives exactly crop-then-resize. */
+cv_status tf_resize_box(cv_ctx *ctx, const cv_image *in, double x0, double y0, double x1, double y1,
+                        int w, int h, cv_interp interp, cv_image **out)
 {
     *out = NULL;
     if ((unsigned)interp > CV_INTERP_LANCZOS)
         return cv_fail(ctx, CV_ERR_INVALID, "resize: unknown interpolation %d", (int)interp);
+    int hx = (int)floor(x0), hy = (int)floor(y0), hw = (int)ceil(x1) - hx, hh = (int)ceil(y1) - hy;
+    if (!(x0 < x1 && y0 < y1) || hx < 0 || hy < 0 || hx + hw > in->w || hy + hh > in->h)
+        return cv_fail(ctx, CV_ERR_INVALID, "resize: box outside the %dx%d image", in->w, in->h);
+    double bx0 = x0 - hx, bx1 = x1 - hx, by0 = y0 - hy, by1 = y1 - hy;
     cv_status s = cv_image_new(ctx, w, h, in->c, out);
     if (s) return s;
-    if (w == in->w && h == in->h) { /* Pillow returns a copy */
-        memcpy((*out)->data, in->data, (size_t)w * h * in->c);
+    /* ImagingResample's test: a box other than the whole (hull) image always resamples. */
+    int need_h = w != hw || bx0 != 0 || bx1 != hw, need_v = h != hh || by0 != 0 || by1 != hh;
+    if (!need_h && !need_v) { /* Pillow returns a copy */
+        for (int y = 0; y < h; y++)
+            memcpy((*out)->data + (size_t)y * w * in->c,
+                   in->data + ((size_t)(hy + y) * in->w + hx) * in->c, (size_t)w * in->c);
         return CV_OK;
     }
     if (interp == CV_INTERP_NEAREST) {
+        cv_image *view = NULL;
         int *xtab = malloc((size_t)w * sizeof *xtab);
-        if (!xtab) {
+        if (!xtab || (s = cv_image_crop(ctx, in, hy, hx, hh, hw, &view))) {
+            free(xtab);
             cv_image_free(*out);
             *out = NULL;
-            return cv_fail(ctx, CV_ERR_NOMEM, "resize: out of memory");
+            return s ? s : cv_fail(ctx, CV_ERR_NOMEM, "resize: out of memory");
         }
-        nearest(in, *out, xtab);
+        nearest(view, *out, xtab);
         free(xtab);
+        cv_image_free(view);
         return CV_OK;
     }
     const filter *f = &filters[interp];
     coeffs cv = {0}, chz = {0};
     cv_image *tmp = NULL;
-    int need_h = w != in->w, need_v = h != in->h;
-    if (!precompute(in->h, h, f, &cv) || (need_h && !precompute(in->w, w, f, &chz))) {
+    if (!precompute(hh, by0, by1, h, f, &cv) || (need_h && !precompute(hw, bx0, bx1, w, f, &chz))) {
         s = cv_fail(ctx, CV_ERR_NOMEM, "resize: out of memory");
         goto done;
     }
     /* Only the input rows the vertical pass reads are resampled horizontally. */
     int y_first = cv.bounds[0], y_last = cv.bounds[h * 2 - 2] + cv.bounds[h * 2 - 1];
     const cv_image *src = in;
-    int shift = 0;
+    int shift = -hy, sx = hx, ok = 1;
     if (need_h && !need_v) {
-        horizontal(in, 0, *out, &chz);
+        ok = horizontal(in, hx, hy, hw, *out, &chz);
     } else if (need_h) {
         s = cv_image_new(ctx, w, y_last - y_first, in->c, &tmp);
         if (s) goto done;
-        horizontal(in, y_first, tmp, &chz);
+        ok = horizontal(in, hx, hy + y_first, hw, tmp, &chz);
         src = tmp;
         shift = y_first;
+        sx = 0;
     }
-    if (need_v) {
-        int32_t *acc = malloc((size_t)w * in->c * sizeof *acc);
-        if (!acc) {
-            s = cv_fail(ctx, CV_ERR_NOMEM, "resize: out of memory");
-            goto done;
-        }
-        vertical(src, *out, &cv, shift, acc);
-        free(acc);
-    }
+    if (ok && need_v)
+        ok = resample_lines(src->data + (size_t)sx * in->c, (size_t)src->w * in->c,
+                            (size_t)w * in->c, h, (*out)->data, &cv, shift);
+    if (!ok) s = cv_fail(ctx, CV_ERR_NOMEM, "resize: out of memory");
 done:
     free(cv.bounds);
     free(cv.kk);
@@ -251,4 +288,10 @@ done:
         *out = NULL;
     }
     return s;
+}
+
+cv_status cv_image_resize(cv_ctx *ctx, const cv_image *in, int w, int h, cv_interp interp,
+                          cv_image **out)
+{
+    return tf_resize_box(ctx, in, 0, 0, in->w, in->h, w, h, interp, out);
 }

@@ -64,7 +64,7 @@ static void stl_free(void *p)
     free(s);
 }
 
-static const ds_ops stl_ops = {stl_get, stl_name, stl_free};
+static const ds_ops stl_ops = {stl_get, stl_name, stl_free, NULL};
 
 /* Opens an X file and returns its record count. */
 static cv_status open_x(cv_ctx *ctx, const char *dir, const char *name, stl_impl *s, int slot,

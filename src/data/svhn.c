@@ -35,7 +35,7 @@ static void svhn_free(void *p)
     free(s);
 }
 
-static const ds_ops svhn_ops = {svhn_get, svhn_name, svhn_free};
+static const ds_ops svhn_ops = {svhn_get, svhn_name, svhn_free, NULL};
 
 cv_status ds_open_svhn(cv_ctx *ctx, const char *args, cv_dataset **out)
 {

@@ -508,37 +508,49 @@ static cv_status augmix(cv_ctx *ctx, tf_sample *smp, const tf_op *op, cv_rng *rn
 
 /* ---- the rest of the random ops ---- */
 
-static cv_status rrc(cv_ctx *ctx, tf_sample *smp, const tf_op *op, cv_rng *rng)
+void tf_rrc_params(const tf_op *op, int H, int W, cv_rng *rng, int *top, int *left, int *ch,
+                   int *cw)
 {
-    int c, H, W;
-    sample_dims(smp, &c, &H, &W);
     double area = (double)H * W, lr0 = log(op->a[2]), lr1 = log(op->a[3]);
-    int i = 0, j = 0, h = H, w = W, found = 0;
-    for (int t = 0; t < 10 && !found; t++) {
+    for (int t = 0; t < 10; t++) {
         double target = area * cv_rng_range(rng, op->a[0], op->a[1]);
         double aspect = exp(cv_rng_range(rng, lr0, lr1));
-        w = (int)nearbyint(sqrt(target * aspect));
-        h = (int)nearbyint(sqrt(target / aspect));
+        int w = (int)nearbyint(sqrt(target * aspect)), h = (int)nearbyint(sqrt(target / aspect));
         if (0 < w && w <= W && 0 < h && h <= H) {
-            i = (int)cv_rng_randint(rng, 0, H - h + 1);
-            j = (int)cv_rng_randint(rng, 0, W - w + 1);
-            found = 1;
+            *top = (int)cv_rng_randint(rng, 0, H - h + 1);
+            *left = (int)cv_rng_randint(rng, 0, W - w + 1);
+            *ch = h;
+            *cw = w;
+            return;
         }
     }
-    if (!found) { /* central crop clamped to the ratio range */
-        double in_ratio = (double)W / H;
-        if (in_ratio < op->a[2]) {
-            w = W;
-            h = (int)nearbyint(w / op->a[2]);
-        } else if (in_ratio > op->a[3]) {
-            h = H;
-            w = (int)nearbyint(h * op->a[3]);
-        } else {
-            w = W;
-            h = H;
+    /* central crop clamped to the ratio range */
+    int w = W, h = H;
+    double in_ratio = (double)W / H;
+    if (in_ratio < op->a[2])
+        h = (int)nearbyint(w / op->a[2]);
+    else if (in_ratio > op->a[3])
+        w = (int)nearbyint(h * op->a[3]);
+    *top = (H - h) / 2;
+    *left = (W - w) / 2;
+    *ch = h;
+    *cw = w;
+}
+
+static cv_status rrc(cv_ctx *ctx, tf_sample *smp, const tf_op *op, cv_rng *rng)
+{
+    int c, H, W, i, j, h, w;
+    sample_dims(smp, &c, &H, &W);
+    tf_rrc_params(op, H, W, rng, &i, &j, &h, &w);
+    if (smp->img) { /* resampled straight from the crop's box: the same pixels, no copy */
+        cv_image *img;
+        cv_status s = tf_resize_box(ctx, smp->img, j, i, j + w, i + h, op->w, op->h,
+                                    (cv_interp)op->interp, &img);
+        if (!s) {
+            cv_image_free(smp->img);
+            smp->img = img;
         }
-        i = (H - h) / 2;
-        j = (W - w) / 2;
+        return s;
     }
     cv_status s = do_crop(ctx, smp, i, j, h, w);
     return s ? s : do_resize(ctx, smp, op->h, op->w, op->interp, op->antialias);

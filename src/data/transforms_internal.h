@@ -62,6 +62,16 @@ typedef struct {
     cv_planes *pl;
 } tf_sample;
 
+/* Resizes the region [x0, x1) x [y0, y1) of `in` (fractional pixel coordinates) to w x h with
+ * Pillow's resampling, taps confined to the region's whole-pixel hull: an integer box is exactly
+ * crop-then-resize (resample.c). */
+cv_status tf_resize_box(cv_ctx *ctx, const cv_image *in, double x0, double y0, double x1, double y1,
+                        int w, int h, cv_interp interp, cv_image **out);
+
+/* RandomResizedCrop.get_params on an H x W image: the crop's top, left, height and width. */
+void tf_rrc_params(const tf_op *op, int H, int W, cv_rng *rng, int *top, int *left, int *ch,
+                   int *cw);
+
 cv_status tf_apply_op(cv_ctx *ctx, const tf_op *op, tf_sample *smp, cv_rng *rng);
 cv_status tf_to_planes(cv_ctx *ctx, tf_sample *smp);
 int tf_op_is_random(const tf_op *op);

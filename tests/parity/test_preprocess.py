@@ -4,7 +4,7 @@ Images are written by PIL into a temp dir: noise and smooth gradients at odd siz
 palette, 1/2/4/16-bit, interlaced PNGs, and JPEGs at several qualities/subsamplings (gray, progressive,
 CMYK too). Checks:
   * decoding: cvision's pixels == np.array(Image.open(p).convert("RGB" | "L")) exactly
-    (same libjpeg-turbo as Pillow, accurate IDCT) -- 16-bit gray PNG excepted, see below;
+    (same libjpeg-turbo as Pillow, accurate IDCT), 16-bit gray PNG (Pillow's mode I, clipped) too;
   * Resize(r, interp) + CenterCrop(c) + ToTensor + Normalize(imagenet), for nearest, bilinear,
     bicubic (and box/hamming/lanczos on the PIL path) and several (r, c) pairs, through both the
     pipeline string and the classification() preset op: max|diff| <= 1e-4 * value range, and the
@@ -108,8 +108,14 @@ with tempfile.TemporaryDirectory() as d:
         if sub.size:
             rows += [r.tobytes() for r in sub]
     imgs.append(png_raw("interlaced.png", 29, 21, 8, 2, rows, interlace=1))
+    # 16-bit gray: Pillow opens it as mode "I"; convert() clips values to 255 (not the high byte)
     g16 = rng.integers(0, 65536, (13, 17), dtype=np.uint16)
-    gray16 = png_raw("gray16.png", 17, 13, 16, 0, [r.astype(">u2").tobytes() for r in g16])
+    g16[:6] = rng.integers(0, 300, (6, 17))
+    g16[0, :4] = [0, 255, 256, 65535]
+    imgs.append(png_raw("gray16.png", 17, 13, 16, 0, [r.astype(">u2").tobytes() for r in g16]))
+    # 16-bit gray + alpha: Pillow reads it as RGBA from the high bytes
+    ga16 = rng.integers(0, 65536, (9, 11, 2), dtype=np.uint16)
+    imgs.append(png_raw("graya16.png", 11, 9, 16, 4, [r.astype(">u2").tobytes() for r in ga16]))
 
     # ---- decoding ----
     for p in imgs:
@@ -125,10 +131,10 @@ with tempfile.TemporaryDirectory() as d:
             ok = got.shape == ref.shape and np.array_equal(got, ref)
             check(ok, f"decode {os.path.basename(p)} {mode}: shape {got.shape} vs {ref.shape}, "
                       f"max diff {np.abs(got - ref).max() if got.shape == ref.shape else '-'}")
-    # 16-bit gray: Pillow opens it as mode "I" and convert() clips values to 255; cvision keeps the
-    # high byte, as Pillow does for 16-bit RGB. Checked against that definition.
-    got, err = cvt(gray16, "to_tensor", 0)
-    check(got is not None and np.array_equal(np.round(got[0] * 255).astype(np.int64), g16 >> 8), f"gray16: {err}")
+    # as stored (--channels 0): a 16-bit gray PNG stays one channel
+    got, err = cvt(os.path.join(d, "gray16.png"), "to_tensor", 0)
+    check(got is not None and np.array_equal(np.round(got[0] * 255).astype(np.int64), np.minimum(g16, 255)),
+          f"gray16 as stored: {err}")
 
     # ---- the classification preset ----
     pairs = [(256, 224), (232, 224), (342, 299), (160, 224), (7, 5), (64, 64)]
