@@ -20,9 +20,11 @@ def expect_error(what, args, *needles):
 
 d = tmpdir()
 rng = np.random.RandomState(0)
-y = np.arange(40) % 2
+y = np.arange(40) % 3
 np.save(f"{d}/X.npy", (rng.rand(40, 16, 16) * 255).astype(np.uint8))
 np.save(f"{d}/Y.npy", y.astype(np.int64))
+np.save(f"{d}/Yt.npy", (np.arange(40) % 2).astype(np.int64))  # test data without class 2
+np.save(f"{d}/Yx.npy", (np.arange(40) % 5).astype(np.int64))  # test data with unknown classes
 DATA = f"a=npy:{d}/X.npy,{d}/Y.npy"
 BASE = ["--models", "mobilenet_v3_small", "--weights", "none", "--data", DATA, "--epochs", "1",
         "--max-steps", "1", "--batch", "8", "--threads", "1", "--workers", "1", "--quiet"]
@@ -41,11 +43,23 @@ def args(out, **over):
 
 # the good path
 good = f"{d}/good"
-p = run("study", *args("good", grid="lr=0.01"), check=False, timeout=600)
+p = run("study", *args("good", grid="lr=0.01"), "--test", f"a=npy:{d}/X.npy,{d}/Yt.npy", check=False,
+        timeout=600)
 check(p.returncode == 0 and os.path.exists(f"{good}/table.csv"), f"tiny study: {p.stderr[-300:]!r}")
+con = sqlite3.connect(f"{good}/study.sqlite")
+check(con.execute("SELECT status, test_samples FROM runs").fetchall() == [("done", 40)],
+      "test data lacking a class is scored (labels mapped by class name)")
+con.close()
+p = run("study", *args("unknown", grid="lr=0.01"), "--test", f"a=npy:{d}/X.npy,{d}/Yx.npy", check=False,
+        timeout=600)
+con = sqlite3.connect(f"{d}/unknown/study.sqlite")
+err = con.execute("SELECT status, error FROM runs").fetchall()
+con.close()
+check(p.returncode == 0 and err[0][0] == "failed" and "class '3' is not a class" in err[0][1],
+      f"a test class unknown to training fails the run with a message: {err}")
 p = run("study", "--out", good, "--report", check=False, timeout=300)
 check(p.returncode == 0 and "(accuracy)" in p.stdout, f"--report: {p.stderr[-300:]!r}")
-p = run("study", *args("good", grid="lr=0.01"), "--export-jobs", f"{d}/jobs.txt", check=False)
+p = run("study", *args("good", grid="lr=0.01"), "--test", f"a=npy:{d}/X.npy,{d}/Yt.npy", "--export-jobs", f"{d}/jobs.txt", check=False)
 check(p.returncode == 0 and open(f"{d}/jobs.txt").read() == "", "--export-jobs of a finished study")
 
 # options
@@ -74,6 +88,8 @@ expect_error("':' in --out", BASE + ["--out", f"{d}/x:y"], "':'")
 expect_error("weights file missing", args("w1", weights=f"{d}/none.safetensors"), "none.safetensors")
 expect_error("changed dataset", args("good", data=f"a=npy:{d}/X.npy,{d}/Y.npy@first=30"),
              "--data")
+expect_error("--only beyond the runs", args("good", grid="lr=0.01", only="7") +
+             ["--test", f"a=npy:{d}/X.npy,{d}/Yt.npy"], "1..1")
 
 # damaged databases
 os.makedirs(f"{d}/junk")
