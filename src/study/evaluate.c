@@ -95,9 +95,19 @@ static cv_status score_data(cv_ctx *ctx, const cv_study *s, cv_model *model, con
     cv_loader *L = NULL;
     int label;
     cv_status st = cv_dataset_open(ctx, spec, &ds);
-    if (!st && cv_dataset_num_classes(ds) != K)
-        st = cv_fail(ctx, CV_ERR_INVALID, "%s has %d classes but %s has %d", spec,
-                     cv_dataset_num_classes(ds), d->train, K);
+    /* Test labels map to the model's outputs by class name: test data may lack classes. */
+    int dk = st ? 0 : cv_dataset_num_classes(ds);
+    int *map = st ? NULL : malloc((size_t)(dk > 0 ? dk : 1) * sizeof *map);
+    if (!st && !map) st = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+    for (int k = 0; !st && k < dk; k++) {
+        const char *name = cv_dataset_class_name(ds, k);
+        map[k] = -1;
+        for (int j = 0; j < K && map[k] < 0; j++)
+            if (!strcmp(name, d->class_names[j])) map[k] = j;
+        if (map[k] < 0)
+            st = cv_fail(ctx, CV_ERR_INVALID, "%s: class '%s' is not a class of %s", spec, name,
+                         d->train);
+    }
     if (!st && cv_dataset_len(ds) < 1) st = cv_fail(ctx, CV_ERR_INVALID, "%s is empty", spec);
     if (!st) st = cv_transform_pipeline_parse(ctx, tf, &pipe);
     if (!st) st = cv_dataset_get(ctx, ds, 0, &img, &label);
@@ -137,18 +147,20 @@ static cv_status score_data(cv_ctx *ctx, const cv_study *s, cv_model *model, con
         for (int64_t i = 0; i < b->n; i++) {
             size_t row = out->n + (size_t)i;
             if (ml) {
-                for (int k = 0; k < K; k++)
-                    out->labels[row * (size_t)K + (size_t)k] = b->targets[i * K + k] > 0.5f;
+                for (int k = 0; k < K; k++) out->labels[row * (size_t)K + (size_t)k] = 0;
+                for (int k = 0; k < dk; k++)
+                    out->labels[row * (size_t)K + (size_t)map[k]] = b->targets[i * dk + k] > 0.5f;
             } else if (b->labels[i] < 0) {
                 st = cv_fail(ctx, CV_ERR_INVALID, "%s: sample %lld has no label", spec,
                              (long long)b->indices[i]);
                 break;
             } else {
-                out->labels[row] = b->labels[i];
+                out->labels[row] = map[b->labels[i]];
             }
         }
         out->n += (size_t)b->n;
     }
+    free(map);
     cv_tensor_free(logits);
     cv_tensor_free(x0);
     cv_image_free(img);

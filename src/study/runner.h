@@ -22,6 +22,7 @@ typedef struct {
     int tuned; /* macro_f1_tuned: per-class thresholds tuned on validation */
     cv_task task;
     int num_classes;
+    char **class_names; /* the training data's, to map test labels by name */
 } study_dataset;
 
 typedef struct {

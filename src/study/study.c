@@ -303,11 +303,20 @@ static cv_status prepare_dataset(cv_ctx *ctx, cv_study *s, study_dataset *d)
     cv_status st = cv_dataset_open(ctx, d->train, &ds);
     if (st) return st;
     d->num_classes = cv_dataset_num_classes(ds);
+    if (!d->class_names && d->num_classes > 0) {
+        d->class_names = calloc((size_t)d->num_classes, sizeof *d->class_names);
+        for (int k = 0; d->class_names && k < d->num_classes; k++)
+            if (!(d->class_names[k] = strdup(cv_dataset_class_name(ds, k)))) {
+                st = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+                break;
+            }
+        if (!d->class_names) st = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+    }
     d->task = cv_dataset_is_multilabel(ds) ? CV_TASK_MULTILABEL
               : cv_dataset_is_ordinal(ds)  ? CV_TASK_ORDINAL
               : d->num_classes == 2        ? CV_TASK_BINARY
                                            : CV_TASK_MULTICLASS;
-    if (d->num_classes < 2)
+    if (!st && d->num_classes < 2)
         st = cv_fail(ctx, CV_ERR_INVALID, "%s: dataset %s has %d class(es); a study needs >= 2",
                      d->train, d->name, d->num_classes);
     if (!st &&
@@ -333,6 +342,8 @@ static cv_status prepare_dataset(cv_ctx *ctx, cv_study *s, study_dataset *d)
         }
     } else if (!st) {
         free(d->train_spec), free(d->val_spec), free(d->train_tf), free(d->eval_tf);
+        for (int k = 0; d->class_names && k < d->num_classes; k++) free(d->class_names[k]);
+        free(d->class_names);
         d->train_spec = strdup(d->train);
         d->val_spec = strdup(d->val);
         if (!d->train_spec || !d->val_spec) st = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
@@ -744,8 +755,11 @@ static cv_status run_claimed(cv_ctx *ctx, cv_study *s, int64_t id, int resumed)
 
 cv_status cv_study_run_one(cv_ctx *ctx, cv_study *s, int64_t id)
 {
-    int64_t got;
+    int64_t got, total = (int64_t)s->n_points * s->n_models * s->n_datasets;
     int resumed;
+    if (id < 1 || id > total)
+        return cv_fail(ctx, CV_ERR_INVALID, "--only %lld: the study has runs 1..%lld",
+                       (long long)id, (long long)total);
     cv_status st = studydb_claim(ctx, s, id, &got, &resumed);
     if (st) return st;
     if (!got) {
