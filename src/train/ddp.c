@@ -145,8 +145,9 @@ static void start(ddp *d, bucket *b)
     cv_ctx_free(ctx);
 }
 
-void ddp_grad_ready(ddp *d, const cv_tensor *g)
+void ddp_grad_ready(void *user, const cv_tensor *g)
 {
+    ddp *d = user;
     int i = 0;
     while (i < d->ngrads && d->g[i] != g) i++;
     if (i == d->ngrads || d->ready[i]) return; /* not a gradient of ours, or already counted */

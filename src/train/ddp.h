@@ -18,8 +18,9 @@ void ddp_free(ddp *d);
 /* Before a step's backward: `grads` is the model's gradient table (buckets are rebuilt when it
  * changes, e.g. after unfreezing). */
 cv_status ddp_begin(cv_ctx *ctx, ddp *d, cv_state *grads);
-/* The gradient tensor `g` is final for this step (the backend's hook): may start an allreduce. */
-void ddp_grad_ready(ddp *d, const cv_tensor *g);
+/* The gradient tensor `g` is final for this step: may start an allreduce. `d` is the ddp; the
+ * signature is cv_model_set_grad_hook's. */
+void ddp_grad_ready(void *d, const cv_tensor *g);
 /* After backward: starts what is left, waits for everything and writes the averages back. */
 cv_status ddp_finish(cv_ctx *ctx, ddp *d);
 /* Seconds spent waiting in ddp_finish since ddp_new (the allreduce time not hidden by backward). */

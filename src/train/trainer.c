@@ -353,7 +353,7 @@ static cv_status train_epoch(cv_ctx *ctx, trainer *t, int epoch, double *mean_lo
     if (s) return s;
     int64_t steps = cv_loader_num_batches(t->train_loader);
     if (t->c->max_steps > 0 && steps > t->c->max_steps) steps = t->c->max_steps;
-    double sum = 0, t0 = now();
+    double sum = 0, t0 = now(), waited0 = t->ddp ? ddp_wait_seconds(t->ddp) : 0;
     int64_t seen = 0, step = 0;
     const cv_batch *b;
     cv_tensor *logits = NULL, *grad = NULL, *soft = NULL;
@@ -416,6 +416,9 @@ static cv_status train_epoch(cv_ctx *ctx, trainer *t, int epoch, double *mean_lo
     }
     double el = now() - t0;
     progress(t, epoch, step, steps, seen ? sum / (double)seen : 0, seen / (el > 0 ? el : 1), 0, 1);
+    if (t->ddp && t->c->progress >= 0 && step > 0)
+        fprintf(stderr, "epoch %d: %d ranks, %.1f ms/step waiting for gradient averaging\n",
+                epoch + 1, t->world, 1e3 * (ddp_wait_seconds(t->ddp) - waited0) / (double)step);
     *mean_loss = seen ? sum / (double)seen : NAN;
     return CV_OK;
 }
@@ -668,6 +671,7 @@ cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *o
     }
     if (!s) s = open_data(ctx, &t);
     if (!s) s = open_model(ctx, &t);
+    if (!s && t.ddp) cv_model_set_grad_hook(t.model, ddp_grad_ready, t.ddp);
     if (!s) s = set_trainable(ctx, &t, linear);
     if (!s) s = make_optim(ctx, &t);
     if (!s) s = make_sched(ctx, &t);

@@ -76,6 +76,17 @@ int dropout_keep(uint64_t seed, int node, int64_t i, float p)
     return (double)(r >> 11) * (1.0 / 9007199254740992.0) >= p;
 }
 
+int *grad_final_node(const cv_graph *g, const cv_state *params)
+{
+    int np = cv_state_count(params), *first = malloc(((size_t)np + 1) * sizeof *first);
+    if (!first) return NULL;
+    for (int k = 0; k < np; k++) first[k] = -1;
+    for (int i = g->n - 1; i >= 0; i--)
+        for (int k = 0; k < g->nodes[i].nparam; k++)
+            if (g->nodes[i].param[k] >= 0) first[g->nodes[i].param[k]] = i;
+    return first;
+}
+
 /* Training-mode batch norm: normalise with the batch statistics and update the running ones as
  * PyTorch does (momentum, unbiased variance for the running estimate, num_batches_tracked). */
 static void bn_train(cv_exec *e, const cv_node *nd, int i, const float *x, float *y)
@@ -219,7 +230,12 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
         return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: backward of an eval plan");
     /* Only values downstream of a trainable parameter need a gradient. */
     char *need = calloc((size_t)g->n, 1);
-    if (!need) return cv_fail(ctx, CV_ERR_NOMEM, "ref backend: out of memory");
+    int *final = io->grad_ready ? grad_final_node(g, e->params) : NULL;
+    if (!need || (io->grad_ready && !final)) {
+        free(need);
+        free(final);
+        return cv_fail(ctx, CV_ERR_NOMEM, "ref backend: out of memory");
+    }
     for (int i = 0; i < g->n; i++) {
         const cv_node *nd = &g->nodes[i];
         for (int k = 0; k < nd->nparam; k++) need[i] |= nd->param[k] >= 0 && io->grad[nd->param[k]];
@@ -331,11 +347,16 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
             break;
         default:
             free(need);
+            free(final);
             return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: no backward for %s",
                            op_name(nd->op));
         }
+        for (int k = 0; final && k < nd->nparam; k++)
+            if (nd->param[k] >= 0 && io->grad[nd->param[k]] && final[nd->param[k]] == i)
+                io->grad_ready(io->user, nd->param[k]);
     }
     free(need);
+    free(final);
     return CV_OK;
 }
 
