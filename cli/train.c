@@ -25,7 +25,8 @@ static void usage(FILE *f)
         "  --patience N  --ema DECAY  --metric NAME  --seed S  --resume  --drop-last\n"
         "  --workers W (2)  --threads T  --runs-db FILE  --max-steps N  --quiet\n"
         "  --no-shuffle  --dropout P (every dropout layer's probability)\n"
-        "Under mpirun, trains data-parallel across the ranks (docs/distributed.md).\n"
+        "Under mpirun, trains data-parallel across the ranks (docs/distributed.md);\n"
+        "  --sync-bn: batch-norm statistics over all ranks (runs on the reference backend)\n"
         "Writes DIR/last.safetensors and DIR/best.safetensors (+ .json sidecars), "
         "DIR/runs.sqlite.\n");
 }
@@ -67,7 +68,8 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
         O_SCHED,
         O_OPT,
         O_NOSHUF,
-        O_DROPOUT
+        O_DROPOUT,
+        O_SYNCBN
     };
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"weights", required_argument, 0, 'w'},
@@ -107,6 +109,7 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {"no-shuffle", no_argument, 0, O_NOSHUF},
                                          {"dropout", required_argument, 0, O_DROPOUT},
+                                         {"sync-bn", no_argument, 0, O_SYNCBN},
                                          {0, 0, 0, 0}};
     cv_train_config c;
     cv_train_config_default(&c);
@@ -227,6 +230,9 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
             break;
         case O_DROPOUT:
             s = num(ctx, "--dropout", optarg, &c.dropout);
+            break;
+        case O_SYNCBN:
+            c.sync_bn = 1;
             break;
         case 'h':
             usage(stdout);

@@ -22,6 +22,10 @@ typedef struct {
     uint64_t seed;
     void (*grad_ready)(void *user, int param);
     void *user;
+    /* Synchronised batch norm (optional; the reference backend): sums n doubles in place over
+     * the data-parallel ranks (0 on success). Training-mode batch norms then normalise with the
+     * statistics of all ranks' batches together. */
+    int (*sum)(void *user, double *buf, int n);
 } cv_train_io;
 
 /* For each parameter, the node after whose backward its gradient is final: the first node that

@@ -190,6 +190,14 @@ double ddp_wait_seconds(const ddp *d)
     return d->waited;
 }
 
+int ddp_sum(void *comm, double *buf, int n)
+{
+    cv_ctx *ctx = cv_ctx_new();
+    int bad = !ctx || cv_comm_allreduce_sum(ctx, comm, buf, (size_t)n, CV_F64);
+    cv_ctx_free(ctx);
+    return bad;
+}
+
 cv_status ddp_bcast_state(cv_ctx *ctx, cv_comm *comm, cv_state *st, int root)
 {
     cv_status s = CV_OK;

@@ -26,6 +26,9 @@ cv_status ddp_finish(cv_ctx *ctx, ddp *d);
 /* Seconds spent waiting in ddp_finish since ddp_new (the allreduce time not hidden by backward). */
 double ddp_wait_seconds(const ddp *d);
 
+/* cv_model_set_sync_bn's sum over the ranks of `comm` (a cv_comm *). */
+int ddp_sum(void *comm, double *buf, int n);
+
 /* Every tensor of `st` (in order) from `root` to all ranks. */
 cv_status ddp_bcast_state(cv_ctx *ctx, cv_comm *comm, cv_state *st, int root);
 

@@ -606,6 +606,7 @@ static char *args_json(const cv_train_config *c)
     N("ema_decay", c->ema_decay), N("mixup", c->mixup), N("cutmix", c->cutmix),
         N("seed", (double)c->seed);
     N("drop_last", c->drop_last), N("no_shuffle", c->no_shuffle), N("dropout", c->dropout);
+    N("sync_bn", c->sync_bn);
 #undef S
 #undef N
     char *txt = cJSON_PrintUnformatted(o);
@@ -672,6 +673,8 @@ cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *o
     if (!s) s = open_data(ctx, &t);
     if (!s) s = open_model(ctx, &t);
     if (!s && t.ddp) cv_model_set_grad_hook(t.model, ddp_grad_ready, t.ddp);
+    if (!s && c->sync_bn) s = cv_model_set_backend(ctx, t.model, CV_BACKEND_REF);
+    if (!s && c->sync_bn && t.world > 1) s = cv_model_set_sync_bn(ctx, t.model, ddp_sum, t.comm);
     if (!s) s = set_trainable(ctx, &t, linear);
     if (!s) s = make_optim(ctx, &t);
     if (!s) s = make_sched(ctx, &t);

@@ -1,5 +1,8 @@
 """Data-parallel training with mpirun over loopback (docs/distributed.md).
 
+0. Every cv_comm collective (tests/tools/comm_check.c) gives the values each rank can compute
+   itself, in one process and over 3 ranks: sums in float32/float64, two asynchronous allreduces
+   in flight, broadcast, allgather, gatherv of uneven and empty parts, refusals of bad arguments.
 1. The loader's shards are torch.utils.data.DistributedSampler's: torch is given cvision's own
    epoch permutation (torch.randperm patched to return it), then padding, drop_last and
    indices[rank::world] must agree exactly; the unpadded evaluation split is perm[rank::world].
@@ -7,6 +10,12 @@
    which has no batch norm; dropout 0; shuffled data: the two ranks' halves of a step are the one
    process's batch), SGD with momentum and weight decay, and AdamW: within 1e-5 of the largest
    parameter (float32 summation order differs).
+   Synchronised batch norm (--sync-bn, reference backend): resnet18 at 16x16, 2 steps, 2 x 16
+   against 1 x 32 within 1e-5 (weights relative to the largest weight, running statistics to
+   each tensor's largest value); per-rank batch norm must differ from it by more than 1e-3 (the
+   check can fail). Only 2 steps: training-mode batch norm at a random initialisation is
+   ill-conditioned in float32 (docs/architecture.md), so any change of summation order grows
+   over more steps, as between PyTorch runs on different thread counts.
 3. Killing rank 1 with SIGKILL mid-run ends the job within 60 s with a non-zero status and mpirun's
    message naming the rank and the signal; nothing hangs.
 4. --resume after the kill ends with exactly the parameters of an uninterrupted 2-rank run.
@@ -25,6 +34,7 @@ from torch.utils.data.distributed import DistributedSampler
 from cvtest import CVISION, check, finish, load_safetensors, tmpdir
 
 TOOL = os.path.join(os.path.dirname(CVISION), "tools", "dist_shard")
+COMM_CHECK = os.path.join(os.path.dirname(CVISION), "tools", "comm_check")
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
            OMPI_MCA_btl="self,vader", OMPI_MCA_rmaps_base_oversubscribe="1")
 N, S, K = 64, 32, 4
@@ -89,6 +99,30 @@ def rel_diff(a, b):
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a) / scale
 
 
+def state_error(a, b):
+    """max error of state b against a: weights relative to a's largest weight, running
+    statistics to each tensor's largest value (test_train.py's measure)."""
+    scale = max(float(t.abs().max()) for k, t in a.items() if t.is_floating_point() and "running" not in k)
+    worst = 0.0
+    for k, t in a.items():
+        if not t.is_floating_point():
+            worst = max(worst, 0.0 if torch.equal(t, b[k]) else float("inf"))
+            continue
+        s = max(float(t.abs().max()), 1e-12) if "running" in k else scale
+        worst = max(worst, float((t.double() - b[k].double()).abs().max()) / s)
+    return worst
+
+
+def smooth_images(rng, n, size):
+    yy, xx = np.mgrid[0:size, 0:size] / size  # i.i.d. noise gives near-zero gradients
+    x = np.zeros((n, size, size, 3))
+    for i in range(n):
+        for c in range(3):
+            a, b, ph = rng.uniform(0.5, 3, 3)
+            x[i, :, :, c] = 0.5 + 0.4 * np.sin(2 * np.pi * (a * xx + b * yy) + 6 * ph)
+    return (x * 255).round().astype(np.uint8)
+
+
 def rank_pid(parent, rank):
     """The pid of rank `rank` among the children of mpirun `parent` (only this test's processes)."""
     for name in os.listdir("/proc"):
@@ -109,15 +143,16 @@ def rank_pid(parent, rank):
 
 def main():
     d = tmpdir()
+    for ranks in [1, 3]:
+        p = subprocess.run(([] if ranks == 1 else ["mpirun", "-np", str(ranks)]) + [COMM_CHECK], env=ENV,
+                           capture_output=True, text=True, timeout=120)
+        lines = p.stdout.splitlines()
+        check(p.returncode == 0 and len(lines) == 8 and all(l.startswith("ok") for l in lines),
+              f"collectives over {ranks} rank(s): {sum(l.startswith('ok') for l in lines)} of 8 checks pass"
+              + ("" if p.returncode == 0 else f" ({p.stdout}{p.stderr})"))
     check_sampler(d)
     rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:S, 0:S] / S  # smooth images: i.i.d. noise gives near-zero gradients
-    x = np.zeros((N, S, S, 3))
-    for n in range(N):
-        for c in range(3):
-            a, b, ph = rng.uniform(0.5, 3, 3)
-            x[n, :, :, c] = 0.5 + 0.4 * np.sin(2 * np.pi * (a * xx + b * yy) + 6 * ph)
-    np.save(f"{d}/X.npy", (x * 255).round().astype(np.uint8))
+    np.save(f"{d}/X.npy", smooth_images(rng, N, S))
     np.save(f"{d}/Y.npy", (np.arange(N) % K).astype(np.int64))
 
     # 2. 10 steps: 5 epochs of 2 steps, shuffled.
@@ -141,6 +176,20 @@ def main():
         check(frac < 1e-3 and worst <= 10 * lr * 1.01,
               f"{opt}: 2 ranks x 16 vs 1 rank x 32 after 10 steps: {int(off.sum())} of {d_all.numel()} "
               f"elements ({frac:.1e}) beyond 1e-5 relative (max {worst:.1e} <= 10 lr)")
+
+    # Synchronised batch norm.
+    np.save(f"{d}/Xb.npy", smooth_images(rng, 32, 16))
+    np.save(f"{d}/Yb.npy", (np.arange(32) % K).astype(np.int64))
+    bn = ["train", "-m", "resnet18", "--data", f"npy:{d}/Xb.npy,{d}/Yb.npy", "--val-fraction", 0, "--epochs", 2,
+          "--train-transform", "to_tensor", "--quiet", "--workers", 1, "--threads", 1, "--lr", 0.01, "--seed", 3]
+    launch(1, [CVISION, *bn, "--sync-bn", "--batch", 32, "--out", f"{d}/bn1"])
+    launch(2, [CVISION, *bn, "--sync-bn", "--batch", 16, "--out", f"{d}/bn2"])
+    launch(2, [CVISION, *bn, "--batch", 16, "--out", f"{d}/bn2local"])
+    ref = load_safetensors(f"{d}/bn1/last.safetensors")
+    e_sync = state_error(ref, load_safetensors(f"{d}/bn2/last.safetensors"))
+    e_local = state_error(ref, load_safetensors(f"{d}/bn2local/last.safetensors"))
+    check(e_sync <= 1e-5 and e_local > 1e-3, f"resnet18 --sync-bn, 2 steps: 2 ranks x 16 vs 1 rank x 32 "
+          f"{e_sync:.1e} (<= 1e-5); per-rank batch norm {e_local:.1e} (> 1e-3)")
 
     # 3. and 4. A run of 12 epochs of 8 steps; rank 1 is killed once an epoch has been saved.
     long = ["--val-fraction", 0, "--epochs", 12, "--lr", 0.01]
