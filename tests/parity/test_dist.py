@@ -18,6 +18,9 @@
    over more steps, as between PyTorch runs on different thread counts.
 3. Killing rank 1 with SIGKILL mid-run ends the job within 60 s with a non-zero status and mpirun's
    message naming the rank and the signal; nothing hangs.
+   A rank failing with an error (rank 0 alone opens the runs database, here at a path that
+   cannot exist) prints "cvision: rank 0 of 2: ..." and the job ends non-zero, although rank 1
+   is waiting in a collective.
 4. --resume after the kill ends with exactly the parameters of an uninterrupted 2-rank run.
 5. Distributed validation (an odd number of samples, so the shards differ in length) gives
    exactly the metrics of one process (lr 0, so both evaluate the same weights)."""
@@ -215,6 +218,17 @@ def main():
           f"rank 1 killed: the job ends in {time.time() - t1:.1f} s with status {p.returncode}")
     check("rank 1" in out and "signal 9" in out, f"the message names the rank and the signal: "
           f"{' '.join(l for l in out.splitlines() if 'rank' in l)[:200]}")
+    p = mpirun(2, train_args(d, f"{d}/failed", 4, [*long, "--runs-db", f"{d}/no/such/dir/runs.sqlite"]))
+    try:
+        out, _ = p.communicate(timeout=60)
+        hung = False
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+        hung = True
+    check(not hung and p.returncode != 0 and "cvision: rank 0 of 2: " in out and "runs.sqlite" in out,
+          f"rank 0 failing alone ends the job (status {p.returncode}): "
+          f"{next((l for l in out.splitlines() if l.startswith('cvision')), out[:200])}")
     done = json.load(open(f"{d}/killed/last.json"))["epoch"]
     check(done < 11, f"killed after epoch {done + 1} of 12")
     launch(2, train_args(d, f"{d}/killed", 4, [*long, "--resume"]))
