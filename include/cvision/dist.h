@@ -3,8 +3,9 @@
  * CV_U8 for bytes), so a device backend can take device pointers behind the same calls.
  *
  * cv_comm_init picks the implementation from the environment: MPI when the process was started by
- * OpenMPI's launcher (OMPI_COMM_WORLD_SIZE is set; MPI_Init_thread is called only then), otherwise
- * a single process whose collectives are copies. Every collective must be called by all ranks in
+ * an MPI launcher (mpirun sets OMPI_COMM_WORLD_SIZE; srun --mpi=pmix|pmi2 sets PMIX_RANK or
+ * PMI_RANK; MPI_Init_thread is called only then), otherwise a single process whose collectives are
+ * copies. Every collective must be called by all ranks in
  * the same order. */
 #ifndef CVISION_DIST_H
 #define CVISION_DIST_H

@@ -5,10 +5,14 @@
 
 cv_status cv_comm_init(cv_ctx *ctx, cv_comm **out)
 {
-    /* Only a process started by OpenMPI's launcher initialises MPI: a plain run stays a single
+    /* Only a process started by an MPI launcher initialises MPI: mpirun sets OMPI_COMM_WORLD_SIZE,
+     * Slurm's srun --mpi=pmix or pmi2 sets PMIX_RANK or PMI_RANK. A plain run stays a single
      * process with no MPI runtime at all. */
-    const char *n = getenv("OMPI_COMM_WORLD_SIZE");
-    if (n && *n) return comm_mpi_new(ctx, out);
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) return comm_mpi_new(ctx, out);
+    }
     return comm_single_new(ctx, out);
 }
 

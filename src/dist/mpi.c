@@ -159,9 +159,17 @@ static void m_free(cv_comm *c)
     free(c);
 }
 
-static const cv_comm_ops mpi_ops = {"mpi",     m_allreduce, m_iallreduce, m_progress,
-                                    m_wait,    m_bcast,     m_allgather,  m_gatherv,
-                                    m_barrier, m_finalize,  m_free};
+static const cv_comm_ops mpi_ops = {.name = "mpi",
+                                    .allreduce = m_allreduce,
+                                    .iallreduce = m_iallreduce,
+                                    .progress = m_progress,
+                                    .wait = m_wait,
+                                    .bcast = m_bcast,
+                                    .allgather = m_allgather,
+                                    .gatherv = m_gatherv,
+                                    .barrier = m_barrier,
+                                    .finalize = m_finalize,
+                                    .free = m_free};
 
 cv_status comm_mpi_new(cv_ctx *ctx, cv_comm **out)
 {

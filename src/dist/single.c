@@ -58,9 +58,17 @@ static void s_free(cv_comm *c)
     free(c);
 }
 
-static const cv_comm_ops single_ops = {"single",  s_allreduce, s_iallreduce, s_progress,
-                                       s_wait,    s_bcast,     s_allgather,  s_gatherv,
-                                       s_barrier, s_barrier,   s_free};
+static const cv_comm_ops single_ops = {.name = "single",
+                                       .allreduce = s_allreduce,
+                                       .iallreduce = s_iallreduce,
+                                       .progress = s_progress,
+                                       .wait = s_wait,
+                                       .bcast = s_bcast,
+                                       .allgather = s_allgather,
+                                       .gatherv = s_gatherv,
+                                       .barrier = s_barrier,
+                                       .finalize = s_barrier, /* nothing to end either */
+                                       .free = s_free};
 
 cv_status comm_single_new(cv_ctx *ctx, cv_comm **out)
 {

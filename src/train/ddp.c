@@ -109,7 +109,10 @@ static cv_status build(cv_ctx *ctx, ddp *d, cv_state *grads)
 cv_status ddp_begin(cv_ctx *ctx, ddp *d, cv_state *grads)
 {
     if (!grads) return cv_fail(ctx, CV_ERR_NOMEM, "out of memory for the gradients");
-    if (grads != d->grads || cv_state_count(grads) != d->ngrads) {
+    /* A new table may sit at a freed one's address: compare its tensors too. */
+    int same = grads == d->grads && cv_state_count(grads) == d->ngrads;
+    for (int i = 0; same && i < d->ngrads; i++) same = d->g[i] == cv_state_tensor(grads, i);
+    if (!same) {
         cv_status s = build(ctx, d, grads);
         if (s) return s;
     }
