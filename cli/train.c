@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "cvision/dist.h"
 #include "cvision/trainer.h"
 #include "util.h"
 
@@ -24,6 +25,8 @@ static void usage(FILE *f)
         "  --patience N  --ema DECAY  --metric NAME  --seed S  --resume  --drop-last\n"
         "  --workers W (2)  --threads T  --runs-db FILE  --max-steps N  --quiet\n"
         "  --no-shuffle  --dropout P (every dropout layer's probability)\n"
+        "Under mpirun, trains data-parallel across the ranks (docs/distributed.md);\n"
+        "  --sync-bn: batch-norm statistics over all ranks (runs on the reference backend)\n"
         "Writes DIR/last.safetensors and DIR/best.safetensors (+ .json sidecars), "
         "DIR/runs.sqlite.\n");
 }
@@ -65,7 +68,8 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
         O_SCHED,
         O_OPT,
         O_NOSHUF,
-        O_DROPOUT
+        O_DROPOUT,
+        O_SYNCBN
     };
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"weights", required_argument, 0, 'w'},
@@ -105,6 +109,7 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {"no-shuffle", no_argument, 0, O_NOSHUF},
                                          {"dropout", required_argument, 0, O_DROPOUT},
+                                         {"sync-bn", no_argument, 0, O_SYNCBN},
                                          {0, 0, 0, 0}};
     cv_train_config c;
     cv_train_config_default(&c);
@@ -226,6 +231,9 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
         case O_DROPOUT:
             s = num(ctx, "--dropout", optarg, &c.dropout);
             break;
+        case O_SYNCBN:
+            c.sync_bn = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -245,8 +253,21 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
     }
     c.seed = (uint64_t)seed;
     cv_train_result r;
-    if ((s = cv_train_run(ctx, &c, &r))) return cli_error(ctx);
-    if (c.progress >= 0) {
+    cv_comm *comm = NULL;
+    if ((s = cv_comm_init(ctx, &comm))) return cli_error(ctx);
+    c.comm = comm;
+    int rank = cv_comm_rank(comm), world = cv_comm_size(comm);
+    s = cv_train_run(ctx, &c, &r);
+    /* A failed rank exits without finalizing MPI, so that mpirun ends the ranks still waiting. */
+    if (!s) s = cv_comm_finalize(ctx, comm);
+    cv_comm_free(comm);
+    if (s && world > 1) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
+        cv_fail(ctx, s, "rank %d of %d: %s", rank, world, msg);
+    }
+    if (s) return cli_error(ctx);
+    if (c.progress >= 0 && rank == 0) {
         if (r.best_epoch >= 0)
             printf("best %s %.4f at epoch %d; checkpoints in %s (run %lld)\n",
                    c.metric ? c.metric : "metric", r.best_metric, r.best_epoch + 1, c.out_dir,

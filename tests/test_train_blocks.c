@@ -19,6 +19,20 @@ static float uniform(void)
 
 typedef int (*block_fn)(cv_builder *b);
 
+/* The grad_ready hook's record: how often each parameter was reported, and its gradient then. */
+typedef struct {
+    cv_tensor **grad;
+    int *calls;
+    float **seen;
+} hook_log;
+
+static void hook(void *user, int k)
+{
+    hook_log *h = user;
+    if (h->calls[k]++ == 0 && (h->seen[k] = malloc(h->grad[k]->nbytes)))
+        memcpy(h->seen[k], h->grad[k]->data, h->grad[k]->nbytes);
+}
+
 typedef struct {
     float *out, **grad, *params;
     int64_t nout;
@@ -54,7 +68,9 @@ static int run_one(const cv_backend_ops *ops, block_fn build, const int64_t *in,
     }
     ok = ok && graph_infer_shapes(ctx, b.g, b.params, in[0], in[1], in[2], in[3], sh) == CV_OK;
     CHECK(ok);
-    cv_train_io io = {grad, 3};
+    hook_log hl = {grad, calloc((size_t)np + 1, sizeof(int)),
+                   calloc((size_t)np + 1, sizeof(float *))};
+    cv_train_io io = {.grad = grad, .seed = 3, .grad_ready = hook, .user = &hl};
     cv_exec *e = NULL;
     if (ok) CHECK_OK(ctx, ops->plan(ctx, b.g, b.params, sh, PLAN_TRAIN, &io, &e));
     int64_t nin = in[0] * in[1] * in[2] * in[3], nout = ok ? shape_numel(&sh[b.g->output]) : 0;
@@ -68,6 +84,13 @@ static int run_one(const cv_backend_ops *ops, block_fn build, const int64_t *in,
         CHECK_OK(ctx, ops->run(ctx, e, x, r->out, &io));
         CHECK_OK(ctx, ops->backward(ctx, e, dy, &io));
     }
+    /* every gradient was reported once, after its last contribution */
+    for (int i = 0; e && i < np; i++) {
+        CHECK(hl.calls[i] == (grad[i] != NULL));
+        if (grad[i] && hl.seen[i]) CHECK(!memcmp(hl.seen[i], grad[i]->data, grad[i]->nbytes));
+        free(hl.seen[i]);
+    }
+    free(hl.calls), free(hl.seen);
     /* gradients, then every float parameter (the running statistics moved) */
     r->grad = calloc((size_t)np, sizeof *r->grad);
     *gn = calloc((size_t)np, sizeof **gn);
@@ -294,7 +317,7 @@ static void test_stochastic_depth_rows(void)
     b.g->output = b_stochastic_depth(&b, b_input(&b, 3), 0.5f);
     cv_shape4 sh[2];
     CHECK_OK(ctx, graph_infer_shapes(ctx, b.g, b.params, 16, 3, 2, 2, sh));
-    cv_train_io io = {NULL, 9};
+    cv_train_io io = {.grad = NULL, .seed = 9};
     cv_exec *e = NULL;
     float x[16 * 12], y[16 * 12];
     for (int i = 0; i < 16 * 12; i++) x[i] = 1 + (float)i;

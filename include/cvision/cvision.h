@@ -7,6 +7,7 @@
 #include "cvision/model.h"
 #include "cvision/image.h"
 #include "cvision/data.h"
+#include "cvision/dist.h"
 #include "cvision/npy.h"
 #include "cvision/trainer.h"
 #include "cvision/transforms.h"

@@ -122,7 +122,23 @@ typedef struct {
     int out_c, out_h, out_w;   /* sample shape; without a transform, 0 = take it from sample 0 */
     cv_transform_fn transform; /* NULL: the image as floats in [0,1] (sizes must agree) */
     void *user;
+    /* Data-parallel sharding, torch.utils.data.DistributedSampler's: with world > 1 the loader
+     * yields rank's share of each epoch's permutation (see cv_shard_indices). 0: one process. */
+    int world, rank;
+    int shard; /* cv_shard_mode */
 } cv_loader_opts;
+
+typedef enum {
+    CV_SHARD_PAD = 0, /* pad by repeating the permutation's start to a multiple of world */
+    CV_SHARD_DROP,    /* cut the tail to a multiple of world (DistributedSampler drop_last) */
+    CV_SHARD_EXACT,   /* neither: every sample exactly once, shards differ by at most one */
+} cv_shard_mode;
+
+/* Rank's shard of the permutation perm[0..n): the list padded or cut as `mode` says, then
+ * every world-th element starting at `rank` (DistributedSampler's indices[rank::world]). Writes
+ * the shard to out (room for (n + world - 1) / world elements) and returns its length. */
+int64_t cv_shard_indices(const int64_t *perm, int64_t n, int world, int rank, cv_shard_mode mode,
+                         int64_t *out);
 
 typedef struct {
     cv_tensor *x;     /* float32 [n, C, H, W] */

@@ -76,6 +76,15 @@ void cv_model_zero_grad(cv_model *m);
 cv_status cv_model_set_dropout(cv_ctx *ctx, cv_model *m, float p);
 /* Seeds dropout; each training forward then draws from (seed, step). */
 void cv_model_set_seed(cv_model *m, uint64_t seed);
+/* During each cv_model_backward, fn(user, grad) is called once for every gradient tensor of
+ * cv_model_grads as soon as it is final (data-parallel training overlaps its averaging with the
+ * rest of backward). NULL: no calls. */
+void cv_model_set_grad_hook(cv_model *m, void (*fn)(void *user, const cv_tensor *grad), void *user);
+/* Synchronised batch norm for data-parallel training: training-mode batch norms take their
+ * statistics over all ranks' batches, summing per-channel terms with sum(user, buf, n) (in place
+ * over the ranks; 0 on success). Needs the reference backend (CV_BACKEND_REF). NULL: off. */
+cv_status cv_model_set_sync_bn(cv_ctx *ctx, cv_model *m, int (*sum)(void *user, double *buf, int n),
+                               void *user);
 
 #ifdef __cplusplus
 }

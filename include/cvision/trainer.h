@@ -47,6 +47,13 @@ typedef struct cv_train_config {
     const char *runs_db; /* NULL: out_dir/runs.sqlite */
     int progress;        /* 1: a progress bar (a terminal), 0: plain log lines, -1: silent */
     int max_steps;       /* stop each epoch after this many steps (tests, smoke runs); 0: all */
+    /* Data-parallel training (docs/distributed.md): NULL, or a communicator of one rank, trains
+     * in this process alone. With several ranks each takes its shard of every epoch, gradients
+     * are averaged, and rank 0 alone logs and writes checkpoints and the runs database. */
+    struct cv_comm *comm;
+    /* Synchronised batch norm: training-mode statistics over all ranks' batches. Runs the model
+     * on the reference backend (slow), also with one rank, so that 1 and N ranks compute alike. */
+    int sync_bn;
 } cv_train_config;
 
 /* Fills the defaults (epochs 10, batch 64, lr 0.01, momentum 0.9, wd 1e-4, ...). */

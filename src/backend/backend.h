@@ -14,11 +14,24 @@ typedef enum {
 } cv_plan_mode;
 
 /* What a training step needs besides the graph: per parameter index, its gradient tensor (NULL
- * when it does not train), and the seed of this step's dropout masks. */
+ * when it does not train), and the seed of this step's dropout masks. grad_ready (optional) is
+ * called during backward, once per trainable parameter, as soon as nothing more accumulates into
+ * its gradient, so that data-parallel training can start averaging it while backward goes on. */
 typedef struct {
     cv_tensor **grad;
     uint64_t seed;
+    void (*grad_ready)(void *user, int param);
+    void *user;
+    /* Synchronised batch norm (optional; the reference backend): sums n doubles in place over
+     * the data-parallel ranks (0 on success). Training-mode batch norms then normalise with the
+     * statistics of all ranks' batches together. */
+    int (*sum)(void *user, double *buf, int n);
 } cv_train_io;
+
+/* For each parameter, the node after whose backward its gradient is final: the first node that
+ * uses it (backward runs in reverse node order); -1 for parameters no node uses. Returns a
+ * malloc'ed array of cv_state_count(params) entries, or NULL when out of memory. */
+int *grad_final_node(const cv_graph *g, const cv_state *params);
 
 typedef struct {
     const char *name;

@@ -22,9 +22,11 @@ typedef struct {
 struct cv_loader {
     const cv_dataset *ds;
     cv_loader_opts o;
-    int64_t n, nbatches;
-    size_t per; /* floats per sample */
-    int k;      /* classes (multi-label targets) */
+    int64_t n, nbatches; /* n: samples this loader yields per epoch (its shard) */
+    int64_t nfull;       /* samples in the dataset */
+    int64_t *perm;       /* the epoch's permutation of all samples (sharded loaders) */
+    size_t per;          /* floats per sample */
+    int k;               /* classes (multi-label targets) */
     int64_t *order;
     int epoch;
     slot *slots;
@@ -185,9 +187,25 @@ void cv_loader_free(cv_loader *L)
     free(L->slots);
     free(L->tid);
     free(L->order);
+    free(L->perm);
     pthread_mutex_destroy(&L->lock);
     pthread_cond_destroy(&L->cond);
     free(L);
+}
+
+int64_t cv_shard_indices(const int64_t *perm, int64_t n, int world, int rank, cv_shard_mode mode,
+                         int64_t *out)
+{
+    if (world < 1 || n < 1) return 0;
+    int64_t total = mode == CV_SHARD_DROP  ? n / world * world
+                    : mode == CV_SHARD_PAD ? (n + world - 1) / world * world
+                                           : n;
+    int64_t k = 0;
+    /* Padding repeats the list from its start, as often as needed (torch's
+     * indices += (indices * ceil(pad / len))[:pad]). */
+    for (int64_t j = rank; j < total; j += world, k++)
+        if (out) out[k] = perm[j % n];
+    return k;
 }
 
 cv_status cv_loader_new(cv_ctx *ctx, const cv_dataset *ds, const cv_loader_opts *opts,
@@ -211,20 +229,25 @@ cv_status cv_loader_new(cv_ctx *ctx, const cv_dataset *ds, const cv_loader_opts 
     }
     if (o.out_c <= 0 || o.out_h <= 0 || o.out_w <= 0)
         return cv_fail(ctx, CV_ERR_INVALID, "loader: a transform needs the output shape (C, H, W)");
+    if (o.world < 1) o.world = 1;
+    if (o.rank < 0 || o.rank >= o.world)
+        return cv_fail(ctx, CV_ERR_INVALID, "loader: rank %d outside 0..%d", o.rank, o.world - 1);
     cv_loader *L = calloc(1, sizeof *L);
     if (!L) return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&L->lock, NULL);
     pthread_cond_init(&L->cond, NULL);
     L->ds = ds;
     L->o = o;
-    L->n = n;
+    L->nfull = n;
+    L->n = n = o.world == 1 ? n : cv_shard_indices(NULL, n, o.world, o.rank, o.shard, NULL);
     L->k = cv_dataset_num_classes(ds);
     L->per = (size_t)o.out_c * (size_t)o.out_h * (size_t)o.out_w;
     L->nbatches = o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
     L->order = malloc((size_t)(n + 1) * sizeof *L->order);
+    if (o.world > 1) L->perm = malloc((size_t)(L->nfull + 1) * sizeof *L->perm);
     L->slots = calloc((size_t)o.prefetch, sizeof *L->slots);
     L->tid = calloc((size_t)o.workers, sizeof *L->tid);
-    int ok = L->order && L->slots && L->tid;
+    int ok = L->order && L->slots && L->tid && (o.world == 1 || L->perm);
     int64_t shape[4] = {o.batch_size, o.out_c, o.out_h, o.out_w};
     for (int i = 0; ok && i < o.prefetch; i++) {
         slot *s = &L->slots[i];
@@ -249,13 +272,17 @@ cv_status cv_loader_start_epoch(cv_ctx *ctx, cv_loader *L, int epoch)
 {
     stop_workers(L);
     L->epoch = epoch;
-    for (int64_t i = 0; i < L->n; i++) L->order[i] = i;
+    /* Every rank draws the same permutation of the whole dataset, then takes its shard. */
+    int64_t *perm = L->o.world > 1 ? L->perm : L->order;
+    for (int64_t i = 0; i < L->nfull; i++) perm[i] = i;
     if (L->o.shuffle) {
         cv_rng rng;
         /* Streams 2^32 + epoch: apart from any sample's stream. */
         cv_rng_init(&rng, L->o.seed, ((uint64_t)1 << 32) + (uint64_t)epoch);
-        ds_shuffle(L->order, L->n, &rng);
+        ds_shuffle(perm, L->nfull, &rng);
     }
+    if (L->o.world > 1)
+        cv_shard_indices(perm, L->nfull, L->o.world, L->o.rank, L->o.shard, L->order);
     L->next_claim = L->next_out = L->released = 0;
     for (int i = 0; i < L->o.prefetch; i++) L->slots[i].number = -1, L->slots[i].ready = 0;
     int want = L->o.workers;

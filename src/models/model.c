@@ -22,6 +22,10 @@ struct cv_model {
     cv_state *grads;          /* created on first use: one tensor per trainable parameter */
     cv_tensor **grad_of;      /* per parameter index: its gradient tensor or NULL */
     uint64_t seed, step;
+    void (*grad_hook)(void *user, const cv_tensor *grad);
+    void *grad_hook_user;
+    int (*bn_sum)(void *user, double *buf, int n); /* synchronised batch norm */
+    void *bn_sum_user;
     int ran_train; /* a training forward ran since the last backward */
     cv_exec *exec; /* planned for exec_shape with the parameters as they were then */
     cv_shape4 *shapes;
@@ -386,12 +390,37 @@ cv_status cv_model_init_weights(cv_ctx *ctx, cv_model *m, uint64_t seed)
     return CV_OK;
 }
 
+static void grad_ready(void *user, int param)
+{
+    cv_model *m = user;
+    if (m->grad_of[param]) m->grad_hook(m->grad_hook_user, m->grad_of[param]);
+}
+
+static int bn_sum(void *user, double *buf, int n)
+{
+    cv_model *m = user;
+    return m->bn_sum(m->bn_sum_user, buf, n);
+}
+
+/* What the backend gets for this step: gradients, the dropout seed and the optional hooks. */
+static cv_train_io train_io(cv_model *m)
+{
+    return (cv_train_io){.grad = m->grad_of,
+                         .seed = m->seed + m->step,
+                         .grad_ready = m->grad_hook ? grad_ready : NULL,
+                         .user = m,
+                         .sum = m->bn_sum ? bn_sum : NULL};
+}
+
 cv_status cv_model_set_backend(cv_ctx *ctx, cv_model *m, cv_backend_kind kind)
 {
     const cv_backend_ops *b = kind == CV_BACKEND_REF   ? &cv_backend_ref
                               : kind == CV_BACKEND_CPU ? &cv_backend_dnnl
                                                        : NULL;
     if (!b) return cv_fail(ctx, CV_ERR_INVALID, "unknown backend %d", (int)kind);
+    if (m->bn_sum && b != &cv_backend_ref)
+        return cv_fail(ctx, CV_ERR_UNSUPPORTED,
+                       "synchronised batch norm runs on the reference backend only");
     cv_model_params_changed(m);
     m->backend = b;
     return CV_OK;
@@ -414,7 +443,7 @@ cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tens
         m->shapes = shapes;
         cv_status s = graph_infer_shapes(ctx, m->g, m->params, n, x->shape[1], h, w, shapes);
         if (!s && m->training) s = ensure_grads(ctx, m);
-        cv_train_io io = {m->grad_of, m->seed + m->step};
+        cv_train_io io = train_io(m);
         if (!s)
             s = m->backend->plan(ctx, m->g, m->params, shapes, m->training ? PLAN_TRAIN : PLAN_EVAL,
                                  &io, &m->exec);
@@ -425,7 +454,7 @@ cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tens
     cv_status s = cv_tensor_new(ctx, CV_F32, os->rank, os->d, out);
     if (s) return s;
     if (m->training && (s = ensure_grads(ctx, m))) goto fail;
-    cv_train_io io = {m->grad_of, m->seed + m->step};
+    cv_train_io io = train_io(m);
     if ((s = m->backend->run(ctx, m->exec, x->data, (*out)->data, &io))) goto fail;
     m->ran_train = m->training;
     return CV_OK;
@@ -498,6 +527,25 @@ static cv_status ensure_grads(cv_ctx *ctx, cv_model *m)
     return CV_OK;
 }
 
+void cv_model_set_grad_hook(cv_model *m, void (*fn)(void *user, const cv_tensor *grad), void *user)
+{
+    m->grad_hook = fn;
+    m->grad_hook_user = user;
+}
+
+cv_status cv_model_set_sync_bn(cv_ctx *ctx, cv_model *m, int (*sum)(void *user, double *buf, int n),
+                               void *user)
+{
+    if (sum && m->backend != &cv_backend_ref)
+        return cv_fail(ctx, CV_ERR_UNSUPPORTED,
+                       "%s: synchronised batch norm runs on the reference backend only (select "
+                       "it first)",
+                       m->arch->name);
+    m->bn_sum = sum;
+    m->bn_sum_user = user;
+    return CV_OK;
+}
+
 cv_status cv_model_backward(cv_ctx *ctx, cv_model *m, const cv_tensor *dout)
 {
     if (!m->ran_train || !m->exec)
@@ -509,7 +557,7 @@ cv_status cv_model_backward(cv_ctx *ctx, cv_model *m, const cv_tensor *dout)
                        m->arch->name);
     cv_status s = ensure_grads(ctx, m);
     if (s) return s;
-    cv_train_io io = {m->grad_of, m->seed + m->step};
+    cv_train_io io = train_io(m);
     s = m->backend->backward(ctx, m->exec, dout->data, &io);
     m->ran_train = 0;
     m->step++;

@@ -13,12 +13,14 @@
 #include <unistd.h>
 
 #include "cvision/data.h"
+#include "cvision/dist.h"
 #include "cvision/image.h"
 #include "cvision/metrics.h"
 #include "cvision/model.h"
 #include "cvision/train.h"
 #include "cvision/transforms.h"
 #include "cvision/weights.h"
+#include "train/ddp.h"
 
 void cv_train_config_default(cv_train_config *c)
 {
@@ -64,6 +66,9 @@ typedef struct {
     cv_task task;
     const char *metric;
     char *args_json;
+    cv_comm *comm, *own_comm; /* own_comm: the single-process one made when the caller gave none */
+    int rank, world;
+    ddp *ddp; /* gradient averaging (world > 1) */
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -81,6 +86,8 @@ static void trainer_free(trainer *t)
     cv_ema_free(t->ema);
     cv_runs_close(t->runs);
     free(t->args_json);
+    ddp_free(t->ddp);
+    cv_comm_free(t->own_comm);
 }
 
 /* Default transforms: images already at the model's working size (small datasets such as
@@ -138,6 +145,10 @@ static cv_status make_loader(cv_ctx *ctx, trainer *t, const cv_dataset *ds, cv_l
     o.shuffle = train && !t->c->no_shuffle;
     o.drop_last = train && t->c->drop_last;
     o.seed = t->c->seed;
+    /* Training shards are padded to equal lengths so that every rank takes the same number of
+     * steps; evaluation shards are exact so that every sample counts once. */
+    o.world = t->world, o.rank = t->rank;
+    o.shard = train ? CV_SHARD_PAD : CV_SHARD_EXACT;
     o.out_c = lp->c, o.out_h = lp->h, o.out_w = lp->w;
     o.transform = cv_loader_pipeline_fn;
     o.user = lp;
@@ -162,7 +173,12 @@ static cv_status open_data(cv_ctx *ctx, trainer *t)
         char path[4096];
         snprintf(path, sizeof path, "%s/split.json", c->out_dir);
         cv_split_params sp = {.folds = 0, .val_fraction = c->val_fraction, .seed = c->seed};
-        if ((s = cv_split_load_or_make(ctx, t->train_all, path, &sp, &t->split))) return s;
+        /* Rank 0 makes and saves the split; the others load that file once it exists. */
+        if (t->rank == 0 && (s = cv_split_load_or_make(ctx, t->train_all, path, &sp, &t->split)))
+            return s;
+        if ((s = cv_comm_barrier(ctx, t->comm))) return s;
+        if (t->rank != 0 && (s = cv_split_load_or_make(ctx, t->train_all, path, &sp, &t->split)))
+            return s;
         int64_t ntr, nva;
         const int64_t *tr = cv_split_part(t->split, 0, &ntr),
                       *va = cv_split_part(t->split, 1, &nva);
@@ -337,7 +353,7 @@ static cv_status train_epoch(cv_ctx *ctx, trainer *t, int epoch, double *mean_lo
     if (s) return s;
     int64_t steps = cv_loader_num_batches(t->train_loader);
     if (t->c->max_steps > 0 && steps > t->c->max_steps) steps = t->c->max_steps;
-    double sum = 0, t0 = now();
+    double sum = 0, t0 = now(), waited0 = t->ddp ? ddp_wait_seconds(t->ddp) : 0;
     int64_t seen = 0, step = 0;
     const cv_batch *b;
     cv_tensor *logits = NULL, *grad = NULL, *soft = NULL;
@@ -374,7 +390,9 @@ static cv_status train_epoch(cv_ctx *ctx, trainer *t, int epoch, double *mean_lo
             break;
         }
         cv_model_zero_grad(t->model);
+        if (t->ddp && (s = ddp_begin(ctx, t->ddp, cv_model_grads(t->model)))) break;
         if ((s = cv_model_backward(ctx, t->model, grad))) break;
+        if (t->ddp && (s = ddp_finish(ctx, t->ddp))) break;
         if (t->c->clip_grad > 0 &&
             (s = cv_optim_clip_grad_norm(ctx, t->optim, t->c->clip_grad, NULL)))
             break;
@@ -384,54 +402,135 @@ static cv_status train_epoch(cv_ctx *ctx, trainer *t, int epoch, double *mean_lo
         seen += b->n;
         step++;
         double el = now() - t0;
-        progress(t, epoch, step, steps, sum / (double)seen, seen / el,
+        progress(t, epoch, step, steps, sum / (double)seen, (double)(seen * t->world) / el,
                  el / (double)step * (double)(steps - step), 0);
     }
     cv_tensor_free(logits);
     cv_tensor_free(grad);
     cv_tensor_free(soft);
     if (s) return s;
+    if (t->world > 1) { /* the epoch's loss over all ranks' samples */
+        double tot[2] = {sum, (double)seen};
+        if ((s = cv_comm_allreduce_sum(ctx, t->comm, tot, 2, CV_F64))) return s;
+        sum = tot[0], seen = (int64_t)tot[1];
+    }
     double el = now() - t0;
     progress(t, epoch, step, steps, seen ? sum / (double)seen : 0, seen / (el > 0 ? el : 1), 0, 1);
+    if (t->ddp && t->c->progress >= 0 && step > 0)
+        fprintf(stderr, "epoch %d: %d ranks, %.1f ms/step waiting for gradient averaging\n",
+                epoch + 1, t->world, 1e3 * (ddp_wait_seconds(t->ddp) - waited0) / (double)step);
     *mean_loss = seen ? sum / (double)seen : NAN;
     return CV_OK;
 }
 
+/* Labels of a batch in the metrics library's layout: one per sample, or k 0/1 per sample. */
+static void batch_labels(const trainer *t, const cv_batch *b, int *labels)
+{
+    int64_t k = t->num_classes;
+    for (int64_t i = 0; i < b->n; i++) {
+        if (t->task != CV_TASK_MULTILABEL)
+            labels[i] = b->labels[i];
+        else
+            for (int64_t j = 0; j < k; j++) labels[i * k + j] = b->targets[i * k + j] > 0.5f;
+    }
+}
+
+/* A gathered evaluation row: the sample's index in the validation set, then its labels (int32)
+ * and its k scores (float32). */
+typedef struct {
+    int64_t index;
+    const unsigned char *p;
+} row_ref;
+
+static int row_cmp(const void *a, const void *b)
+{
+    int64_t x = ((const row_ref *)a)->index, y = ((const row_ref *)b)->index;
+    return (x > y) - (x < y);
+}
+
+/* Rank 0 puts the gathered rows back in the validation set's order (what one process sees) and
+ * feeds them to the accumulator: the metrics are computed once, over every sample. */
+static cv_status add_rows(cv_ctx *ctx, const trainer *t, cv_metrics *acc, const unsigned char *buf,
+                          size_t bytes, size_t nl)
+{
+    int64_t k = t->num_classes;
+    size_t rb = 8 + 4 * (nl + (size_t)k), n = bytes / rb;
+    if (bytes % rb) return cv_fail(ctx, CV_ERR_INTERNAL, "evaluation gather: %zu bytes", bytes);
+    row_ref *r = malloc((n + 1) * sizeof *r);
+    int *labels = malloc((n * nl + 1) * sizeof *labels);
+    float *scores = malloc((n * (size_t)k + 1) * sizeof *scores);
+    cv_status s = CV_OK;
+    if (!r || !labels || !scores) s = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; !s && i < n; i++) {
+        r[i].p = buf + i * rb;
+        memcpy(&r[i].index, r[i].p, 8);
+    }
+    if (!s) qsort(r, n, sizeof *r, row_cmp);
+    for (size_t i = 0; !s && i < n; i++) {
+        memcpy(labels + i * nl, r[i].p + 8, 4 * nl);
+        memcpy(scores + i * (size_t)k, r[i].p + 8 + 4 * nl, 4 * (size_t)k);
+    }
+    if (!s) s = cv_metrics_add(ctx, acc, labels, scores, NULL, n);
+    free(r);
+    free(labels);
+    free(scores);
+    return s;
+}
+
+/* Each rank evaluates its shard; with several ranks the (index, labels, scores) rows go to rank 0,
+ * which alone returns a result (*out stays NULL elsewhere). */
 static cv_status validate(cv_ctx *ctx, trainer *t, cv_metrics_result **out)
 {
+    *out = NULL;
     cv_metrics_opts mo;
     cv_metrics_opts_default(&mo);
     cv_metrics *acc = NULL;
     cv_tensor *logits = NULL;
     int *labels = NULL;
+    unsigned char *rows = NULL;
+    size_t nrows = 0;
+    int64_t k = t->num_classes;
+    size_t nl = t->task == CV_TASK_MULTILABEL ? (size_t)k : 1, rb = 8 + 4 * (nl + (size_t)k);
     cv_status s = cv_model_set_training(ctx, t->model, 0);
-    if (!s) s = cv_metrics_new(ctx, t->task, t->num_classes, &mo, &acc);
+    if (!s && t->rank == 0) s = cv_metrics_new(ctx, t->task, t->num_classes, &mo, &acc);
     if (!s) s = cv_loader_start_epoch(ctx, t->val_loader, 0);
     const cv_batch *b;
-    int64_t k = t->num_classes;
     while (!s && !(s = cv_loader_next(ctx, t->val_loader, &b)) && b) {
         cv_tensor_free(logits);
         logits = NULL;
         if ((s = cv_model_forward(ctx, t->model, b->x, &logits))) break;
         cv_logits_to_scores(logits->data, logits->data, b->n, k, t->task == CV_TASK_MULTILABEL);
-        int *l =
-            realloc(labels, (size_t)(b->n * (t->task == CV_TASK_MULTILABEL ? k : 1)) * sizeof *l);
-        if (!l) {
+        int *l = realloc(labels, (size_t)b->n * nl * sizeof *l);
+        unsigned char *r = t->world > 1 ? realloc(rows, (nrows + (size_t)b->n) * rb) : rows;
+        if (l) labels = l;
+        if (r) rows = r;
+        if (!l || (t->world > 1 && !r)) {
             s = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
             break;
         }
-        labels = l;
-        for (int64_t i = 0; i < b->n; i++) {
-            if (t->task != CV_TASK_MULTILABEL)
-                labels[i] = b->labels[i];
-            else
-                for (int64_t j = 0; j < k; j++) labels[i * k + j] = b->targets[i * k + j] > 0.5f;
+        batch_labels(t, b, labels);
+        if (t->world == 1) {
+            s = cv_metrics_add(ctx, acc, labels, logits->data, NULL, (size_t)b->n);
+            continue;
         }
-        s = cv_metrics_add(ctx, acc, labels, logits->data, NULL, (size_t)b->n);
+        for (int64_t i = 0; i < b->n; i++, nrows++) {
+            unsigned char *p = rows + nrows * rb;
+            memcpy(p, &b->indices[i], 8);
+            memcpy(p + 8, labels + (size_t)i * nl, 4 * nl);
+            memcpy(p + 8 + 4 * nl, (const float *)logits->data + i * k, 4 * (size_t)k);
+        }
     }
-    if (!s) s = cv_metrics_finalize(ctx, acc, out);
+    if (!s && t->world > 1) {
+        void *all = NULL;
+        size_t bytes = 0;
+        s = cv_comm_gatherv(ctx, t->comm, rows, nrows * rb, 0, &all, &bytes);
+        if (!s && t->rank == 0) s = add_rows(ctx, t, acc, all, bytes, nl);
+        free(all);
+    }
+    if (!s && acc) s = cv_metrics_finalize(ctx, acc, out);
     cv_tensor_free(logits);
     free(labels);
+    free(rows);
     cv_metrics_free(acc);
     return s;
 }
@@ -542,6 +641,7 @@ static char *args_json(const cv_train_config *c)
     N("ema_decay", c->ema_decay), N("mixup", c->mixup), N("cutmix", c->cutmix),
         N("seed", (double)c->seed);
     N("drop_last", c->drop_last), N("no_shuffle", c->no_shuffle), N("dropout", c->dropout);
+    N("sync_bn", c->sync_bn);
 #undef S
 #undef N
     char *txt = cJSON_PrintUnformatted(o);
@@ -590,14 +690,26 @@ cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *o
         return cv_fail(ctx, CV_ERR_IO, "%s: cannot create the output directory: %s", c->out_dir,
                        strerror(errno));
     if (c->threads > 0) cv_ctx_set_threads(ctx, c->threads);
+    cv_train_config cc = *c;
+    c = &cc;
     trainer t = {.c = c};
     int lpft = !strcmp(c->mode, "lpft"), linear = !strcmp(c->mode, "linear") || lpft;
     int lp_epochs = lpft ? (c->lp_epochs > 0 ? c->lp_epochs : c->epochs / 2) : 0;
     if (!linear && strcmp(c->mode, "full"))
         return cv_fail(ctx, CV_ERR_INVALID, "--mode: expected full, linear or lpft, got '%s'",
                        c->mode);
-    cv_status s = open_data(ctx, &t);
+    cv_status s = c->comm ? CV_OK : cv_comm_single(ctx, &t.own_comm);
+    t.comm = c->comm ? c->comm : t.own_comm;
+    if (!s) {
+        t.rank = cv_comm_rank(t.comm), t.world = cv_comm_size(t.comm);
+        if (t.rank != 0) cc.progress = -1; /* rank 0 alone logs */
+        if (t.world > 1) s = ddp_new(ctx, t.comm, DDP_BUCKET_BYTES, &t.ddp);
+    }
+    if (!s) s = open_data(ctx, &t);
     if (!s) s = open_model(ctx, &t);
+    if (!s && t.ddp) cv_model_set_grad_hook(t.model, ddp_grad_ready, t.ddp);
+    if (!s && c->sync_bn) s = cv_model_set_backend(ctx, t.model, CV_BACKEND_REF);
+    if (!s && c->sync_bn && t.world > 1) s = cv_model_set_sync_bn(ctx, t.model, ddp_sum, t.comm);
     if (!s) s = set_trainable(ctx, &t, linear);
     if (!s) s = make_optim(ctx, &t);
     if (!s) s = make_sched(ctx, &t);
@@ -607,13 +719,18 @@ cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *o
     t.args_json = args_json(c);
     int start = 0, best_epoch = -1;
     double best = NAN;
+    /* Every rank reads rank 0's last checkpoint (the output directory is shared). */
     if (!s && c->resume) s = resume(ctx, &t, &start, &best_epoch, &best);
+    if (!s && t.world > 1) { /* every rank starts from rank 0's parameters and buffers */
+        s = ddp_bcast_state(ctx, t.comm, (cv_state *)cv_model_params(t.model), 0);
+        cv_model_params_changed(t.model);
+    }
     char db[4096];
     snprintf(db, sizeof db, "%s/runs.sqlite", c->out_dir);
-    if (!s) s = cv_runs_open(ctx, c->runs_db ? c->runs_db : db, &t.runs);
-    if (!s && t.run_id > 0)
+    if (!s && t.rank == 0) s = cv_runs_open(ctx, c->runs_db ? c->runs_db : db, &t.runs);
+    if (!s && t.rank == 0 && t.run_id > 0)
         s = cv_run_resume(ctx, t.runs, t.run_id);
-    else if (!s) {
+    else if (!s && t.rank == 0) {
         cv_run_info ri = {c->arch, c->data, t.args_json, c->out_dir, t.metric, (int64_t)c->seed};
         s = cv_run_begin(ctx, t.runs, &ri, &t.run_id);
     }
@@ -631,8 +748,13 @@ cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *o
         int is_best = 0, use_ema = 0;
         if (t.val_loader) {
             if ((s = validate(ctx, &t, &r))) break;
-            value = cv_metrics_result_scalar(r, t.metric);
-            if (!cv_metrics_result_get(r, t.metric)) {
+            /* Rank 0 has the metrics; every rank needs the value for best-epoch and early stopping
+             * decisions, and to stop together on an unknown metric. */
+            double v[2] = {r ? cv_metrics_result_scalar(r, t.metric) : NAN,
+                           r && !cv_metrics_result_get(r, t.metric)};
+            if (t.world > 1 && (s = cv_comm_bcast(ctx, t.comm, v, sizeof v, 0))) break;
+            value = v[0];
+            if (v[1] != 0) {
                 cv_metrics_result_free(r);
                 s = cv_fail(ctx, CV_ERR_NOT_FOUND, "--metric: no metric named '%s' for this task",
                             t.metric);
@@ -644,7 +766,13 @@ cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *o
                     cv_metrics_result_free(r);
                     break;
                 }
-                ema_value = cv_metrics_result_scalar(r_ema, t.metric);
+                ema_value = r_ema ? cv_metrics_result_scalar(r_ema, t.metric) : NAN;
+                /* as for `value`: every rank must take the same best-epoch decision */
+                if (t.world > 1 &&
+                    (s = cv_comm_bcast(ctx, t.comm, &ema_value, sizeof ema_value, 0))) {
+                    cv_metrics_result_free(r);
+                    break;
+                }
                 use_ema = isfinite(ema_value) &&
                           (!isfinite(value) ||
                            (lower_is_better(t.metric) ? ema_value < value : ema_value > value));
@@ -662,20 +790,22 @@ cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *o
                 fprintf(stderr, "epoch %d/%d: train loss %.4f, val %s %.4f%s\n", epoch + 1,
                         c->epochs, loss, t.metric, value, is_best ? " (best)" : "");
         }
-        char *extra =
-            sidecar_json(&t, epoch, best_epoch, best, r, r_ema, use_ema ? "ema" : "model");
-        char *mjson = r ? cv_metrics_report_json(use_ema ? r_ema : r) : NULL;
-        const cv_state *params = cv_model_params(t.model);
-        s = cv_checkpoint_save(ctx, c->out_dir, "last", params, t.optim, t.ema, extra);
-        if (!s && (is_best || !t.val_loader))
-            s = cv_checkpoint_save(ctx, c->out_dir, "best", use_ema ? cv_ema_state(t.ema) : params,
-                                   NULL, NULL, extra);
-        cv_run_epoch_info ei = {epoch,      loss,  cv_sched_lr(&t.sched, c->lr, epoch, 0, 1),
-                                now() - t0, mjson, is_best,
-                                value};
-        if (!s) s = cv_run_epoch(ctx, t.runs, t.run_id, &ei);
-        free(extra);
-        free(mjson);
+        if (t.rank == 0) { /* rank 0 alone writes checkpoints and the runs database */
+            char *extra =
+                sidecar_json(&t, epoch, best_epoch, best, r, r_ema, use_ema ? "ema" : "model");
+            char *mjson = r ? cv_metrics_report_json(use_ema ? r_ema : r) : NULL;
+            const cv_state *params = cv_model_params(t.model);
+            s = cv_checkpoint_save(ctx, c->out_dir, "last", params, t.optim, t.ema, extra);
+            if (!s && (is_best || !t.val_loader))
+                s = cv_checkpoint_save(ctx, c->out_dir, "best",
+                                       use_ema ? cv_ema_state(t.ema) : params, NULL, NULL, extra);
+            cv_run_epoch_info ei = {epoch,      loss,  cv_sched_lr(&t.sched, c->lr, epoch, 0, 1),
+                                    now() - t0, mjson, is_best,
+                                    value};
+            if (!s) s = cv_run_epoch(ctx, t.runs, t.run_id, &ei);
+            free(extra);
+            free(mjson);
+        }
         cv_metrics_result_free(r);
         cv_metrics_result_free(r_ema);
         out->epochs_run = epoch + 1;

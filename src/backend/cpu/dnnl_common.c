@@ -485,6 +485,12 @@ cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *i
         case X_ZERO:
             memset(ptr(e, x->out_val), 0, dnnl_memory_desc_get_size(&e->vals[x->out_val].md));
             break;
+        case X_GRAD_READY:
+            if (io && io->grad_ready) {
+                DNNL(ctx, dnnl_stream_wait(e->stream));
+                io->grad_ready(io->user, x->node);
+            }
+            break;
         }
     }
     DNNL(ctx, dnnl_stream_wait(e->stream));

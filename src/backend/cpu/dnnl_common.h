@@ -21,7 +21,8 @@ typedef enum {
     X_BN_UPDATE, /* running statistics from a training batch norm's batch mean and variance */
     X_DROPOUT,   /* dropout mask, forward (ref backend's counter-based masks) */
     X_DROPOUT_BWD,
-    X_ZERO, /* clear a value */
+    X_ZERO,       /* clear a value */
+    X_GRAD_READY, /* parameter `node`'s gradient is final: io->grad_ready (data parallelism) */
 } xkind;
 
 typedef struct {

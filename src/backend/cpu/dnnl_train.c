@@ -774,8 +774,18 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
         if (!s) s = new_value(ctx, e, &plain, 0, &e->dout_val);
         if (!s && p.need[g->output]) s = contribute(&p, g->output, e->dout_val);
     }
-    for (int i = n - 1; !s && i >= 0; i--)
+    int *final = s ? NULL : grad_final_node(g, e->params);
+    if (!s && !final) s = cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
+    for (int i = n - 1; !s && i >= 0; i--) {
         if (p.need[i] && p.written[i] && g->nodes[i].op != OP_INPUT) s = bwd_node(&p, i);
+        /* after the last step that accumulates into a parameter's gradient: a hook step */
+        for (int k = 0; !s && k < g->nodes[i].nparam; k++) {
+            int q = g->nodes[i].param[k];
+            if (q >= 0 && io->grad[q] && final[q] == i)
+                s = add_xstep(ctx, &e->bwd, &(xstep){.kind = X_GRAD_READY, .node = q});
+        }
+    }
+    free(final);
     if (!s) s = exec_pack_slots(ctx, e);
     for (int i = 0; p.t && i < n; i++)
         if (p.t[i].pd) dnnl_primitive_desc_destroy(p.t[i].pd);

@@ -76,14 +76,108 @@ int dropout_keep(uint64_t seed, int node, int64_t i, float p)
     return (double)(r >> 11) * (1.0 / 9007199254740992.0) >= p;
 }
 
+int *grad_final_node(const cv_graph *g, const cv_state *params)
+{
+    int np = cv_state_count(params), *first = malloc(((size_t)np + 1) * sizeof *first);
+    if (!first) return NULL;
+    for (int k = 0; k < np; k++) first[k] = -1;
+    for (int i = g->n - 1; i >= 0; i--)
+        for (int k = 0; k < g->nodes[i].nparam; k++)
+            if (g->nodes[i].param[k] >= 0) first[g->nodes[i].param[k]] = i;
+    return first;
+}
+
 /* Training-mode batch norm: normalise with the batch statistics and update the running ones as
  * PyTorch does (momentum, unbiased variance for the running estimate, num_batches_tracked). */
-static void bn_train(cv_exec *e, const cv_node *nd, int i, const float *x, float *y)
+/* Synchronised batch norm: mean and (biased) variance over every rank's batch, two-pass like
+ * ref_batch_stats, in double: sum and count, then the sum of squared deviations. Returns the
+ * total count, or -1 when the sum over ranks failed or memory ran out. */
+static double bn_stats_sync(const cv_train_io *io, const float *x, const cv_shape4 *s, float *mean,
+                            float *var)
+{
+    int64_t N = s->d[0], C = s->d[1], HW = s->rank == 4 ? s->d[2] * s->d[3] : 1;
+    double *b = calloc((size_t)C + 1, sizeof *b), M;
+    if (!b) return -1;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t k = 0; k < HW; k++) b[c] += x[(n * C + c) * HW + k];
+    b[C] = (double)(N * HW);
+    if (io->sum(io->user, b, (int)C + 1) || (M = b[C]) <= 0) {
+        free(b);
+        return -1;
+    }
+    for (int64_t c = 0; c < C; c++) {
+        double m = b[c] / M, d = 0;
+        mean[c] = (float)m;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t k = 0; k < HW; k++) {
+                double v = x[(n * C + c) * HW + k] - m;
+                d += v * v;
+            }
+        b[c] = d;
+    }
+    if (io->sum(io->user, b, (int)C)) M = -1;
+    for (int64_t c = 0; M > 0 && c < C; c++) var[c] = (float)(b[c] / M);
+    free(b);
+    return M;
+}
+
+/* Synchronised batch norm's backward: the two reductions (sums of dy and of dy * x̂) over all
+ * ranks give the input gradient; the weight and bias gradients stay this rank's sums, which the
+ * data-parallel averaging then combines (as PyTorch's SyncBatchNorm under DDP). */
+static int bn_backward_sync(const cv_train_io *io, const float *x, const float *dy, float *dx,
+                            float *dweight, float *dbias, const cv_shape4 *s, const float *weight,
+                            const float *mean, const float *var, float eps)
+{
+    int64_t N = s->d[0], C = s->d[1], HW = s->rank == 4 ? s->d[2] * s->d[3] : 1;
+    double *b = calloc(2 * (size_t)C + 1, sizeof *b);
+    if (!b) return -1;
+    for (int64_t c = 0; c < C; c++) {
+        double inv = 1 / sqrt((double)var[c] + eps);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t k = 0; k < HW; k++) {
+                int64_t j = (n * C + c) * HW + k;
+                b[c] += dy[j];
+                b[C + c] += dy[j] * (x[j] - mean[c]) * inv;
+            }
+        if (dweight) dweight[c] += (float)b[C + c];
+        if (dbias) dbias[c] += (float)b[c];
+    }
+    b[2 * C] = (double)(N * HW);
+    if (io->sum(io->user, b, 2 * (int)C + 1)) {
+        free(b);
+        return -1;
+    }
+    double M = b[2 * C];
+    for (int64_t c = 0; dx && c < C; c++) {
+        double inv = 1 / sqrt((double)var[c] + eps);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t k = 0; k < HW; k++) {
+                int64_t j = (n * C + c) * HW + k;
+                double xhat = (x[j] - mean[c]) * inv;
+                dx[j] += (float)(weight[c] * inv / M * (M * dy[j] - b[c] - xhat * b[C + c]));
+            }
+    }
+    free(b);
+    return 0;
+}
+
+static cv_status bn_train(cv_ctx *ctx, cv_exec *e, const cv_node *nd, int i, const float *x,
+                          float *y, const cv_train_io *io)
 {
     const cv_shape4 *s = &e->shapes[i];
-    int64_t C = s->d[1], M = s->d[0] * (s->rank == 4 ? s->d[2] * s->d[3] : 1);
+    int64_t C = s->d[1];
+    double M = (double)(s->d[0] * (s->rank == 4 ? s->d[2] * s->d[3] : 1));
     float *mean = e->stats[i], *var = mean + C;
-    ref_batch_stats(x, s, mean, var);
+    if (io && io->sum) {
+        if ((M = bn_stats_sync(io, x, s, mean, var)) < 0)
+            return cv_fail(ctx, CV_ERR_IO,
+                           "synchronised batch norm (node %d): the sum over the "
+                           "ranks failed",
+                           i);
+    } else {
+        ref_batch_stats(x, s, mean, var);
+    }
     ref_batchnorm(x, y, s, param(e, nd, 0), param(e, nd, 1), mean, var, nd->a.eps);
     float *rm = param(e, nd, 2), *rv = param(e, nd, 3), m = nd->a.momentum;
     for (int64_t c = 0; c < C; c++) {
@@ -91,6 +185,7 @@ static void bn_train(cv_exec *e, const cv_node *nd, int i, const float *x, float
         rv[c] = (1 - m) * rv[c] + m * var[c] * (float)M / (float)(M > 1 ? M - 1 : 1);
     }
     if (nd->param[4] >= 0) (*(int64_t *)cv_state_tensor(e->params, nd->param[4])->data)++;
+    return CV_OK;
 }
 
 static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
@@ -113,9 +208,10 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
             break;
         }
         case OP_BN:
-            if (train)
-                bn_train(e, nd, i, x, y);
-            else
+            if (train) {
+                cv_status st = bn_train(ctx, e, nd, i, x, y, io);
+                if (st) return st;
+            } else
                 ref_batchnorm(x, y, s, param(e, nd, 0), param(e, nd, 1), param(e, nd, 2),
                               param(e, nd, 3), nd->a.eps);
             break;
@@ -219,7 +315,12 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
         return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: backward of an eval plan");
     /* Only values downstream of a trainable parameter need a gradient. */
     char *need = calloc((size_t)g->n, 1);
-    if (!need) return cv_fail(ctx, CV_ERR_NOMEM, "ref backend: out of memory");
+    int *final = io->grad_ready ? grad_final_node(g, e->params) : NULL;
+    if (!need || (io->grad_ready && !final)) {
+        free(need);
+        free(final);
+        return cv_fail(ctx, CV_ERR_NOMEM, "ref backend: out of memory");
+    }
     for (int i = 0; i < g->n; i++) {
         const cv_node *nd = &g->nodes[i];
         for (int k = 0; k < nd->nparam; k++) need[i] |= nd->param[k] >= 0 && io->grad[nd->param[k]];
@@ -243,8 +344,17 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
         }
         case OP_BN: {
             const float *mean = e->stats[i];
-            ref_batchnorm_backward(x, dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1), s,
-                                   param(e, nd, 0), mean, mean + s->d[1], nd->a.eps);
+            if (!io->sum) {
+                ref_batchnorm_backward(x, dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1), s,
+                                       param(e, nd, 0), mean, mean + s->d[1], nd->a.eps);
+            } else if (bn_backward_sync(io, x, dy, dx, pgrad(io, nd, 0), pgrad(io, nd, 1), s,
+                                        param(e, nd, 0), mean, mean + s->d[1], nd->a.eps)) {
+                free(need);
+                free(final);
+                return cv_fail(ctx, CV_ERR_IO,
+                               "synchronised batch norm (node %d): the sum over the ranks failed",
+                               i);
+            }
             break;
         }
         case OP_ACT:
@@ -331,11 +441,16 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
             break;
         default:
             free(need);
+            free(final);
             return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: no backward for %s",
                            op_name(nd->op));
         }
+        for (int k = 0; final && k < nd->nparam; k++)
+            if (nd->param[k] >= 0 && io->grad[nd->param[k]] && final[nd->param[k]] == i)
+                io->grad_ready(io->user, nd->param[k]);
     }
     free(need);
+    free(final);
     return CV_OK;
 }
 
