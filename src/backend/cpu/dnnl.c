@@ -87,13 +87,15 @@ static cv_status plan_conv(planner *p, const cv_step *st, int step, int *out)
     }
 
     dnnl_memory_desc_t src_any, w_any, b_md, dst_any, w_user, src_cl, dst_cl;
+    int x0 = e->node_val[p->f->value[nd->in[0]]];
+    md_cl(&src_cl, xs);
+    int cl = dnnl_memory_desc_equal(&e->vals[x0].md, &src_cl);
     dnnl_dims_t sd = {xs->d[0], xs->d[1], xs->d[2], xs->d[3]},
                 dd = {ys->d[0], ys->d[1], ys->d[2], ys->d[3]};
     dnnl_dims_t bd = {O};
     DNNL(ctx, dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any));
     DNNL(ctx, dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any));
     DNNL(ctx, dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_x));
-    md_cl(&src_cl, xs);
     md_cl(&dst_cl, ys);
     if (G > 1) {
         dnnl_dims_t wd = {G, O / G, I, KH, KW};
@@ -113,8 +115,6 @@ static cv_status plan_conv(planner *p, const cv_step *st, int step, int *out)
     /* A channels-last input (the transformer models' token and LayerNorm layout) stays
      * channels-last when oneDNN has an optimised convolution for it, so that LayerNorm and the
      * attention kernels around it need no reorders; otherwise the convolution picks its layout. */
-    int x0 = e->node_val[p->f->value[nd->in[0]]];
-    int cl = dnnl_memory_desc_equal(&e->vals[x0].md, &src_cl);
     for (int pass = cl ? 0 : 1; pass < 2 && ds != dnnl_success; pass++)
         for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
             dnnl_convolution_desc_t cd;
@@ -306,6 +306,37 @@ static cv_status plan_concat(planner *p, const cv_step *st, int *out)
     return s;
 }
 
+/* A batch norm that no convolution absorbed (DenseNet's pre-activation layers): oneDNN's batch
+ * normalisation with the running statistics, in its input's layout, ReLU fused. */
+static cv_status plan_bn(planner *p, const cv_step *st, int *out)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[st->node];
+    int x = e->node_val[p->f->value[nd->in[0]]];
+    int64_t C = e->shapes[st->node].d[1];
+    dnnl_memory_desc_t cmd;
+    DNNL(ctx, dnnl_memory_desc_init_by_tag(&cmd, 1, (dnnl_dims_t){C}, dnnl_f32, dnnl_x));
+    unsigned flags = dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift;
+    if (st->act == ACT_RELU) flags |= dnnl_fuse_norm_relu;
+    dnnl_batch_normalization_desc_t bd;
+    DNNL(ctx, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_inference,
+                                                         &e->vals[x].md, nd->a.eps, flags));
+    dnnl_primitive_desc_t pd;
+    DNNL(ctx, dnnl_primitive_desc_create(&pd, &bd, NULL, e->eng, NULL));
+    int v[4];
+    cv_status s = new_value(ctx, e, &e->vals[x].md, 1, out);
+    for (int k = 0; k < 4 && !s; k++) s = bound_value(ctx, e, &cmd, (void *)param(p, nd, k), &v[k]);
+    if (!s)
+        s = prim_step(ctx, e, &e->fwd, pd, 6,
+                      (int[]){DNNL_ARG_SRC, DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN,
+                              DNNL_ARG_VARIANCE, DNNL_ARG_DST},
+                      (int[]){x, v[0], v[1], v[2], v[3], *out});
+    dnnl_primitive_desc_destroy(pd);
+    if (!s && st->act && st->act != ACT_RELU) s = plan_eltwise(p, *out, st->act, out);
+    return s;
+}
+
 /* LayerNorm over the channels at each position: oneDNN's layer normalisation on the channels-last
  * value read as [positions, channels]. */
 static cv_status plan_layernorm(planner *p, const cv_step *st, int *out)
@@ -494,6 +525,8 @@ static cv_status plan_step(planner *p, int si)
         s = plan_cl(p, st, &y);
         break;
     case OP_BN:
+        s = plan_bn(p, st, &y);
+        break;
     case OP_SOFTMAX:
     case OP_SLICE:
     case OP_SHUFFLE:
@@ -504,8 +537,6 @@ static cv_status plan_step(planner *p, int si)
     default:
         return cv_fail(p->ctx, CV_ERR_UNSUPPORTED, "oneDNN backend: op %s", op_name(nd->op));
     }
-    if (s) return s;
-    if (nd->op == OP_BN && st->act) s = plan_eltwise(p, y, st->act, &y);
     if (s) return s;
     e->node_val[st->out] = y;
     /* release what dies here: inputs at their last use and this step's temporaries */
