@@ -5,7 +5,11 @@ cvision builds, at each batch size, printing images/s and the ratio.
 Each measurement runs in its own process (bench/measure.py) after waiting for an idle machine;
 one disturbed by other jobs (more than --max-foreign cores of foreign CPU time) is repeated, and
 the row reports the worst foreign load behind it. Both sides time about --seconds of forward
-passes after warm-up (at least --min-iters) and report the median. PyTorch's weights come from
+passes after warm-up (at least --min-iters) and report the median of wall time (images/s) and of
+the process's CPU time per batch (all its threads). On a busy machine the wall times measure the
+other jobs as much as the libraries; with --threads 1 the CPU-time ratio (PyTorch's CPU ms over
+cvision's) stays close to what an idle machine gives, since neither side then spins waiting for a
+descheduled partner thread. PyTorch's weights come from
 fast uniform stand-ins for its initialisers (trunc_normal_ on a 600M-parameter model takes
 minutes); values do not change the work of a dense forward pass.
 
@@ -52,12 +56,14 @@ def torch_worker(arch, batch, res, threads, seconds, min_iters):
         if first < seconds:  # a second warm-up pass where passes are cheap
             m(x)
         iters = max(min_iters, min(50, int(seconds / max(first, 1e-3))))
-        ts = []
+        ts, cs = [], []
         for _ in range(iters):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             m(x)
             ts.append(time.perf_counter() - t)
-    print(json.dumps({"images_per_s": batch / statistics.median(ts), "iters": iters}))
+            cs.append(time.process_time() - c)
+    print(json.dumps({"images_per_s": batch / statistics.median(ts), "iters": iters,
+                      "cpu_ms_per_batch_median": 1e3 * statistics.median(cs)}))
 
 
 def architectures(build):
@@ -111,7 +117,7 @@ def main():
     print(f"{len(archs)} architectures, batch {a.batch}, {a.res}x{a.res}, {a.threads} threads, "
           f"{a.rounds} round(s); foreign: the most CPU other jobs used during a row's measurements")
     print(f"{'model':22s} {'batch':>5s} {'cvision img/s':>14s} {'PyTorch img/s':>14s} {'ratio':>7s} "
-          f"{'foreign':>8s}", flush=True)
+          f"{'cv CPU ms':>10s} {'PT CPU ms':>10s} {'CPU ratio':>9s} {'foreign':>8s}", flush=True)
     t_start, skipped = time.monotonic(), []
     for arch in archs:
         for batch in a.batch:
@@ -123,23 +129,28 @@ def main():
             if arch.startswith("vit_") and a.res != 224:
                 print(f"{arch:22s} {batch:5d}  (ViT runs at its position embeddings' 224 only)")
                 continue
-            cv, pt, fg = [], [], []
+            cv, pt, fg, cvc, ptc = [], [], [], [], []
             for _ in range(a.rounds):
                 o, _, f1, _ = run_quiet([f"{a.build}/cvision", "bench", "-m", arch, "--batch", str(batch),
                                          "--res", str(a.res), "--threads", str(a.threads), "--json"],
                                         a.max_foreign, a.tries, a.wait_idle)
                 cv.append(o["images_per_s"])
+                cvc.append(o["cpu_ms_per_batch_median"])
                 o, _, f2, _ = run_quiet([sys.executable, __file__, "--torch-worker", arch, str(batch),
                                          str(a.res), str(a.threads), str(a.seconds), str(a.min_iters)],
                                         a.max_foreign, a.tries, a.wait_idle)
                 pt.append(o["images_per_s"])
+                ptc.append(o["cpu_ms_per_batch_median"])
                 fg += [f1, f2]
             c, p = statistics.median(cv), statistics.median(pt)
-            print(f"{arch:22s} {batch:5d} {c:14.2f} {p:14.3f} {c / p:6.2f}x {max(fg):8.2f}", flush=True)
+            cc, pc = statistics.median(cvc), statistics.median(ptc)
+            print(f"{arch:22s} {batch:5d} {c:14.2f} {p:14.3f} {c / p:6.2f}x {cc:10.1f} {pc:10.1f} "
+                  f"{pc / cc:8.2f}x {max(fg):8.2f}", flush=True)
             if a.out:
                 with open(a.out, "a") as f:
                     f.write(json.dumps({"model": arch, "batch": batch, "res": a.res, "threads": a.threads,
                                         "cvision": c, "pytorch": p, "ratio": c / p,
+                                        "cvision_cpu_ms": cc, "pytorch_cpu_ms": pc, "cpu_ratio": pc / cc,
                                         "foreign": max(fg)}) + "\n")
     if skipped:
         print(f"budget exhausted; not measured: {' '.join(skipped)}")

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "commands.h"
 #include "util.h"
@@ -29,6 +30,15 @@ static double peak_rss_mb(void)
 {
     struct rusage ru;
     return getrusage(RUSAGE_SELF, &ru) ? 0 : ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB */
+}
+
+/* CPU time of the whole process (all threads): on a machine shared with other jobs it counts
+ * only this process's work, where wall time also counts the waits for a core. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static double median(double *v, int n)
@@ -118,18 +128,21 @@ static cv_status bench_one(cv_ctx *ctx, const char *arch, const bench_opts *o, c
     if (!iters) iters = warm > 0 ? (int)(3.0 / warm) : 10; /* about 3 s of timing */
     if (iters < 3) iters = 3;
     if (iters > 200) iters = 200;
-    times = malloc((size_t)iters * T_PARTS * sizeof *times);
+    times = malloc((size_t)iters * (T_PARTS + 1) * sizeof *times);
     if (!times) {
         s = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
         goto done;
     }
     if (o->profile && (s = cv_model_profile(ctx, b.m, 1))) goto done;
+    double *cpu = times + T_PARTS * iters;
     for (int i = 0; i < iters && !s; i++) {
+        double c0 = cpu_now();
         s = iteration(ctx, &b, train, t);
+        cpu[i] = cpu_now() - c0;
         for (int k = 0; k < T_PARTS; k++) times[k * iters + i] = t[k];
     }
     if (s) goto done;
-    double med[T_PARTS], total = 0;
+    double med[T_PARTS], total = 0, cpu_med = median(cpu, iters);
     for (int k = 0; k < T_PARTS; k++) med[k] = median(times + k * iters, iters);
     for (int i = 0; i < iters; i++) total += times[i]; /* T_TOTAL's row, before sorting */
     double ips = batch / med[T_TOTAL], rss = peak_rss_mb();
@@ -149,6 +162,7 @@ static cv_status bench_one(cv_ctx *ctx, const char *arch, const bench_opts *o, c
         cJSON_AddNumberToObject(r, "iters", iters);
         cJSON_AddNumberToObject(r, "ms_per_batch_median", med[T_TOTAL] * 1e3);
         cJSON_AddNumberToObject(r, "ms_per_batch_min", times[0] * 1e3);
+        cJSON_AddNumberToObject(r, "cpu_ms_per_batch_median", cpu_med * 1e3);
         if (train) {
             cJSON_AddNumberToObject(r, "ms_forward_median", med[T_FORWARD] * 1e3);
             cJSON_AddNumberToObject(r, "ms_backward_median", med[T_BACKWARD] * 1e3);
@@ -170,9 +184,10 @@ static cv_status bench_one(cv_ctx *ctx, const char *arch, const bench_opts *o, c
         cJSON_AddItemToArray(json, r);
     } else {
         printf("%s %s batch %d %dx%d, %d threads, %s: %.2f images/s (median %.2f ms/batch over %d "
-               "runs), peak RSS %.0f MB\n",
+               "runs; CPU time %.2f ms/batch), peak RSS %.0f MB\n",
                arch, mode, batch, o->res, o->res, cv_ctx_threads(ctx),
-               o->backend == CV_BACKEND_REF ? "ref" : "cpu", ips, med[T_TOTAL] * 1e3, iters, rss);
+               o->backend == CV_BACKEND_REF ? "ref" : "cpu", ips, med[T_TOTAL] * 1e3, iters,
+               cpu_med * 1e3, rss);
         if (train)
             printf("  forward %.2f ms, loss + backward %.2f ms, optimizer %.2f ms (medians)\n",
                    med[T_FORWARD] * 1e3, med[T_BACKWARD] * 1e3, med[T_OPTIM] * 1e3);
