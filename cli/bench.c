@@ -6,24 +6,39 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "commands.h"
 #include "util.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cvision bench -m ARCH [--batch N] [--res R] [--threads T] [--iters K]\n"
-               "                     [--classes K] [--train] [--backend cpu|ref] [--json]\n"
+    fprintf(f, "usage: cvision bench -m ARCH | --all [--batch N[,N...]] [--res R] [--threads T]\n"
+               "                     [--iters K] [--classes K] [--train] [--backend cpu|ref]\n"
+               "                     [--profile] [--json]\n"
                "Times the eval-mode forward pass on random input and prints images/s (median).\n"
+               "--all times every registered architecture (one row per architecture and batch);\n"
+               "--all --list only prints their names.\n"
                "--train times a whole training step instead: training-mode forward,\n"
                "cross-entropy loss and its gradient, backward, and an SGD step (momentum 0.9).\n"
-               "--classes sets the head size (default 1000).\n");
+               "--classes sets the head size (default 1000).\n"
+               "--profile adds the time per graph op over the timed runs, split into oneDNN\n"
+               "primitives, reorders between layouts and reference-kernel fallbacks.\n");
 }
 
 static double peak_rss_mb(void)
 {
     struct rusage ru;
     return getrusage(RUSAGE_SELF, &ru) ? 0 : ru.ru_maxrss / 1024.0; /* ru_maxrss is in KiB */
+}
+
+/* CPU time of the whole process (all threads): on a machine shared with other jobs it counts
+ * only this process's work, where wall time also counts the waits for a core. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static double median(double *v, int n)
@@ -80,49 +95,191 @@ static cv_status iteration(cv_ctx *ctx, bench_state *b, int train, double t[T_PA
     return CV_OK;
 }
 
+typedef struct {
+    int batch, res, iters, train, classes, profile;
+    cv_backend_kind backend;
+} bench_opts;
+
+/* Times one architecture at one batch size and adds its result to `json` or prints it. */
+static cv_status bench_one(cv_ctx *ctx, const char *arch, const bench_opts *o, cJSON *json)
+{
+    bench_state b = {0};
+    double *times = NULL;
+    int batch = o->batch, train = o->train, iters = o->iters;
+    int64_t shape[] = {batch, 3, o->res, o->res}, tshape[] = {batch},
+            gshape[] = {batch, o->classes};
+    cv_status s;
+    if ((s = cv_model_create(ctx, arch, o->classes, &b.m)) ||
+        (s = cv_model_init_weights(ctx, b.m, 1)) ||
+        (s = cv_model_set_backend(ctx, b.m, o->backend)) ||
+        (s = cv_model_set_training(ctx, b.m, train)) ||
+        (s = cv_tensor_new(ctx, CV_F32, 4, shape, &b.x)) ||
+        (s = cv_tensor_new(ctx, CV_I64, 1, tshape, &b.target)) ||
+        (s = cv_tensor_new(ctx, CV_F32, 2, gshape, &b.grad)))
+        goto done;
+    for (int64_t i = 0; i < cv_tensor_numel(b.x); i++)
+        ((float *)b.x->data)[i] = (float)((i * 7919) % 255) / 255.0f - 0.5f;
+    for (int64_t i = 0; i < batch; i++) ((int64_t *)b.target->data)[i] = (i * 37) % o->classes;
+    /* warm-up: the first call plans (primitive creation, weight reorders) */
+    double t[T_PARTS], t0 = cli_now();
+    for (int w = 0; w < 2 && !s; w++) s = iteration(ctx, &b, train, t);
+    if (s) goto done;
+    double warm = (cli_now() - t0) / 2;
+    if (!iters) iters = warm > 0 ? (int)(3.0 / warm) : 10; /* about 3 s of timing */
+    if (iters < 3) iters = 3;
+    if (iters > 200) iters = 200;
+    times = malloc((size_t)iters * (T_PARTS + 1) * sizeof *times);
+    if (!times) {
+        s = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (o->profile && (s = cv_model_profile(ctx, b.m, 1))) goto done;
+    double *cpu = times + T_PARTS * iters;
+    for (int i = 0; i < iters && !s; i++) {
+        double c0 = cpu_now();
+        s = iteration(ctx, &b, train, t);
+        cpu[i] = cpu_now() - c0;
+        for (int k = 0; k < T_PARTS; k++) times[k * iters + i] = t[k];
+    }
+    if (s) goto done;
+    double med[T_PARTS], total = 0, cpu_med = median(cpu, iters);
+    for (int k = 0; k < T_PARTS; k++) med[k] = median(times + k * iters, iters);
+    for (int i = 0; i < iters; i++) total += times[i]; /* T_TOTAL's row, before sorting */
+    double ips = batch / med[T_TOTAL], rss = peak_rss_mb();
+    const char *mode = train ? "training" : "inference";
+    cv_profile_row rows[3 * 64];
+    int nrows = o->profile ? cv_model_profile_rows(b.m, rows, 3 * 64) : 0;
+    if (nrows > 3 * 64) nrows = 3 * 64;
+    if (json) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "arch", arch);
+        cJSON_AddStringToObject(r, "mode", mode);
+        cJSON_AddStringToObject(r, "backend", o->backend == CV_BACKEND_REF ? "ref" : "cpu");
+        cJSON_AddNumberToObject(r, "batch", batch);
+        cJSON_AddNumberToObject(r, "res", o->res);
+        cJSON_AddNumberToObject(r, "classes", o->classes);
+        cJSON_AddNumberToObject(r, "threads", cv_ctx_threads(ctx));
+        cJSON_AddNumberToObject(r, "iters", iters);
+        cJSON_AddNumberToObject(r, "ms_per_batch_median", med[T_TOTAL] * 1e3);
+        cJSON_AddNumberToObject(r, "ms_per_batch_min", times[0] * 1e3);
+        cJSON_AddNumberToObject(r, "cpu_ms_per_batch_median", cpu_med * 1e3);
+        if (train) {
+            cJSON_AddNumberToObject(r, "ms_forward_median", med[T_FORWARD] * 1e3);
+            cJSON_AddNumberToObject(r, "ms_backward_median", med[T_BACKWARD] * 1e3);
+            cJSON_AddNumberToObject(r, "ms_optimizer_median", med[T_OPTIM] * 1e3);
+        }
+        cJSON_AddNumberToObject(r, "images_per_s", ips);
+        cJSON_AddNumberToObject(r, "peak_rss_mb", rss);
+        if (o->profile) {
+            cJSON *pa = cJSON_AddArrayToObject(r, "profile");
+            for (int i = 0; i < nrows; i++) {
+                cJSON *q = cJSON_CreateObject();
+                cJSON_AddStringToObject(q, "op", rows[i].op);
+                cJSON_AddStringToObject(q, "how", rows[i].how);
+                cJSON_AddNumberToObject(q, "ms_per_batch", rows[i].seconds * 1e3 / iters);
+                cJSON_AddNumberToObject(q, "calls_per_batch", (double)rows[i].calls / iters);
+                cJSON_AddItemToArray(pa, q);
+            }
+        }
+        cJSON_AddItemToArray(json, r);
+    } else {
+        printf("%s %s batch %d %dx%d, %d threads, %s: %.2f images/s (median %.2f ms/batch over %d "
+               "runs; CPU time %.2f ms/batch), peak RSS %.0f MB\n",
+               arch, mode, batch, o->res, o->res, cv_ctx_threads(ctx),
+               o->backend == CV_BACKEND_REF ? "ref" : "cpu", ips, med[T_TOTAL] * 1e3, iters,
+               cpu_med * 1e3, rss);
+        if (train)
+            printf("  forward %.2f ms, loss + backward %.2f ms, optimizer %.2f ms (medians)\n",
+                   med[T_FORWARD] * 1e3, med[T_BACKWARD] * 1e3, med[T_OPTIM] * 1e3);
+        if (o->profile) {
+            double sum = 0;
+            for (int i = 0; i < nrows; i++) sum += rows[i].seconds;
+            printf("  profile (ms per batch, mean of %d runs; steps %.1f of %.1f ms):\n", iters,
+                   sum * 1e3 / iters, total * 1e3 / iters);
+            for (int i = 0; i < nrows; i++)
+                printf("  %-20s %-9s %9.2f ms %5.1f%% %7.1f calls\n", rows[i].op, rows[i].how,
+                       rows[i].seconds * 1e3 / iters, sum > 0 ? 100 * rows[i].seconds / sum : 0,
+                       (double)rows[i].calls / iters);
+        }
+        fflush(stdout);
+    }
+done:
+    free(times);
+    cv_optim_free(b.opt);
+    cv_tensor_free(b.x);
+    cv_tensor_free(b.y);
+    cv_tensor_free(b.target);
+    cv_tensor_free(b.grad);
+    cv_model_free(b.m);
+    return s;
+}
+
+/* "1,32" -> {1, 32} */
+static cv_status parse_batches(cv_ctx *ctx, const char *arg, int *b, int max, int *n)
+{
+    char buf[128];
+    if (strlen(arg) >= sizeof buf)
+        return cv_fail(ctx, CV_ERR_INVALID, "--batch: '%s' too long", arg);
+    strcpy(buf, arg);
+    *n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (*n == max) return cv_fail(ctx, CV_ERR_INVALID, "--batch: at most %d sizes", max);
+        cv_status s = cli_int(ctx, "--batch", tok, 1, 1 << 16, &b[(*n)++]);
+        if (s) return s;
+    }
+    return *n ? CV_OK : cv_fail(ctx, CV_ERR_INVALID, "--batch: no size in '%s'", arg);
+}
+
 int cmd_bench(cv_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"batch", required_argument, 0, 'b'},
-                                         {"res", required_argument, 0, 'r'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"iters", required_argument, 0, 'i'},
-                                         {"backend", required_argument, 0, 'B'},
-                                         {"classes", required_argument, 0, 'k'},
-                                         {"train", no_argument, 0, 'T'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"all", no_argument, 0, 'A'},
+        {"batch", required_argument, 0, 'b'},   {"res", required_argument, 0, 'r'},
+        {"threads", required_argument, 0, 't'}, {"iters", required_argument, 0, 'i'},
+        {"backend", required_argument, 0, 'B'}, {"classes", required_argument, 0, 'k'},
+        {"train", no_argument, 0, 'T'},         {"profile", no_argument, 0, 'P'},
+        {"list", no_argument, 0, 'L'},          {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     const char *arch = NULL;
-    int batch = 1, res = 224, threads = 0, iters = 0, json = 0, train = 0, classes = 1000, c;
-    cv_backend_kind backend = CV_BACKEND_CPU;
+    bench_opts o = {.res = 224, .classes = 1000, .backend = CV_BACKEND_CPU};
+    int batches[8] = {1}, nbatch = 1, all = 0, list = 0, threads = 0, json = 0, c;
     cv_status s = CV_OK;
     optind = 1;
-    while (!s && (c = getopt_long(argc, argv, "m:b:r:t:i:B:k:Tjh", opts, NULL)) != -1) {
+    while (!s && (c = getopt_long(argc, argv, "m:b:r:t:i:B:k:TPLjh", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             arch = optarg;
             break;
+        case 'A':
+            all = 1;
+            break;
         case 'b':
-            s = cli_int(ctx, "--batch", optarg, 1, 1 << 16, &batch);
+            s = parse_batches(ctx, optarg, batches, 8, &nbatch);
             break;
         case 'r':
-            s = cli_int(ctx, "--res", optarg, 1, 1 << 14, &res);
+            s = cli_int(ctx, "--res", optarg, 1, 1 << 14, &o.res);
             break;
         case 't':
             s = cli_int(ctx, "--threads", optarg, 1, 4096, &threads);
             break;
         case 'i':
-            s = cli_int(ctx, "--iters", optarg, 1, 1 << 20, &iters);
+            s = cli_int(ctx, "--iters", optarg, 1, 1 << 20, &o.iters);
             break;
         case 'B':
-            s = cli_backend(ctx, optarg, &backend);
+            s = cli_backend(ctx, optarg, &o.backend);
             break;
         case 'k':
-            s = cli_int(ctx, "--classes", optarg, 1, 1 << 20, &classes);
+            s = cli_int(ctx, "--classes", optarg, 1, 1 << 20, &o.classes);
             break;
         case 'T':
-            train = 1;
+            o.train = 1;
+            break;
+        case 'P':
+            o.profile = 1;
+            break;
+        case 'L':
+            list = 1;
             break;
         case 'j':
             json = 1;
@@ -136,85 +293,50 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
         }
     }
     if (s) return cli_error(ctx);
-    if (!arch) {
+    if (!arch == !all) {
         usage(stderr);
         return 2;
     }
+    if (list) {
+        for (int a = 0; all && a < cv_arch_count(); a++) puts(cv_arch_name(a));
+        return 0;
+    }
     if (threads) cv_ctx_set_threads(ctx, threads);
-    bench_state b = {0};
-    double *times = NULL;
-    int64_t shape[] = {batch, 3, res, res}, tshape[] = {batch}, gshape[] = {batch, classes};
-    if ((s = cv_model_create(ctx, arch, classes, &b.m)) ||
-        (s = cv_model_init_weights(ctx, b.m, 1)) || (s = cv_model_set_backend(ctx, b.m, backend)) ||
-        (s = cv_model_set_training(ctx, b.m, train)) ||
-        (s = cv_tensor_new(ctx, CV_F32, 4, shape, &b.x)) ||
-        (s = cv_tensor_new(ctx, CV_I64, 1, tshape, &b.target)) ||
-        (s = cv_tensor_new(ctx, CV_F32, 2, gshape, &b.grad)))
-        goto done;
-    for (int64_t i = 0; i < cv_tensor_numel(b.x); i++)
-        ((float *)b.x->data)[i] = (float)((i * 7919) % 255) / 255.0f - 0.5f;
-    for (int64_t i = 0; i < batch; i++) ((int64_t *)b.target->data)[i] = (i * 37) % classes;
-    /* warm-up: the first call plans (primitive creation, weight reorders) */
-    double t[T_PARTS], t0 = cli_now();
-    for (int w = 0; w < 2 && !s; w++) s = iteration(ctx, &b, train, t);
-    if (s) goto done;
-    double warm = (cli_now() - t0) / 2;
-    if (!iters) iters = warm > 0 ? (int)(3.0 / warm) : 10; /* about 3 s of timing */
-    if (iters < 3) iters = 3;
-    if (iters > 200) iters = 200;
-    times = malloc((size_t)iters * T_PARTS * sizeof *times);
-    if (!times) {
-        s = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < iters && !s; i++) {
-        s = iteration(ctx, &b, train, t);
-        for (int k = 0; k < T_PARTS; k++) times[k * iters + i] = t[k];
-    }
-    if (s) goto done;
-    double med[T_PARTS];
-    for (int k = 0; k < T_PARTS; k++) med[k] = median(times + k * iters, iters);
-    double ips = batch / med[T_TOTAL], rss = peak_rss_mb();
-    const char *mode = train ? "training" : "inference";
-    if (json) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "arch", arch);
-        cJSON_AddStringToObject(o, "mode", mode);
-        cJSON_AddStringToObject(o, "backend", backend == CV_BACKEND_REF ? "ref" : "cpu");
-        cJSON_AddNumberToObject(o, "batch", batch);
-        cJSON_AddNumberToObject(o, "res", res);
-        cJSON_AddNumberToObject(o, "classes", classes);
-        cJSON_AddNumberToObject(o, "threads", cv_ctx_threads(ctx));
-        cJSON_AddNumberToObject(o, "iters", iters);
-        cJSON_AddNumberToObject(o, "ms_per_batch_median", med[T_TOTAL] * 1e3);
-        cJSON_AddNumberToObject(o, "ms_per_batch_min", times[0] * 1e3);
-        if (train) {
-            cJSON_AddNumberToObject(o, "ms_forward_median", med[T_FORWARD] * 1e3);
-            cJSON_AddNumberToObject(o, "ms_backward_median", med[T_BACKWARD] * 1e3);
-            cJSON_AddNumberToObject(o, "ms_optimizer_median", med[T_OPTIM] * 1e3);
+    cJSON *arr = json ? cJSON_CreateArray() : NULL;
+    int narch = all ? cv_arch_count() : 1, failed = 0;
+    for (int a = 0; a < narch; a++)
+        for (int k = 0; k < nbatch; k++) {
+            const char *name = all ? cv_arch_name(a) : arch;
+            o.batch = batches[k];
+            if (!(s = bench_one(ctx, name, &o, arr))) continue;
+            if (!all) {
+                cJSON_Delete(arr);
+                return cli_error(ctx);
+            }
+            /* --all goes on past a failing architecture and reports it */
+            failed++;
+            if (arr) {
+                cJSON *r = cJSON_CreateObject();
+                cJSON_AddStringToObject(r, "arch", name);
+                cJSON_AddNumberToObject(r, "batch", o.batch);
+                cJSON_AddStringToObject(r, "error", cv_ctx_error(ctx));
+                cJSON_AddItemToArray(arr, r);
+            } else {
+                printf("%s batch %d: error: %s\n", name, o.batch, cv_ctx_error(ctx));
+            }
         }
-        cJSON_AddNumberToObject(o, "images_per_s", ips);
-        cJSON_AddNumberToObject(o, "peak_rss_mb", rss);
-        char *txt = cJSON_Print(o);
+    if (arr) {
+        /* one measurement: its object alone, as before --all existed */
+        cJSON *out = !all && nbatch == 1 ? cJSON_DetachItemFromArray(arr, 0) : arr;
+        char *txt = out ? cJSON_Print(out) : NULL;
         if (txt) puts(txt);
         free(txt);
-        cJSON_Delete(o);
-    } else {
-        printf("%s %s batch %d %dx%d, %d threads, %s: %.2f images/s (median %.2f ms/batch over %d "
-               "runs), peak RSS %.0f MB\n",
-               arch, mode, batch, res, res, cv_ctx_threads(ctx),
-               backend == CV_BACKEND_REF ? "ref" : "cpu", ips, med[T_TOTAL] * 1e3, iters, rss);
-        if (train)
-            printf("  forward %.2f ms, loss + backward %.2f ms, optimizer %.2f ms (medians)\n",
-                   med[T_FORWARD] * 1e3, med[T_BACKWARD] * 1e3, med[T_OPTIM] * 1e3);
+        if (out != arr) cJSON_Delete(out);
+        cJSON_Delete(arr);
     }
-done:
-    free(times);
-    cv_optim_free(b.opt);
-    cv_tensor_free(b.x);
-    cv_tensor_free(b.y);
-    cv_tensor_free(b.target);
-    cv_tensor_free(b.grad);
-    cv_model_free(b.m);
-    return s ? cli_error(ctx) : 0;
+    if (failed) {
+        fprintf(stderr, "cvision: %d of %d measurements failed\n", failed, narch * nbatch);
+        return 1;
+    }
+    return 0;
 }

@@ -57,6 +57,19 @@ cv_status cv_model_set_backend(cv_ctx *ctx, cv_model *m, cv_backend_kind kind);
  * on. */
 cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tensor **out);
 
+/* Profiling: with `on`, every later forward adds each step's time to a table (cleared now) by
+ * the graph op it belongs to and how it ran: "oneDNN" primitives, "reorder"s between layouts, the
+ * backend's "own" kernels, or "reference" kernels (the CPU backend's fallback). The reference
+ * backend records nothing. Off (0) frees the table. The timing itself costs a little. */
+typedef struct {
+    const char *op, *how;
+    double seconds;
+    int64_t calls;
+} cv_profile_row;
+cv_status cv_model_profile(cv_ctx *ctx, cv_model *m, int on);
+/* Fills up to `max` rows (ops in graph-op order); returns how many there are. */
+int cv_model_profile_rows(const cv_model *m, cv_profile_row *rows, int max);
+
 /* ---- training ---- */
 /* model.train() / model.eval(). */
 cv_status cv_model_set_training(cv_ctx *ctx, cv_model *m, int training);

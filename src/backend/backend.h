@@ -33,6 +33,15 @@ typedef struct {
  * malloc'ed array of cv_state_count(params) entries, or NULL when out of memory. */
 int *grad_final_node(const cv_graph *g, const cv_state *params);
 
+/* Per op type of the graph node a step belongs to: time and calls of its primitives, of the
+ * reorders planned for it, of a backend's own kernels, and of reference-kernel fallbacks
+ * (cv_model_profile). */
+enum { PROF_PRIM, PROF_REORDER, PROF_CL, PROF_REF, PROF_KINDS };
+typedef struct {
+    double seconds[OP_COUNT][PROF_KINDS];
+    int64_t calls[OP_COUNT][PROF_KINDS];
+} cv_profile;
+
 typedef struct {
     const char *name;
     /* io (training plans): the gradient tensors are known, and stay put, while the plan lives */
@@ -45,6 +54,8 @@ typedef struct {
      * parameter gradients into io->grad. */
     cv_status (*backward)(cv_ctx *ctx, cv_exec *e, const float *dout, const cv_train_io *io);
     void (*free)(cv_exec *e);
+    /* Optional: accumulate every step's time into p from now on (NULL stops). */
+    void (*set_profile)(cv_exec *e, cv_profile *p);
 } cv_backend_ops;
 
 /* The dropout mask decision for element i of node `node` under `seed`: counter-based, so the

@@ -54,7 +54,7 @@ cv_status fuse_graph(cv_ctx *ctx, const cv_graph *g, cv_fused *f)
             f->value[i] = f->value[nd->in[0]];
             continue;
         }
-        cv_step st = {.node = i, .bn = -1, .sum = -1, .act = ACT_NONE, .out = i};
+        cv_step st = {.node = i, .bn = -1, .scale = -1, .sum = -1, .act = ACT_NONE, .out = i};
         if (nd->op == OP_ADD) {
             /* Accumulate into the conv that produced the operand computed last, if it is free. */
             int a = f->value[nd->in[0]], b = f->value[nd->in[1]];
@@ -79,6 +79,9 @@ cv_status fuse_graph(cv_ctx *ctx, const cv_graph *g, cv_fused *f)
         if (nd->op == OP_CONV) {
             int j = ONLY(st.out);
             if (j >= 0 && g->nodes[j].op == OP_BN) st.bn = j, st.out = j, absorbed[j] = 1;
+            j = ONLY(st.out);
+            if (j >= 0 && g->nodes[j].op == OP_CHANNEL_SCALE)
+                st.scale = j, st.out = j, absorbed[j] = 1;
         }
         if (fusable_act_host(nd->op)) {
             int j = ONLY(st.out);
@@ -88,10 +91,10 @@ cv_status fuse_graph(cv_ctx *ctx, const cv_graph *g, cv_fused *f)
         int s = f->n++;
         f->steps[s] = st;
         step_of[i] = s;
-        if (st.bn >= 0) step_of[st.bn] = s;
+        if (st.bn >= 0) step_of[st.bn] = s, f->value[st.bn] = st.out;
+        if (st.scale >= 0) step_of[st.scale] = s, f->value[st.scale] = st.out;
         step_of[st.out] = s;
         f->value[i] = f->value[st.out] = st.out;
-        if (st.bn >= 0) f->value[st.bn] = st.out;
     }
 #undef ONLY
     /* last readers of each value */

@@ -30,6 +30,7 @@ struct cv_model {
     cv_exec *exec; /* planned for exec_shape with the parameters as they were then */
     cv_shape4 *shapes;
     int64_t exec_n, exec_h, exec_w;
+    cv_profile *prof; /* cv_model_profile */
 };
 
 static cv_status ensure_grads(cv_ctx *ctx, cv_model *m);
@@ -107,6 +108,7 @@ void cv_model_free(cv_model *m)
 {
     if (!m) return;
     cv_model_params_changed(m);
+    free(m->prof);
     free(m->shapes);
     free(m->trainable);
     free(m->grad_of);
@@ -449,6 +451,7 @@ cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tens
                                  &io, &m->exec);
         if (s) return s;
         m->exec_n = n, m->exec_h = h, m->exec_w = w;
+        if (m->prof && m->backend->set_profile) m->backend->set_profile(m->exec, m->prof);
     }
     const cv_shape4 *os = &m->shapes[m->g->output];
     cv_status s = cv_tensor_new(ctx, CV_F32, os->rank, os->d, out);
@@ -462,6 +465,31 @@ fail:
     cv_tensor_free(*out);
     *out = NULL;
     return s;
+}
+
+cv_status cv_model_profile(cv_ctx *ctx, cv_model *m, int on)
+{
+    if (on && !m->prof && !(m->prof = malloc(sizeof *m->prof)))
+        return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+    if (on) memset(m->prof, 0, sizeof *m->prof);
+    if (m->exec && m->backend->set_profile) m->backend->set_profile(m->exec, on ? m->prof : NULL);
+    if (!on) free(m->prof), m->prof = NULL;
+    return CV_OK;
+}
+
+int cv_model_profile_rows(const cv_model *m, cv_profile_row *rows, int max)
+{
+    static const char *how[PROF_KINDS] = {"oneDNN", "reorder", "own", "reference"};
+    int n = 0;
+    for (int op = 0; m->prof && op < OP_COUNT; op++)
+        for (int k = 0; k < PROF_KINDS; k++) {
+            if (!m->prof->calls[op][k]) continue;
+            if (n < max)
+                rows[n] = (cv_profile_row){op_name((cv_op)op), how[k], m->prof->seconds[op][k],
+                                           m->prof->calls[op][k]};
+            n++;
+        }
+    return n;
 }
 
 cv_status cv_model_set_training(cv_ctx *ctx, cv_model *m, int training)

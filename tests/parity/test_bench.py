@@ -1,5 +1,5 @@
 """cvision bench: the JSON of the inference and --train modes (fields, sane values) on a small
-input; the timing itself is bench/'s business."""
+input, batch lists, --profile and --all --list; the timing itself is bench/'s business."""
 import json
 
 from cvtest import check, finish, run
@@ -20,6 +20,30 @@ def main():
                   "training: the step's parts are timed")
             check(0.5 * o["ms_per_batch_median"] < parts < 2 * o["ms_per_batch_median"],
                   "training: the parts add up to about the step")
+        check(0 < o["cpu_ms_per_batch_median"] < 100 * o["ms_per_batch_median"], f"{mode}: CPU time")
+    # a batch list gives one object per size; --profile splits the time by graph op, and on
+    # swin_t the attention, LayerNorm and window ops run as oneDNN primitives or the backend's own
+    # channels-last kernels, never as reference fallbacks
+    rows = json.loads(run("bench", "-m", "swin_t", "--batch", "1,2", "--res", 56, "--classes", 10,
+                          "--iters", 2, "--threads", 1, "--profile", "--json").stdout)
+    check([r["batch"] for r in rows] == [1, 2], f"--batch 1,2 gives {[r.get('batch') for r in rows]}")
+    for r in rows:
+        prof = {(q["op"], q["how"]): q for q in r["profile"]}
+        total = sum(q["ms_per_batch"] for q in r["profile"])
+        check(("layer_norm", "oneDNN") in prof and ("window_attention", "own") in prof
+              and ("window_attention", "oneDNN") in prof and ("conv2d", "oneDNN") in prof,
+              f"swin_t batch {r['batch']}: profile rows {sorted(prof)}")
+        check(not any(how == "reference" for _, how in prof), "swin_t: no reference-kernel fallback")
+        check(prof[("window_attention", "own")]["calls_per_batch"] == 24,
+              "swin_t: 12 window attentions, two own steps each")
+        # the profile is a mean over the runs and the time a median: equal on a quiet machine
+        check(0 < total < 5 * r["ms_per_batch_median"], "profile within the measured time")
+    names = run("bench", "--all", "--list").stdout.split()
+    check(len(names) >= 76 and "resnet18" in names and "vit_b_16" in names, f"--all --list: {len(names)}")
+    p = run("bench", "-m", "resnet18", "--all", check=False)
+    check(p.returncode == 2, "-m and --all together are refused")
+    p = run("bench", "-m", "resnet18", "--batch", "1,x", check=False)
+    check(p.returncode != 0 and "--batch" in p.stderr, f"bad --batch list: {p.stderr.strip()}")
     p = run("bench", "-m", "resnet18", "--train", "--classes", "0", check=False)
     check(p.returncode != 0 and "--classes" in p.stderr, f"bad --classes: {p.stderr.strip()}")
     finish()

@@ -77,14 +77,26 @@ static cv_status plan_conv(planner *p, const cv_step *st, int step, int *out)
             b[o] = (b[o] - mean[o]) * scale + beta[o];
         }
     }
+    if (st->scale >= 0) {
+        const float *ls = param(p, &g->nodes[st->scale], 0);
+        for (int64_t o = 0; o < O; o++) {
+            for (size_t k = 0; k < wn / (size_t)O; k++)
+                w[(size_t)o * (wn / (size_t)O) + k] *= ls[o];
+            b[o] *= ls[o];
+        }
+    }
 
-    dnnl_memory_desc_t src_any, w_any, b_md, dst_any, w_user;
+    dnnl_memory_desc_t src_any, w_any, b_md, dst_any, w_user, src_cl, dst_cl;
+    int x0 = e->node_val[p->f->value[nd->in[0]]];
+    md_cl(&src_cl, xs);
+    int cl = dnnl_memory_desc_equal(&e->vals[x0].md, &src_cl);
     dnnl_dims_t sd = {xs->d[0], xs->d[1], xs->d[2], xs->d[3]},
                 dd = {ys->d[0], ys->d[1], ys->d[2], ys->d[3]};
     dnnl_dims_t bd = {O};
     DNNL(ctx, dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any));
     DNNL(ctx, dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any));
     DNNL(ctx, dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_x));
+    md_cl(&dst_cl, ys);
     if (G > 1) {
         dnnl_dims_t wd = {G, O / G, I, KH, KW};
         DNNL(ctx, dnnl_memory_desc_init_by_tag(&w_any, 5, wd, dnnl_f32, dnnl_format_tag_any));
@@ -100,20 +112,31 @@ static cv_status plan_conv(planner *p, const cv_step *st, int step, int *out)
     if ((s = post_ops(ctx, st->act, st->sum >= 0, &attr))) return s;
     dnnl_primitive_desc_t pd;
     dnnl_status_t ds = dnnl_unimplemented;
-    for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
-        dnnl_convolution_desc_t cd;
-        ds = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, conv_algs[a],
-                                                        &src_any, &w_any, &b_md, &dst_any, strides,
-                                                        dil, pl, pr);
-        if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, attr, e->eng, NULL);
-    }
+    /* A channels-last input (the transformer models' token and LayerNorm layout) stays
+     * channels-last when oneDNN has an optimised convolution for it, so that LayerNorm and the
+     * attention kernels around it need no reorders; otherwise the convolution picks its layout. */
+    for (int pass = cl ? 0 : 1; pass < 2 && ds != dnnl_success; pass++)
+        for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
+            dnnl_convolution_desc_t cd;
+            ds = dnnl_dilated_convolution_forward_desc_init(
+                &cd, dnnl_forward_inference, conv_algs[a], pass ? &src_any : &src_cl, &w_any, &b_md,
+                pass ? &dst_any : &dst_cl, strides, dil, pl, pr);
+            if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, attr, e->eng, NULL);
+            const char *impl = NULL;
+            if (ds == dnnl_success && !pass &&
+                (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) || !impl ||
+                 strstr(impl, "ref"))) {
+                dnnl_primitive_desc_destroy(pd);
+                ds = dnnl_unimplemented;
+            }
+        }
     dnnl_primitive_attr_destroy(attr);
     if (ds != dnnl_success)
         return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no convolution for node %d", st->node);
 
     int x, wv, bv, y = -1;
-    s = as_layout(ctx, e, &e->fwd, e->node_val[p->f->value[nd->in[0]]],
-                  dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), &x, p->temps, &p->ntemps);
+    s = as_layout(ctx, e, &e->fwd, x0, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), &x,
+                  p->temps, &p->ntemps);
     if (!s)
         s = weights_value(ctx, e, w, &w_user,
                           dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), &wv);
@@ -283,6 +306,133 @@ static cv_status plan_concat(planner *p, const cv_step *st, int *out)
     return s;
 }
 
+/* A batch norm that no convolution absorbed (DenseNet's pre-activation layers): oneDNN's batch
+ * normalisation with the running statistics, in its input's layout, ReLU fused. */
+static cv_status plan_bn(planner *p, const cv_step *st, int *out)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[st->node];
+    int x = e->node_val[p->f->value[nd->in[0]]];
+    int64_t C = e->shapes[st->node].d[1];
+    dnnl_memory_desc_t cmd;
+    DNNL(ctx, dnnl_memory_desc_init_by_tag(&cmd, 1, (dnnl_dims_t){C}, dnnl_f32, dnnl_x));
+    unsigned flags = dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift;
+    if (st->act == ACT_RELU) flags |= dnnl_fuse_norm_relu;
+    dnnl_batch_normalization_desc_t bd;
+    DNNL(ctx, dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_inference,
+                                                         &e->vals[x].md, nd->a.eps, flags));
+    dnnl_primitive_desc_t pd;
+    DNNL(ctx, dnnl_primitive_desc_create(&pd, &bd, NULL, e->eng, NULL));
+    int v[4];
+    cv_status s = new_value(ctx, e, &e->vals[x].md, 1, out);
+    for (int k = 0; k < 4 && !s; k++) s = bound_value(ctx, e, &cmd, (void *)param(p, nd, k), &v[k]);
+    if (!s)
+        s = prim_step(ctx, e, &e->fwd, pd, 6,
+                      (int[]){DNNL_ARG_SRC, DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN,
+                              DNNL_ARG_VARIANCE, DNNL_ARG_DST},
+                      (int[]){x, v[0], v[1], v[2], v[3], *out});
+    dnnl_primitive_desc_destroy(pd);
+    if (!s && st->act && st->act != ACT_RELU) s = plan_eltwise(p, *out, st->act, out);
+    return s;
+}
+
+/* LayerNorm over the channels at each position: oneDNN's layer normalisation on the channels-last
+ * value read as [positions, channels]. */
+static cv_status plan_layernorm(planner *p, const cv_step *st, int *out)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[st->node];
+    const cv_shape4 *ys = &e->shapes[st->node];
+    dnnl_memory_desc_t cl, rows, cmd;
+    md_cl(&cl, ys);
+    int64_t C = ys->d[1], M = shape_numel(ys) / C;
+    DNNL(ctx, dnnl_memory_desc_init_by_tag(&rows, 2, (dnnl_dims_t){M, C}, dnnl_f32, dnnl_nc));
+    DNNL(ctx, dnnl_memory_desc_init_by_tag(&cmd, 1, (dnnl_dims_t){C}, dnnl_f32, dnnl_x));
+    dnnl_layer_normalization_desc_t ld;
+    DNNL(ctx,
+         dnnl_layer_normalization_forward_desc_init(&ld, dnnl_forward_inference, &rows, NULL,
+                                                    nd->a.eps, dnnl_use_scale | dnnl_use_shift));
+    dnnl_primitive_desc_t pd;
+    DNNL(ctx, dnnl_primitive_desc_create(&pd, &ld, NULL, e->eng, NULL));
+    int x, xr, yr, w, b;
+    cv_status s = as_layout(ctx, e, &e->fwd, e->node_val[p->f->value[nd->in[0]]], &cl, &x, p->temps,
+                            &p->ntemps);
+    if (!s) s = new_value(ctx, e, &cl, 1, out);
+    if (!s) s = alias_value(ctx, e, x, &rows, &xr);
+    if (!s) s = alias_value(ctx, e, *out, &rows, &yr);
+    if (!s) s = bound_value(ctx, e, &cmd, (void *)param(p, nd, 0), &w);
+    if (!s) s = bound_value(ctx, e, &cmd, (void *)param(p, nd, 1), &b);
+    if (!s)
+        s = prim_step(ctx, e, &e->fwd, pd, 4,
+                      (int[]){DNNL_ARG_SRC, DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_DST},
+                      (int[]){xr, w, b, yr});
+    dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
+/* Input 0 channels-last, for a channels-last kernel. */
+static cv_status cl_input(planner *p, const cv_node *nd, int *x)
+{
+    dnnl_memory_desc_t cl;
+    md_cl(&cl, &p->e->shapes[nd->in[0]]);
+    return as_layout(p->ctx, p->e, &p->e->fwd, p->e->node_val[p->f->value[nd->in[0]]], &cl, x,
+                     p->temps, &p->ntemps);
+}
+
+/* Data-movement ops of the transformers (tokens, take, pad, crop, patch merge) on channels-last
+ * values. */
+static cv_status plan_cl(planner *p, const cv_step *st, int *out)
+{
+    cv_exec *e = p->e;
+    xstep x = {.kind = X_CL, .node = st->node, .nin = 1};
+    dnnl_memory_desc_t od;
+    md_cl(&od, &e->shapes[st->node]);
+    cv_status s = cl_input(p, &e->g->nodes[st->node], &x.in_val[0]);
+    if (!s) s = new_value(p->ctx, e, &od, 1, out);
+    x.out_val = *out;
+    return s ? s : add_xstep(p->ctx, &e->fwd, &x);
+}
+
+/* Multi-head and shifted-window attention: scores (dnnl_cl.c) into a temporary [rows, tokens],
+ * oneDNN's softmax along the rows in place, then the product with v. */
+static cv_status plan_attention(planner *p, const cv_step *st, int *out)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[st->node];
+    const cv_shape4 *xs = &e->shapes[nd->in[0]];
+    int win = nd->op == OP_WINDOW_ATTENTION;
+    int64_t T = win ? (int64_t)nd->a.kh * nd->a.kh : xs->d[2];
+    int64_t rows =
+        win ? cl_window_score_rows(xs, nd->a.kh, nd->a.groups) : xs->d[0] * nd->a.groups * T;
+    dnnl_memory_desc_t smd, od;
+    DNNL(ctx, dnnl_memory_desc_init_by_tag(&smd, 2, (dnnl_dims_t){rows, T}, dnnl_f32, dnnl_nc));
+    md_cl(&od, &e->shapes[st->node]);
+    xstep a = {.kind = X_CL, .node = st->node, .nin = 1};
+    cv_status s = cl_input(p, nd, &a.in_val[0]);
+    if (!s) s = new_value(ctx, e, &smd, 1, &a.out_val);
+    if (s) return s;
+    p->temps[p->ntemps++] = a.out_val;
+    if ((s = add_xstep(ctx, &e->fwd, &a))) return s;
+    dnnl_softmax_desc_t sd;
+    DNNL(ctx, dnnl_softmax_forward_desc_init(&sd, dnnl_forward_inference, &smd, 1));
+    dnnl_primitive_desc_t pd;
+    DNNL(ctx, dnnl_primitive_desc_create(&pd, &sd, NULL, e->eng, NULL));
+    s = prim_step(ctx, e, &e->fwd, pd, 2, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST},
+                  (int[]){a.out_val, a.out_val});
+    dnnl_primitive_desc_destroy(pd);
+    if (!s) s = new_value(ctx, e, &od, 1, out);
+    xstep b = {.kind = X_CL,
+               .node = st->node,
+               .nin = 2,
+               .in_val = {a.in_val[0], a.out_val},
+               .out_val = *out,
+               .phase = 1};
+    return s ? s : add_xstep(ctx, &e->fwd, &b);
+}
+
 /* Ops without a oneDNN primitive (or with semantics oneDNN does not match): plain layouts in and
  * out, reference kernel in between. */
 static cv_status plan_ref(planner *p, const cv_step *st, int *out)
@@ -312,6 +462,7 @@ static cv_status plan_step(planner *p, int si)
     int y = -1;
     cv_status s = CV_OK;
     p->ntemps = 0;
+    e->cur_node = st->node;
     switch (nd->op) {
     case OP_INPUT: {
         dnnl_memory_desc_t md;
@@ -359,27 +510,33 @@ static cv_status plan_step(planner *p, int si)
             e->slots[e->vals[x].slot].free = 2; /* taken over from the producer */
         break;
     }
-    case OP_BN:
-    case OP_SOFTMAX:
-    case OP_SLICE:
-    case OP_SHUFFLE:
-    case OP_AFFINE:
     case OP_LAYERNORM:
-    case OP_CHANNEL_SCALE:
-    case OP_TOKENS:
+        s = plan_layernorm(p, st, &y);
+        break;
     case OP_ATTENTION:
+    case OP_WINDOW_ATTENTION:
+        s = plan_attention(p, st, &y);
+        break;
+    case OP_TOKENS:
     case OP_TAKE:
     case OP_PAD:
     case OP_CROP:
     case OP_MERGE:
-    case OP_WINDOW_ATTENTION:
+        s = plan_cl(p, st, &y);
+        break;
+    case OP_BN:
+        s = plan_bn(p, st, &y);
+        break;
+    case OP_SOFTMAX:
+    case OP_SLICE:
+    case OP_SHUFFLE:
+    case OP_AFFINE:
+    case OP_CHANNEL_SCALE:
         s = plan_ref(p, st, &y);
         break;
     default:
         return cv_fail(p->ctx, CV_ERR_UNSUPPORTED, "oneDNN backend: op %s", op_name(nd->op));
     }
-    if (s) return s;
-    if (nd->op == OP_BN && st->act) s = plan_eltwise(p, y, st->act, &y);
     if (s) return s;
     e->node_val[st->out] = y;
     /* release what dies here: inputs at their last use and this step's temporaries */
@@ -407,8 +564,10 @@ static cv_status dnnl_plan_eval(cv_ctx *ctx, cv_exec *e)
         dnnl_memory_desc_t plain;
         md_plain(&plain, &e->shapes[e->g->output]);
         p.ntemps = 0;
+        e->cur_node = e->g->output;
         s = as_layout(ctx, e, &e->fwd, y, &plain, &e->output_val, p.temps, &p.ntemps);
     }
+    e->cur_node = -1;
     fuse_free(&f);
     return s;
 }
@@ -452,5 +611,10 @@ static cv_status dnnl_run_backward(cv_ctx *ctx, cv_exec *e, const float *dout,
     return run_list(ctx, e, &e->bwd, io);
 }
 
-const cv_backend_ops cv_backend_dnnl = {"onednn", dnnl_plan, dnnl_run, dnnl_run_backward,
-                                        exec_free};
+static void dnnl_set_profile(cv_exec *e, cv_profile *p)
+{
+    e->prof = p;
+}
+
+const cv_backend_ops cv_backend_dnnl = {"onednn",          dnnl_plan, dnnl_run,
+                                        dnnl_run_backward, exec_free, dnnl_set_profile};

@@ -90,8 +90,12 @@ cv_status own(cv_ctx *ctx, cv_exec *e, void *p)
 cv_status prim_step(cv_ctx *ctx, cv_exec *e, xlist *l, const_dnnl_primitive_desc_t pd, int nargs,
                     const int *kinds, const int *vals)
 {
-    (void)e;
-    xstep x = {.kind = X_PRIM, .nargs = nargs};
+    dnnl_primitive_kind_t kind = dnnl_undefined_primitive;
+    dnnl_primitive_desc_query(pd, dnnl_query_primitive_kind, 0, &kind);
+    xstep x = {.kind = X_PRIM,
+               .nargs = nargs,
+               .node = e->cur_node,
+               .prof = kind == dnnl_reorder ? PROF_REORDER : PROF_PRIM};
     DNNL(ctx, dnnl_primitive_create(&x.prim, pd));
     memcpy(x.arg_kind, kinds, (size_t)nargs * sizeof *kinds);
     memcpy(x.arg_val, vals, (size_t)nargs * sizeof *vals);
@@ -124,6 +128,22 @@ void md_plain(dnnl_memory_desc_t *md, const cv_shape4 *s)
     dnnl_dims_t d;
     for (int i = 0; i < s->rank; i++) d[i] = s->d[i];
     dnnl_memory_desc_init_by_tag(md, s->rank, d, dnnl_f32, s->rank == 4 ? dnnl_nchw : dnnl_nc);
+}
+
+void md_cl(dnnl_memory_desc_t *md, const cv_shape4 *s)
+{
+    dnnl_dims_t d;
+    for (int i = 0; i < s->rank; i++) d[i] = s->d[i];
+    dnnl_memory_desc_init_by_tag(md, s->rank, d, dnnl_f32, s->rank == 4 ? dnnl_nhwc : dnnl_nc);
+}
+
+cv_status alias_value(cv_ctx *ctx, cv_exec *e, int v, const dnnl_memory_desc_t *md, int *out)
+{
+    if (e->vals[v].slot < 0)
+        return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN plan: a view of a value outside the arena");
+    cv_status s = new_value(ctx, e, md, 0, out);
+    if (!s) e->vals[*out].slot = e->vals[v].slot;
+    return s;
 }
 
 cv_status as_layout(cv_ctx *ctx, cv_exec *e, xlist *l, int v, const dnnl_memory_desc_t *want,
@@ -334,6 +354,43 @@ static void run_ref(cv_exec *e, const xstep *x)
     }
 }
 
+static void run_cl(cv_exec *e, const xstep *x)
+{
+    const cv_node *nd = &e->g->nodes[x->node];
+    const float *in = ptr(e, x->in_val[0]);
+    float *y = ptr(e, x->out_val);
+    const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[x->node];
+    switch (nd->op) {
+    case OP_ATTENTION:
+        if (x->phase)
+            cl_attention_apply(in, ptr(e, x->in_val[1]), y, xs, nd->a.groups);
+        else
+            cl_attention_scores(in, y, xs, nd->a.groups);
+        break;
+    case OP_WINDOW_ATTENTION:
+        if (x->phase)
+            cl_window_apply(in, ptr(e, x->in_val[1]), y, xs, nd->a.kh, nd->a.sh, nd->a.groups);
+        else
+            cl_window_scores(in, y, xs, nd->a.kh, nd->a.sh, nd->a.groups, param(e, nd, 0));
+        break;
+    case OP_TOKENS:
+        cl_tokens(in, y, xs, param(e, nd, 0), param(e, nd, 1));
+        break;
+    case OP_TAKE:
+        cl_take(in, y, xs, nd->a.start);
+        break;
+    case OP_PAD:
+    case OP_CROP:
+        cl_pad_crop(in, y, xs, ys);
+        break;
+    case OP_MERGE:
+        cl_merge(in, y, xs, ys);
+        break;
+    default:
+        break; /* the eval planner sends nothing else here */
+    }
+}
+
 /* The gradient tensor of node parameter k, or NULL when it does not train. */
 static float *param_grad(const cv_node *nd, int k, const cv_train_io *io)
 {
@@ -450,6 +507,7 @@ cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *i
 {
     for (int i = 0; i < l->n; i++) {
         const xstep *x = &l->v[i];
+        double t0 = e->prof ? omp_get_wtime() : 0;
         switch (x->kind) {
         case X_PRIM: {
             dnnl_exec_arg_t args[10];
@@ -469,6 +527,9 @@ cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *i
         }
         case X_REF:
             run_ref(e, x);
+            break;
+        case X_CL:
+            run_cl(e, x);
             break;
         case X_REF_BWD:
             run_ref_backward(e, x, io);
@@ -491,6 +552,12 @@ cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *i
                 io->grad_ready(io->user, x->node);
             }
             break;
+        }
+        if (e->prof && x->node >= 0) {
+            cv_op op = e->g->nodes[x->node].op;
+            int k = x->kind == X_PRIM ? x->prof : x->kind == X_CL ? PROF_CL : PROF_REF;
+            e->prof->seconds[op][k] += omp_get_wtime() - t0;
+            e->prof->calls[op][k]++;
         }
     }
     DNNL(ctx, dnnl_stream_wait(e->stream));
@@ -526,7 +593,7 @@ cv_status exec_new(cv_ctx *ctx, const cv_graph *g, cv_state *params, const cv_sh
     }
     for (int i = 0; i < g->n; i++) e->node_val[i] = -1;
     e->g = g, e->params = params, e->shapes = shapes, e->mode = mode;
-    e->input_val = e->output_val = e->dout_val = -1;
+    e->input_val = e->output_val = e->dout_val = e->cur_node = -1;
     e->threads = cv_ctx_threads(ctx);
     omp_set_num_threads(e->threads);
     *out = e;

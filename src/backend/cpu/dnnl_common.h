@@ -23,6 +23,7 @@ typedef enum {
     X_DROPOUT_BWD,
     X_ZERO,       /* clear a value */
     X_GRAD_READY, /* parameter `node`'s gradient is final: io->grad_ready (data parallelism) */
+    X_CL,         /* a node's forward (phase `phase`) by a channels-last kernel (dnnl_cl.c) */
 } xkind;
 
 typedef struct {
@@ -33,6 +34,8 @@ typedef struct {
     int arg_val[10]; /* value indices */
     /* the other kinds: a node, its (plain) inputs and output, and for backward their gradients */
     int node, nin, in_val[CV_MAX_INPUTS], out_val, din_val[CV_MAX_INPUTS], dout_val;
+    int phase; /* X_CL: 0 the op (attention: its scores), 1 attention's product with v */
+    int prof;  /* PROF_* kind for cv_profile (X_PRIM steps: node is the node planned, or -1) */
 } xstep;
 
 typedef struct {
@@ -63,6 +66,8 @@ struct cv_exec {
     void **owned; /* weight buffers owned by the plan */
     int nowned, capowned;
     int threads;
+    int cur_node;     /* the node being planned: recorded in its primitive steps for profiling */
+    cv_profile *prof; /* NULL unless profiling */
 };
 
 #define DNNL(ctx, call)                                                                            \
@@ -84,6 +89,10 @@ cv_status prim_step(cv_ctx *ctx, cv_exec *e, xlist *l, const_dnnl_primitive_desc
 /* src -> dst in dst's layout; with `accumulate`, dst += src. */
 cv_status reorder_step(cv_ctx *ctx, cv_exec *e, xlist *l, int src, int dst, int accumulate);
 void md_plain(dnnl_memory_desc_t *md, const cv_shape4 *s);
+/* Channels-last (NHWC; [N, F] for rank 2): the layout of the transformer ops. */
+void md_cl(dnnl_memory_desc_t *md, const cv_shape4 *s);
+/* Another view (`md`, same size) of value v's arena buffer. */
+cv_status alias_value(cv_ctx *ctx, cv_exec *e, int v, const dnnl_memory_desc_t *md, int *out);
 /* Value v in layout `want`: v itself, or a reorder into a new arena value (listed in temps). */
 cv_status as_layout(cv_ctx *ctx, cv_exec *e, xlist *l, int v, const dnnl_memory_desc_t *want,
                     int *out, int *temps, int *ntemps);
@@ -130,6 +139,19 @@ cv_status exec_new(cv_ctx *ctx, const cv_graph *g, cv_state *params, const cv_sh
 cv_status exec_pack_slots(cv_ctx *ctx, cv_exec *e);
 /* Binds arena slots to memory and every arena value to its slot (after planning). */
 cv_status exec_bind(cv_ctx *ctx, cv_exec *e);
+
+/* dnnl_cl.c: kernels on channels-last values (see there) */
+void cl_attention_scores(const float *qkv, float *S, const cv_shape4 *xs, int heads);
+void cl_attention_apply(const float *qkv, const float *P, float *y, const cv_shape4 *xs, int heads);
+void cl_window_scores(const float *qkv, float *S, const cv_shape4 *xs, int w, int shift, int heads,
+                      const float *table);
+void cl_window_apply(const float *qkv, const float *P, float *y, const cv_shape4 *xs, int w,
+                     int shift, int heads);
+int64_t cl_window_score_rows(const cv_shape4 *xs, int w, int heads);
+void cl_tokens(const float *x, float *y, const cv_shape4 *xs, const float *cls, const float *pos);
+void cl_take(const float *x, float *y, const cv_shape4 *xs, int token);
+void cl_pad_crop(const float *x, float *y, const cv_shape4 *xs, const cv_shape4 *ys);
+void cl_merge(const float *x, float *y, const cv_shape4 *xs, const cv_shape4 *ys);
 
 cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io);
 

@@ -151,6 +151,10 @@ void ref_window_attention_f64(const double *qkv, double *y, const cv_shape4 *xs,
 void ref_window_attention_backward_f64(const double *qkv, const double *dy, double *dqkv,
                                        double *dtable, const cv_shape4 *xs, int w, int shift,
                                        int heads, const double *table);
+/* Swin's window (wy, wx) of an H x W map rolled by (sh, sw): each of its w*w tokens' pixel index
+ * (pos) and shift-mask region (label), as ref_window_attention uses them. */
+void swin_window_tokens(int64_t H, int64_t W, int w, int sh, int sw, int64_t wy, int64_t wx,
+                        int64_t *pos, int *label);
 void ref_concat(const float *const *xs, const cv_shape4 *shapes, int n, float *y);
 void ref_concat_backward(const float *dy, float *const *dxs, const cv_shape4 *shapes, int n);
 

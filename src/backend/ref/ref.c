@@ -454,4 +454,4 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
     return CV_OK;
 }
 
-const cv_backend_ops cv_backend_ref = {"ref", ref_plan, ref_run, ref_backward, ref_free};
+const cv_backend_ops cv_backend_ref = {"ref", ref_plan, ref_run, ref_backward, ref_free, NULL};
