@@ -373,6 +373,8 @@ static cv_status plan_step(planner *p, int si)
     case OP_CROP:
     case OP_MERGE:
     case OP_WINDOW_ATTENTION:
+    case OP_WINDOW_ATTENTION_V2:
+    case OP_PARTITION_ATTENTION:
         s = plan_ref(p, st, &y);
         break;
     default:
