@@ -346,7 +346,7 @@ int cmd_eval(cv_ctx *ctx, int argc, char **argv)
     int ok = 0;
 
     if (sidecar_read(ctx, a.weights, &sc) ||
-        cli_load_model(ctx, a.arch, a.weights, sc.num_classes, &m, &info) ||
+        cli_load_model(ctx, a.arch, a.weights, sc.num_classes, 0, &m, &info) ||
         cv_dataset_open(ctx, a.data, &ds))
         goto out;
     int K = cv_model_num_classes(m), dk = cv_dataset_num_classes(ds);

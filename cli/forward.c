@@ -12,9 +12,10 @@ static void usage(FILE *f)
     fprintf(
         f,
         "usage: cvision forward -m ARCH -w WEIGHTS [--num-classes K] --input X.npy --output Y.npy\n"
-        "                       [--backend cpu|ref] [--threads T]\n"
+        "                       [--res R] [--backend cpu|ref] [--threads T]\n"
         "X is float32 [N, 3, H, W]; Y becomes float32 [N, K] logits (eval mode).\n"
-        "WEIGHTS is a .pth or .safetensors file, or a weight name such as IMAGENET1K_V1.\n");
+        "WEIGHTS is a .pth or .safetensors file, or a weight name such as IMAGENET1K_V1.\n"
+        "--res R builds a ViT for R x R images, interpolating the position embeddings.\n");
 }
 
 int cmd_forward(cv_ctx *ctx, int argc, char **argv)
@@ -26,14 +27,15 @@ int cmd_forward(cv_ctx *ctx, int argc, char **argv)
                                          {"output", required_argument, 0, 'o'},
                                          {"backend", required_argument, 0, 'B'},
                                          {"threads", required_argument, 0, 't'},
+                                         {"res", required_argument, 0, 'r'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *arch = NULL, *weights = NULL, *in = NULL, *outp = NULL;
-    int k = 0, threads = 0, c;
+    int k = 0, threads = 0, res = 0, c;
     cv_backend_kind backend = CV_BACKEND_CPU;
     cv_status s = CV_OK;
     optind = 1;
-    while (!s && (c = getopt_long(argc, argv, "m:w:k:i:o:B:t:h", opts, NULL)) != -1) {
+    while (!s && (c = getopt_long(argc, argv, "m:w:k:i:o:B:t:r:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             arch = optarg;
@@ -55,6 +57,9 @@ int cmd_forward(cv_ctx *ctx, int argc, char **argv)
             break;
         case 't':
             s = cli_int(ctx, "--threads", optarg, 1, 4096, &threads);
+            break;
+        case 'r':
+            s = cli_int(ctx, "--res", optarg, 1, 1 << 14, &res);
             break;
         case 'h':
             usage(stdout);
@@ -80,7 +85,7 @@ int cmd_forward(cv_ctx *ctx, int argc, char **argv)
                     cv_dtype_name(x->dtype), cv_shape_str(x->ndim, x->shape, b, sizeof b));
         goto done;
     }
-    if ((s = cli_load_model(ctx, arch, weights, k, &m, NULL))) goto done;
+    if ((s = cli_load_model(ctx, arch, weights, k, res, &m, NULL))) goto done;
     if ((s = cv_model_set_backend(ctx, m, backend))) goto done;
     if ((s = cv_model_forward(ctx, m, x, &y))) goto done;
     s = cv_npy_save(ctx, outp, y);

@@ -121,7 +121,7 @@ int cmd_predict(cv_ctx *ctx, int argc, char **argv)
     char **labels = NULL;
     cv_tensor *x = NULL, *y = NULL;
     cJSON *results = json ? cJSON_CreateArray() : NULL;
-    if ((s = cli_load_model(ctx, arch, weights, 0, &m, &info))) goto done;
+    if ((s = cli_load_model(ctx, arch, weights, 0, crop, &m, &info))) goto done;
     if (!info) info = catalog_by_file(arch, weights);
     int k = cv_model_num_classes(m);
     if (topk > k) topk = k;

@@ -57,7 +57,7 @@ static int catalog_file(const char *arch, const char *path)
     return 0;
 }
 
-cv_status cli_load_model(cv_ctx *ctx, const char *arch, const char *wspec, int num_classes,
+cv_status cli_load_model(cv_ctx *ctx, const char *arch, const char *wspec, int num_classes, int res,
                          cv_model **out, const struct cv_weights_info **info_out)
 {
     *out = NULL;
@@ -84,11 +84,16 @@ cv_status cli_load_model(cv_ctx *ctx, const char *arch, const char *wspec, int n
      * weights; the builders read this flag (docs/models.md) */
     if (!s && (info || catalog_file(arch, path)))
         s = cv_state_set_meta(ctx, st, "transform_input", "1");
+    if (!s && res > 0) { /* ViT: position embeddings interpolated for this image size */
+        char v[16];
+        snprintf(v, sizeof v, "%d", res);
+        s = cv_state_set_meta(ctx, st, "image_size", v);
+    }
     if (!s && num_classes <= 0) {
         /* the head's output count as stored, else the architecture's ImageNet default */
         if ((s = cv_model_create(ctx, arch, 1000, &m))) goto done;
-        const cv_tensor *head = cv_state_get(st, cv_model_head_name(m, 0));
-        num_classes = head && head->ndim >= 1 ? (int)head->shape[0] : 1000;
+        int64_t k = cv_model_state_classes(m, st);
+        num_classes = k > 0 && k <= 1 << 24 ? (int)k : 1000;
         cv_model_free(m);
         m = NULL;
     }

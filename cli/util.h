@@ -17,7 +17,8 @@ cv_status cli_backend(cv_ctx *ctx, const char *name, cv_backend_kind *out);
 /* Builds `arch` and loads weights named by `wspec`: a file path (.pth in either torch.save format,
  * or .safetensors), or a catalog weight name ("IMAGENET1K_V1", "DEFAULT") resolved through the
  * torch hub cache. num_classes <= 0 takes the class count from the file's head. `info_out`, when
- * not NULL, receives the catalog entry (NULL for a plain file). */
+ * not NULL, receives the catalog entry (NULL for a plain file). res > 0 asks ViTs for that image
+ * size (position embeddings interpolated); other architectures ignore it. */
 struct cv_weights_info;
-cv_status cli_load_model(cv_ctx *ctx, const char *arch, const char *wspec, int num_classes,
+cv_status cli_load_model(cv_ctx *ctx, const char *arch, const char *wspec, int num_classes, int res,
                          cv_model **out, const struct cv_weights_info **info_out);

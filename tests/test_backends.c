@@ -127,6 +127,7 @@ static void test_families(void)
         {"convnext_tiny", 45, 37, 0},
         {"efficientnet_v2_s", 45, 37, 0},
         {"swin_t", 45, 37, 0},
+        {"swin_v2_t", 45, 37, 0},
         {"vit_b_32", 96, 96, 3}, /* at its position embeddings' size: rebuilt for a 3x3 grid */
     };
     int n = (int)(sizeof reps / sizeof reps[0]);

@@ -151,9 +151,9 @@ static void act_fwd(void *p, double *y)
 
 static void test_acts(void)
 {
-    const char *names[] = {"",     "relu", "relu6",  "hardswish", "hardsigmoid",
-                           "silu", "gelu", "sigmoid"};
-    for (int a = ACT_RELU; a <= ACT_SIGMOID; a++) {
+    const char *names[] = {"",     "relu", "relu6",   "hardswish", "hardsigmoid",
+                           "silu", "gelu", "sigmoid", "tanh"};
+    for (int a = ACT_RELU; a <= ACT_TANH; a++) {
         act_case c = {.n = 200, .act = (cv_act)a};
         c.x = rand_vec(c.n);
         for (int64_t i = 0; i < c.n; i++) {
@@ -545,6 +545,91 @@ static void test_swin_ops(void)
     }
 }
 
+/* ---- Swin V2's cosine window attention: input, logit scale, position-bias MLP, qkv bias ---- */
+typedef struct {
+    double *x, *prm[5];
+    cv_shape4 xs;
+    int w, shift, heads, hidden;
+} swin2_case;
+
+static void swin2_fwd(void *p, double *y)
+{
+    swin2_case *c = p;
+    ref_window_attention_v2_f64(c->x, y, &c->xs, c->w, c->shift, c->heads, c->hidden,
+                                (const double *const *)c->prm);
+}
+
+static void test_swin_v2(void)
+{
+    /* 6x9 map in 3x3 windows shifted by 1, 2 heads of 2 channels; a 1-row map (shift zeroed) */
+    swin2_case cases[] = {{.xs = {{2, 12, 6, 9}, 4}, .w = 3, .shift = 1, .heads = 2, .hidden = 5},
+                          {.xs = {{1, 6, 3, 6}, 4}, .w = 3, .shift = 1, .heads = 1, .hidden = 4}};
+    const char *pn[5] = {"logit_scale", "cpb_mlp.0.weight", "cpb_mlp.0.bias", "cpb_mlp.2.weight",
+                         "qkv.bias"};
+    for (int t = 0; t < 2; t++) {
+        swin2_case *c = &cases[t];
+        int64_t nx = shape_numel(&c->xs), ny = nx / 3, C3 = c->xs.d[1];
+        int64_t np[5] = {c->heads, 2 * c->hidden, c->hidden, (int64_t)c->heads * c->hidden, C3};
+        c->x = rand_vec(nx);
+        double *r = rand_vec(ny), *dx = calloc((size_t)nx, 8), *g[5];
+        for (int k = 0; k < 5; k++) c->prm[k] = rand_vec(np[k]), g[k] = calloc((size_t)np[k], 8);
+        /* the first head's logit scale above log(100): clamped, no gradient (zero k vectors,
+         * where F.normalize divides by eps, are not differentiable: the models' padded tokens
+         * cover them against torchvision) */
+        c->prm[0][0] = 5.0;
+        ref_window_attention_v2_backward_f64(c->x, r, dx, g, &c->xs, c->w, c->shift, c->heads,
+                                             c->hidden, (const double *const *)c->prm);
+        CHECK(g[0][0] == 0);
+        char what[64];
+        snprintf(what, sizeof what, "window attn v2 #%d d/dx", t);
+        check_grad(what, c, swin2_fwd, c->x, nx, dx, r, ny);
+        for (int k = 0; k < 5; k++) {
+            snprintf(what, sizeof what, "window attn v2 #%d d/d%s", t, pn[k]);
+            check_grad(what, c, swin2_fwd, c->prm[k], np[k], g[k], r, ny);
+        }
+        free(c->x), free(r), free(dx);
+        for (int k = 0; k < 5; k++) free(c->prm[k]), free(g[k]);
+    }
+}
+
+/* ---- MaxViT's block and grid attention ---- */
+typedef struct {
+    double *x, *table;
+    cv_shape4 xs;
+    int w, grid, heads;
+} part_case;
+
+static void part_fwd(void *p, double *y)
+{
+    part_case *c = p;
+    ref_partition_attention_f64(c->x, y, &c->xs, c->w, c->grid, c->heads, c->table);
+}
+
+static void test_partition_attention(void)
+{
+    /* a 6x9 map in 3x3 windows, and as a 3x3 grid of pixels 2 rows and 3 columns apart */
+    for (int grid = 0; grid < 2; grid++) {
+        part_case c = {.xs = {{2, 12, 6, 9}, 4}, .w = 3, .grid = grid, .heads = 2};
+        int64_t nx = shape_numel(&c.xs), ny = nx / 3, nt = 25 * 2;
+        c.x = rand_vec(nx), c.table = rand_vec(nt);
+        double *r = rand_vec(ny), *dx = calloc((size_t)nx, 8), *dt = calloc((size_t)nt, 8);
+        ref_partition_attention_backward_f64(c.x, r, dx, dt, &c.xs, c.w, grid, c.heads, c.table);
+        char what[64];
+        snprintf(what, sizeof what, "%s attention d/dx", grid ? "grid" : "block");
+        check_grad(what, &c, part_fwd, c.x, nx, dx, r, ny);
+        snprintf(what, sizeof what, "%s attention d/dtable", grid ? "grid" : "block");
+        check_grad(what, &c, part_fwd, c.table, nt, dt, r, ny);
+        /* grid: pixel (0, 0) attends to (2, 0), (0, 3), ... only; changing pixel (1, 0)'s
+         * key and value leaves its output alone */
+        double *y0 = malloc((size_t)ny * 8), *y1 = malloc((size_t)ny * 8);
+        part_fwd(&c, y0);
+        for (int ch = 4; ch < 12; ch++) c.x[ch * 54 + 9] += 1; /* k, v of pixel (1, 0), n = 0 */
+        part_fwd(&c, y1);
+        CHECK((y0[0] == y1[0]) == grid);
+        free(y0), free(y1), free(c.x), free(c.table), free(r), free(dx), free(dt);
+    }
+}
+
 int main(void)
 {
     RUN(test_conv);
@@ -559,5 +644,7 @@ int main(void)
     RUN(test_layernorm_scale);
     RUN(test_transformer_ops);
     RUN(test_swin_ops);
+    RUN(test_swin_v2);
+    RUN(test_partition_attention);
     TEST_EXIT();
 }

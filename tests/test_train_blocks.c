@@ -395,6 +395,55 @@ static int blk_swin(cv_builder *b)
     return head(b, x);
 }
 
+/* Swin V2: post-norm blocks with cosine attention (plain, then shifted), patch merging V2. */
+static int blk_swin_v2(cv_builder *b)
+{
+    int x = b_layernorm(b, b_conv(b, b_input(b, 3), "embed", 8, 2, 2, 0, 1, 1, 1), "n0", 1e-5f);
+    for (int i = 0; i < 2; i++) {
+        b_pushi(b, i);
+        b_push(b, "attn");
+        int a = b_pointwise(b, b_pad(b, x, 3), "qkv", 24, 0);
+        a = b_pointwise(b, b_crop(b, b_window_attention_v2(b, a, 3, i, 2), x), "proj", 8, 1);
+        b_pop(b);
+        x = b_add(b, b_stochastic_depth(b, b_layernorm(b, a, "norm1", 1e-5f), 0.2f), x);
+        int y = b_act(b, b_pointwise(b, x, "mlp0", 16, 1), ACT_GELU);
+        x = b_add(b, b_layernorm(b, b_pointwise(b, y, "mlp3", 8, 1), "norm2", 1e-5f), x);
+        b_pop(b);
+    }
+    x = b_layernorm(b, b_pointwise(b, b_merge(b, x), "reduction", 16, 0), "mn", 1e-5f);
+    return head(b, x);
+}
+
+/* MaxViT: MBConv (pre-norm BN, GELU, SE) then block and grid attention with their MLPs, a
+ * LayerNorm -> Linear -> Tanh head. */
+static int bn99(cv_builder *b, int x, const char *name) /* MaxViT's eps 1e-3, momentum 0.99 */
+{
+    int id = b_bn(b, x, name, 1e-3f);
+    if (id >= 0) b->g->nodes[id].a.momentum = 0.99f;
+    return id;
+}
+
+static int blk_maxvit(cv_builder *b)
+{
+    int x = b_conv(b, b_input(b, 3), "stem", 8, 3, 2, 1, 1, 1, 1), res = x;
+    int y = bn99(b, x, "pre");
+    y = b_act(b, bn99(b, b_conv(b, y, "a", 16, 1, 1, 0, 1, 1, 0), "an"), ACT_GELU);
+    y = b_act(b, bn99(b, b_conv(b, y, "b", 16, 3, 1, 1, 1, 16, 0), "bn"), ACT_GELU);
+    y = b_conv(b, squeeze(b, y, 2, ACT_SILU, ACT_SIGMOID), "c", 8, 1, 1, 0, 1, 1, 1);
+    x = b_add(b, res, b_stochastic_depth(b, y, 0.2f));
+    for (int grid = 0; grid < 2; grid++) {
+        b_pushi(b, grid);
+        y = b_pointwise(b, b_layernorm(b, x, "ln1", 1e-5f), "qkv", 24, 1);
+        y = b_pointwise(b, b_partition_attention(b, y, 3, grid, 2), "merge", 8, 1);
+        x = b_add(b, x, y);
+        y = b_act(b, b_pointwise(b, b_layernorm(b, x, "ln2", 1e-5f), "mlp1", 16, 1), ACT_GELU);
+        x = b_add(b, x, b_pointwise(b, y, "mlp3", 8, 1));
+        b_pop(b);
+    }
+    x = b_layernorm(b, b_flatten(b, b_adaptive_avgpool(b, x, 1, 1)), "ln", 1e-5f);
+    return b_linear(b, b_act(b, b_linear(b, x, "pre_logits", 8, 1), ACT_TANH), "fc", 5, 0);
+}
+
 int main(void)
 {
     check_block("bottleneck (downsample, identity)", blk_bottleneck, 4, 32, 10, 9);
@@ -408,6 +457,8 @@ int main(void)
     check_block("convnext: layernorm, pointwise, layer scale", blk_convnext, 4, 8, 9, 11);
     check_block("vit: tokens, attention, take", blk_vit, 4, 3, 12, 8);
     check_block("swin: pad, shifted windows, crop, merge", blk_swin, 2, 3, 14, 10);
+    check_block("swin v2: cosine attention, position-bias MLP", blk_swin_v2, 2, 3, 14, 10);
+    check_block("maxvit: mbconv, block and grid attention, tanh", blk_maxvit, 2, 3, 12, 11);
     check_block("inception: affine, 1x7/7x1, pools, concat", blk_inception, 4, 3, 10, 9);
     TEST_EXIT();
 }

@@ -33,6 +33,9 @@ void cv_model_params_changed(cv_model *m);
 /* The names of the classifier head's parameters ("fc.weight", "fc.bias", ...). */
 int cv_model_head_count(const cv_model *m);
 const char *cv_model_head_name(const cv_model *m, int i);
+/* The class count of a checkpoint for this architecture: the rows of its head's weight, found
+ * under the names the checkpoint may use (old or timm spellings); 0 if it has none. */
+int64_t cv_model_state_classes(const cv_model *m, const cv_state *st);
 
 /* torchvision's initialisation: convolutions kaiming-normal (fan_out, relu), batch norm weight 1
  * and bias 0, linear layers U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias. Seeded. */

@@ -1,6 +1,7 @@
 /* Graph construction (the builder used by model definitions) and shape inference. */
 #include "core/graph.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,8 @@ static const char *op_names[OP_COUNT] = {
     [OP_CROP] = "crop",
     [OP_MERGE] = "patch_merge",
     [OP_WINDOW_ATTENTION] = "window_attention",
+    [OP_WINDOW_ATTENTION_V2] = "window_attention_v2",
+    [OP_PARTITION_ATTENTION] = "partition_attention",
 };
 
 const char *op_name(cv_op op)
@@ -464,6 +467,90 @@ int b_window_attention(cv_builder *b, int qkv, int window, int shift, int heads)
     return id;
 }
 
+int b_window_attention_v2(cv_builder *b, int qkv, int window, int shift, int heads)
+{
+    int c = channels_of(b, qkv), hidden = 512;
+    if (!b->err && (heads < 1 || c % (3 * heads) || window < 2 || shift < 0 || shift >= window)) {
+        b->err = cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: %s: window attention v2 %d/%d/%d/%d",
+                         b->scope, c, heads, window, shift);
+        return -1;
+    }
+    int id = add_node(b, OP_WINDOW_ATTENTION_V2, 1, &qkv, c / 3, 4);
+    if (id < 0) return -1;
+    int64_t ls[3] = {heads, 1, 1}, ts[4] = {1, 2 * window - 1, 2 * window - 1, 2},
+            is[1] = {window * window * window * window}, w0[2] = {hidden, 2}, b0[1] = {hidden},
+            w2[2] = {heads, hidden}, qb[1] = {c};
+    int pl = add_param(b, "", "logit_scale", CV_F32, 3, ls);
+    int pt = add_param(b, "", "relative_coords_table", CV_F32, 4, ts);
+    int ix = add_param(b, "", "relative_position_index", CV_I64, 1, is);
+    int p0 = add_param(b, "cpb_mlp.0", "weight", CV_F32, 2, w0);
+    int p1 = add_param(b, "cpb_mlp.0", "bias", CV_F32, 1, b0);
+    int p2 = add_param(b, "cpb_mlp.2", "weight", CV_F32, 2, w2);
+    int pb = add_param(b, "qkv", "bias", CV_F32, 1, qb);
+    if (b->err) return -1;
+    float *l = cv_state_tensor(b->params, pl)->data, *t = cv_state_tensor(b->params, pt)->data;
+    for (int h = 0; h < heads; h++) l[h] = logf(10.0f); /* torchvision's initial value */
+    /* torchvision's buffers (the kernel computes the same values itself) */
+    for (int i = 0; i < 2 * window - 1; i++)
+        for (int j = 0; j < 2 * window - 1; j++)
+            for (int k = 0; k < 2; k++) {
+                float v = (float)((k ? j : i) - (window - 1)) / (float)(window - 1) * 8;
+                t[(i * (2 * window - 1) + j) * 2 + k] = (v > 0   ? 1.0f
+                                                         : v < 0 ? -1.0f
+                                                                 : 0.0f) *
+                                                        log2f(fabsf(v) + 1) / 3;
+            }
+    int64_t *idx = cv_state_tensor(b->params, ix)->data;
+    for (int i = 0; i < window * window; i++)
+        for (int j = 0; j < window * window; j++)
+            idx[i * window * window + j] =
+                (int64_t)(i / window - j / window + window - 1) * (2 * window - 1) +
+                (i % window - j % window + window - 1);
+    cv_node *n = &b->g->nodes[id];
+    n->nparam = 5;
+    n->param[0] = pl, n->param[1] = p0, n->param[2] = p1, n->param[3] = p2, n->param[4] = pb;
+    n->a.kh = window, n->a.sh = shift, n->a.groups = heads, n->a.kw = hidden;
+    return id;
+}
+
+int b_partition_attention(cv_builder *b, int qkv, int window, int grid, int heads)
+{
+    int c = channels_of(b, qkv);
+    if (!b->err && (heads < 1 || c % (3 * heads) || window < 1)) {
+        b->err = cv_fail(b->ctx, CV_ERR_INTERNAL, "builder: %s: partition attention %d/%d/%d",
+                         b->scope, c, heads, window);
+        return -1;
+    }
+    int id = add_node(b, OP_PARTITION_ATTENTION, 1, &qkv, c / 3, 4);
+    if (id < 0) return -1;
+    int64_t ts[2] = {(2 * window - 1) * (2 * window - 1), heads},
+            is[2] = {window * window, window * window};
+    int t = add_param(b, "", "relative_position_bias_table", CV_F32, 2, ts);
+    int ix = add_param(b, "", "relative_position_index", CV_I64, 2, is);
+    if (b->err) return -1;
+    int64_t *idx = cv_state_tensor(b->params, ix)->data;
+    for (int i = 0; i < window * window; i++)
+        for (int j = 0; j < window * window; j++)
+            idx[i * window * window + j] =
+                (int64_t)(i / window - j / window + window - 1) * (2 * window - 1) +
+                (i % window - j % window + window - 1);
+    cv_node *n = &b->g->nodes[id];
+    n->nparam = 2;
+    n->param[0] = t;
+    n->param[1] = ix;
+    n->a.kh = window, n->a.grid = grid, n->a.groups = heads;
+    return id;
+}
+
+int graph_is_buffer(const char *name)
+{
+    static const char *const leaves[] = {"running_mean", "running_var", "relative_coords_table"};
+    const char *dot = strrchr(name, '.'), *leaf = dot ? dot + 1 : name;
+    for (size_t i = 0; i < sizeof leaves / sizeof *leaves; i++)
+        if (!strcmp(leaf, leaves[i])) return 1;
+    return 0;
+}
+
 int b_layernorm(cv_builder *b, int x, const char *name, float eps)
 {
     int c = channels_of(b, x);
@@ -653,10 +740,20 @@ cv_status graph_infer_shapes(cv_ctx *ctx, const cv_graph *g, const cv_state *par
             *o = (cv_shape4){{n, 4 * x->d[1], (x->d[2] + 1) / 2, (x->d[3] + 1) / 2}, 4};
             break;
         case OP_WINDOW_ATTENTION:
+        case OP_WINDOW_ATTENTION_V2:
+        case OP_PARTITION_ATTENTION:
             *o = *x;
             o->d[1] = x->d[1] / 3;
             if (x->d[2] % nd->a.kh || x->d[3] % nd->a.kh)
-                return cv_fail(ctx, CV_ERR_SHAPE, "window attention node %d: not whole windows", i);
+                return cv_fail(ctx, CV_ERR_SHAPE,
+                               "input %lldx%lld: %s node %d gets a %lldx%lld map, not whole %dx%d "
+                               "windows%s",
+                               (long long)h, (long long)w, op_name(nd->op), i, (long long)x->d[2],
+                               (long long)x->d[3], nd->a.kh, nd->a.kh,
+                               nd->op == OP_PARTITION_ATTENTION
+                                   ? " (MaxViT needs maps that are multiples of 7 at every "
+                                     "stage, e.g. a 224x224 input)"
+                                   : "");
             break;
         case OP_AFFINE:
             *o = *x;

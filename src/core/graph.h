@@ -40,11 +40,22 @@ typedef enum {
     OP_CROP,      /* in: x, like; x's top-left part of like's height and width */
     OP_MERGE,     /* Swin's patch merging: [N, C, H, W] -> [N, 4C, ceil(H/2), ceil(W/2)], the
                      (0,0), (1,0), (0,1), (1,1) pixels of each 2x2 block (odd sizes zero-padded) */
-    OP_WINDOW_ATTENTION, /* in: qkv [N, 3C, H, W] (H, W multiples of a.kh); a.kh window, a.sh
-                            shift (zeroed along a side no larger than the window), a.groups
-                            heads; params: relative_position_bias_table [(2w-1)^2, heads],
-                            relative_position_index (the buffer; the kernel computes it);
-                            out [N, C, H, W]: Swin's shifted-window attention */
+    OP_WINDOW_ATTENTION,    /* in: qkv [N, 3C, H, W] (H, W multiples of a.kh); a.kh window, a.sh
+                               shift (zeroed along a side no larger than the window), a.groups
+                               heads; params: relative_position_bias_table [(2w-1)^2, heads],
+                               relative_position_index (the buffer; the kernel computes it);
+                               out [N, C, H, W]: Swin's shifted-window attention */
+    OP_WINDOW_ATTENTION_V2, /* as OP_WINDOW_ATTENTION with Swin V2's cosine attention: in: qkv
+                               from a projection without bias; params: logit_scale [heads,1,1],
+                               cpb_mlp.0.weight [a.kw, 2], cpb_mlp.0.bias, cpb_mlp.2.weight
+                               [heads, a.kw], qkv.bias [3C] (its k part unused, as torchvision
+                               zeroes it); the relative_coords_table and relative_position_index
+                               buffers are kept in the state, the kernel computes both */
+    OP_PARTITION_ATTENTION, /* MaxViT: in: qkv [N, 3C, H, W] (H, W multiples of a.kh);
+                               a.grid: 0 block attention in a.kh x a.kh windows, 1 grid attention
+                               over a.kh x a.kh pixels H/a.kh, W/a.kh apart; a.groups heads;
+                               params: relative_position_bias_table, relative_position_index
+                               [a.kh^2, a.kh^2] (the kernel computes it); scale C^-0.5 */
     OP_COUNT
 } cv_op;
 
@@ -57,6 +68,7 @@ typedef enum {
     ACT_SILU,
     ACT_GELU,
     ACT_SIGMOID,
+    ACT_TANH,
 } cv_act;
 
 #define CV_MAX_INPUTS 8
@@ -68,6 +80,7 @@ typedef struct {
     int out_h, out_w;         /* adaptive pooling */
     int start;                /* slice: first channel */
     int rows;                 /* dropout: one mask value per sample (stochastic depth) */
+    int grid;                 /* partition attention: grid (1) or block (0) */
     float scale[4], shift[4]; /* affine: per-channel constants */
     cv_act act;
     float eps, momentum, p;
@@ -151,6 +164,12 @@ int b_pad(cv_builder *b, int x, int multiple);
 int b_crop(cv_builder *b, int x, int like);
 int b_merge(cv_builder *b, int x);
 int b_window_attention(cv_builder *b, int qkv, int window, int shift, int heads);
+/* Swin V2's attention; registers <scope>.logit_scale, the buffers, cpb_mlp.* and qkv.bias */
+int b_window_attention_v2(cv_builder *b, int qkv, int window, int shift, int heads);
+/* MaxViT's block (grid 0) or grid (grid 1) attention over window x window tokens */
+int b_partition_attention(cv_builder *b, int qkv, int window, int grid, int heads);
+/* Parameters that are buffers (running statistics, constant tables): never trained. */
+int graph_is_buffer(const char *name);
 
 /* ---- shapes ---- */
 typedef struct {

@@ -56,7 +56,9 @@ static cv_status build_model(cv_ctx *ctx, cv_model *m, const void *cfg)
     if (!(trainable = malloc((size_t)np + 1)) ||
         !(grad_of = calloc((size_t)np + 1, sizeof *grad_of)))
         goto nomem;
-    for (int i = 0; i < np; i++) trainable[i] = cv_state_tensor(b.params, i)->dtype == CV_F32;
+    for (int i = 0; i < np; i++)
+        trainable[i] = cv_state_tensor(b.params, i)->dtype == CV_F32 &&
+                       !graph_is_buffer(cv_state_name(b.params, i));
     cv_model_params_changed(m);
     graph_free(m->g);
     cv_state_free(m->params);
@@ -145,6 +147,21 @@ const char *cv_model_head_name(const cv_model *m, int i)
     return i >= 0 && i < cv_model_head_count(m) ? m->arch->head[i] : NULL;
 }
 
+int64_t cv_model_state_classes(const cv_model *m, const cv_state *st)
+{
+    const char *head = cv_model_head_name(m, 0);
+    char buf[640];
+    for (int i = 0; head && i < cv_state_count(st); i++) {
+        const char *name = cv_state_name(st, i);
+        const cv_tensor *t = cv_state_tensor(st, i);
+        if (strcmp(name, head) && !(m->arch->rename && m->arch->rename(name, buf, sizeof buf) &&
+                                    !strcmp(buf, head)))
+            continue;
+        return t->ndim >= 1 ? t->shape[0] : 0;
+    }
+    return 0;
+}
+
 static int is_head(const cv_model *m, const char *name)
 {
     for (int i = 0; i < cv_model_head_count(m); i++)
@@ -166,7 +183,7 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 /* Converts one value of any float/int dtype to double. */
-static double load_value(const cv_tensor *t, int64_t i)
+double tensor_value(const cv_tensor *t, int64_t i)
 {
     const void *p = t->data;
     switch (t->dtype) {
@@ -210,9 +227,9 @@ static cv_status copy_into(cv_ctx *ctx, cv_tensor *dst, const cv_tensor *src, co
     if (src->dtype == dst->dtype) {
         memcpy(dst->data, src->data, dst->nbytes);
     } else if (dst->dtype == CV_F32) {
-        for (int64_t i = 0; i < n; i++) ((float *)dst->data)[i] = (float)load_value(src, i);
+        for (int64_t i = 0; i < n; i++) ((float *)dst->data)[i] = (float)tensor_value(src, i);
     } else if (dst->dtype == CV_I64 && src->dtype != CV_F32 && src->dtype != CV_F64) {
-        for (int64_t i = 0; i < n; i++) ((int64_t *)dst->data)[i] = (int64_t)load_value(src, i);
+        for (int64_t i = 0; i < n; i++) ((int64_t *)dst->data)[i] = (int64_t)tensor_value(src, i);
     } else {
         return cv_fail(ctx, CV_ERR_FORMAT, "%s: cannot load %s into %s", name,
                        cv_dtype_name(src->dtype), cv_dtype_name(dst->dtype));
@@ -231,11 +248,12 @@ static void list_add(char *buf, size_t size, int *count, const char *name)
 static cv_status load_state(cv_ctx *ctx, cv_model *m, const cv_state *st, int flags);
 
 /* The checkpoint as this builder names it: old key spellings rewritten by the architecture's
- * hook, into a state of views (no copies). NULL (and CV_OK) when nothing needs renaming. */
+ * hook, into a state of views (no copies). NULL (and CV_OK) when nothing needs renaming and the
+ * architecture has no adapt hook. */
 static cv_status renamed_view(cv_ctx *ctx, const cv_model *m, const cv_state *st, cv_state **out)
 {
     char buf[640];
-    int any = 0;
+    int any = m->arch->adapt != NULL;
     *out = NULL;
     for (int i = 0; m->arch->rename && !any && i < cv_state_count(st); i++)
         any = m->arch->rename(cv_state_name(st, i), buf, sizeof buf);
@@ -247,7 +265,8 @@ static cv_status renamed_view(cv_ctx *ctx, const cv_model *m, const cv_state *st
         const char *name = cv_state_name(st, i);
         const cv_tensor *t = cv_state_tensor(st, i);
         cv_tensor *view;
-        if (!m->arch->rename(name, buf, sizeof buf)) snprintf(buf, sizeof buf, "%s", name);
+        if (!m->arch->rename || !m->arch->rename(name, buf, sizeof buf))
+            snprintf(buf, sizeof buf, "%s", name);
         if (cv_state_get(v, buf)) {
             s = cv_fail(ctx, CV_ERR_FORMAT, "key %s appears twice (once as %s)", buf, name);
             break;
@@ -283,6 +302,10 @@ cv_status cv_model_load_state(cv_ctx *ctx, cv_model *m, const cv_state *st, int 
     if ((rebuild || cfg != m->cfg) && (s = build_model(ctx, m, cfg))) return s;
     cv_state *view;
     if ((s = renamed_view(ctx, m, st, &view))) return s;
+    if (view && m->arch->adapt && (s = m->arch->adapt(ctx, m->cfg, view))) {
+        cv_state_free(view);
+        return s;
+    }
     s = load_state(ctx, m, view ? view : st, flags);
     cv_state_free(view);
     return s;
@@ -510,7 +533,8 @@ cv_status cv_model_set_trainable(cv_ctx *ctx, cv_model *m, const char *prefix, i
     int hits = 0;
     for (int i = 0; i < cv_state_count(m->params); i++) {
         const char *name = cv_state_name(m->params, i);
-        if (strncmp(name, prefix, strlen(prefix)) || cv_state_tensor(m->params, i)->dtype != CV_F32)
+        if (strncmp(name, prefix, strlen(prefix)) ||
+            cv_state_tensor(m->params, i)->dtype != CV_F32 || graph_is_buffer(name))
             continue;
         m->trainable[i] = !!trainable;
         hits++;

@@ -23,6 +23,10 @@ typedef struct {
      * stem, ViT's image size); the model is rebuilt for it before loading. The hook returns a
      * static configuration, or `buf` (CV_CFG_MAX bytes) after writing one there. */
     const void *(*cfg_for)(const void *cfg, const cv_state *st, void *buf);
+    /* Optional: adapts a checkpoint's tensors to configuration `cfg` in `view` (a state of views
+     * of the checkpoint, after renaming), replacing tensors with new ones where needed (ViT's
+     * position embeddings interpolated for another image size). */
+    cv_status (*adapt)(cv_ctx *ctx, const void *cfg, cv_state *view);
     /* Checkpoint key prefixes this builder has no modules for and loading skips: the auxiliary
      * classifiers of GoogLeNet and Inception v3, which torchvision runs only for the extra
      * training outputs (its eval forward ignores them; its pretrained models drop them). */
@@ -47,11 +51,18 @@ const void *inception_cfg_for(const void *cfg, const cv_state *st, void *buf);
 int build_efficientnet(cv_builder *b, const void *cfg, int num_classes);
 int build_regnet(cv_builder *b, const void *cfg, int num_classes);
 int build_convnext(cv_builder *b, const void *cfg, int num_classes);
+int convnext_rename(const char *key, char *out, size_t size);
+cv_status convnext_adapt(cv_ctx *ctx, const void *cfg, cv_state *view);
 int build_vit(cv_builder *b, const void *cfg, int num_classes);
 const void *vit_cfg_for(const void *cfg, const cv_state *st, void *buf);
+cv_status vit_adapt(cv_ctx *ctx, const void *cfg, cv_state *view);
 int vit_rename(const char *key, char *out, size_t size);
 int build_swin(cv_builder *b, const void *cfg, int num_classes);
+int build_maxvit(cv_builder *b, const void *cfg, int num_classes);
 int densenet_rename(const char *key, char *out, size_t size);
+
+/* One value of a float or integer tensor as double (model.c). */
+double tensor_value(const cv_tensor *t, int64_t i);
 
 /* ---- shared blocks (blocks.c) ---- */
 /* torchvision's _make_divisible: round to a multiple of `divisor`, never below 90% of v. */
@@ -98,6 +109,7 @@ typedef struct {
 typedef struct {
     int embed, depths[4], heads[4];
     float sd_prob;
+    int v2;
 } swin_cfg;
 
 typedef struct inception_cfg {

@@ -30,12 +30,12 @@
          (&(const regnet_cfg){{d0, d1, d2, d3}, {w0, w1, w2, w3}, {g0, g1, g2, g3}, se}), "fc")
 #define CONVNEXT(n, d0, d1, d2, d3, c0, c1, c2, c3, sd)                                            \
     ARCH(n, build_convnext, (&(const convnext_cfg){{d0, d1, d2, d3}, {c0, c1, c2, c3}, sd}),       \
-         "classifier.2")
+         "classifier.2", .rename = convnext_rename, .adapt = convnext_adapt)
 #define VIT(n, p, l, h, d, m)                                                                      \
     ARCH(n, build_vit, (&(const vit_cfg){p, l, h, d, m, 224}), "heads.head",                       \
-         .cfg_for = vit_cfg_for, .rename = vit_rename)
-#define SWIN(n, e, d0, d1, d2, d3, h0, h1, h2, h3, sd)                                             \
-    ARCH(n, build_swin, (&(const swin_cfg){e, {d0, d1, d2, d3}, {h0, h1, h2, h3}, sd}), "head")
+         .cfg_for = vit_cfg_for, .rename = vit_rename, .adapt = vit_adapt)
+#define SWIN(n, e, d0, d1, d2, d3, h0, h1, h2, h3, sd, v2)                                         \
+    ARCH(n, build_swin, (&(const swin_cfg){e, {d0, d1, d2, d3}, {h0, h1, h2, h3}, sd, v2}), "head")
 
 static const cv_arch archs[] = {
     ARCH("alexnet", build_alexnet, NULL, "classifier.6"),
@@ -43,6 +43,9 @@ static const cv_arch archs[] = {
     CONVNEXT("convnext_large", 3, 3, 27, 3, 192, 384, 768, 1536, 0.5f),
     CONVNEXT("convnext_small", 3, 3, 27, 3, 96, 192, 384, 768, 0.4f),
     CONVNEXT("convnext_tiny", 3, 3, 9, 3, 96, 192, 384, 768, 0.1f),
+    VIT("deit_base_patch16_224", 16, 12, 12, 768, 3072), /* timm's DeiT: ViTs of other widths */
+    VIT("deit_small_patch16_224", 16, 12, 6, 384, 1536),
+    VIT("deit_tiny_patch16_224", 16, 12, 3, 192, 768),
     DENSENET("densenet121", 32, 64, 6, 12, 24, 16),
     DENSENET("densenet161", 48, 96, 6, 12, 36, 24),
     DENSENET("densenet169", 32, 64, 6, 12, 32, 32),
@@ -60,6 +63,7 @@ static const cv_arch archs[] = {
     EFFNET("efficientnet_v2_s", 2, 1, 1, 0.2f, 1e-3f, 0.1f),
     INCEPTION("googlenet", build_googlenet, .ignore = {"aux1.", "aux2."}),
     INCEPTION("inception_v3", build_inception_v3, .ignore = {"AuxLogits."}),
+    {.name = "maxvit_t", .build = build_maxvit, .head = {"classifier.5.weight"}},
     MNASNET("mnasnet0_5", 0.5),
     MNASNET("mnasnet0_75", 0.75),
     ARCH("mnasnet1_0", build_mnasnet, (&(const mnasnet_cfg){1.0, 0, NULL}), "classifier.1"),
@@ -96,9 +100,12 @@ static const cv_arch archs[] = {
     SHUFFLENET("shufflenet_v2_x2_0", 24, 244, 488, 976, 2048),
     ARCH("squeezenet1_0", build_squeezenet, (&(const squeezenet_cfg){10}), "classifier.1"),
     ARCH("squeezenet1_1", build_squeezenet, (&(const squeezenet_cfg){11}), "classifier.1"),
-    SWIN("swin_b", 128, 2, 2, 18, 2, 4, 8, 16, 32, 0.5f),
-    SWIN("swin_s", 96, 2, 2, 18, 2, 3, 6, 12, 24, 0.3f),
-    SWIN("swin_t", 96, 2, 2, 6, 2, 3, 6, 12, 24, 0.2f),
+    SWIN("swin_b", 128, 2, 2, 18, 2, 4, 8, 16, 32, 0.5f, 0),
+    SWIN("swin_s", 96, 2, 2, 18, 2, 3, 6, 12, 24, 0.3f, 0),
+    SWIN("swin_t", 96, 2, 2, 6, 2, 3, 6, 12, 24, 0.2f, 0),
+    SWIN("swin_v2_b", 128, 2, 2, 18, 2, 4, 8, 16, 32, 0.5f, 1),
+    SWIN("swin_v2_s", 96, 2, 2, 18, 2, 3, 6, 12, 24, 0.3f, 1),
+    SWIN("swin_v2_t", 96, 2, 2, 6, 2, 3, 6, 12, 24, 0.2f, 1),
     VGG("vgg11", vgg_cfg_a, 0),
     VGG("vgg11_bn", vgg_cfg_a, 1),
     VGG("vgg13", vgg_cfg_b, 0),

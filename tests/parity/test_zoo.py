@@ -75,6 +75,9 @@ CASES = [
     ("swin_t", 1000, 97, 101, "zip"),   # windows padded at every stage, shifted and masked
     ("swin_s", 10, 65, 67, "legacy"),
     ("swin_b", 10, 65, 67, "zip"),
+    ("swin_v2_t", 1000, 97, 101, "legacy"),  # 8x8 windows: padded, shifted, shift zeroed on 6x6
+    ("swin_v2_s", 10, 33, 35, "zip"),
+    ("swin_v2_b", 10, 33, 35, "legacy"),
     ("resnext101_64x4d", 10, 65, 67, "zip"),
 ]
 
@@ -202,6 +205,40 @@ def compare(d, arch, k, h, w, fmt, sd_fn=None, label="", model_fn=None, kwargs=N
     os.remove(wpath)
 
 
+def vit_interpolated(d, src, res, fmt):
+    """A ViT-B/16 checkpoint for src x src images run at res x res: cvision's --res against
+    torchvision's interpolate_embeddings (bicubic, align_corners=True, class token kept) loaded
+    into a model built for res."""
+    from torchvision.models.vision_transformer import interpolate_embeddings
+    t0 = time.time()
+    with fast_init():
+        model = torchvision.models.vit_b_16(num_classes=5, image_size=src)
+    with torch.no_grad():
+        randomise_norms(model)
+        model.encoder.pos_embedding.normal_()  # as large as the patch embeddings: errors show
+    sd = model.state_dict()
+    wpath = os.path.join(d, "vit_src.pth")
+    torch.save(sd, wpath, _use_new_zipfile_serialization=fmt == "zip")
+    with fast_init():
+        target = torchvision.models.vit_b_16(num_classes=5, image_size=res)
+    target.load_state_dict(interpolate_embeddings(res, 16, sd))
+    target.eval()
+    x = torch.randn(2, 3, res, res)
+    with torch.no_grad():
+        ref = target(x).numpy()
+    np.save(os.path.join(d, "x.npy"), x.numpy())
+    out = os.path.join(d, "y.npy")
+    run("forward", "-m", "vit_b_16", "-w", wpath, "--res", res, "--input", os.path.join(d, "x.npy"),
+        "--output", out)
+    y = np.load(out)
+    scale = float(np.abs(ref).max())
+    diff = float(np.abs(y - ref).max()) if y.shape == ref.shape else float("inf")
+    check(y.shape == ref.shape and diff <= TOL * scale,
+          f"vit_b_16 {src}->{res} position embeddings interpolated: max|logit| {scale:.3g}, "
+          f"max|d| {diff:.3g} ({time.time() - t0:.1f}s)")
+    os.remove(wpath)
+
+
 def main():
     d = tmpdir()
     only = os.environ.get("ZOO_ONLY")
@@ -221,6 +258,12 @@ def main():
                     kwargs={"transform_input": True, "aux_logits": True, "init_weights": True})
     if not only or re.search(only, "vit_b_32"):
         compare(d, "vit_b_32", 5, 64, 64, "zip", label=" (old mlp.linear_1 keys)", sd_fn=vit_old_keys)
+    if not only or re.search(only, "vit_b_16"):
+        vit_interpolated(d, 64, 96, "zip")  # 4x4 -> 6x6 grid
+        vit_interpolated(d, 80, 48, "legacy")  # 5x5 -> 3x3
+    # MaxViT is built for one input size (stage maps multiples of 7): 223 rounds up like 224
+    if not only or re.search(only, "maxvit_t"):
+        compare(d, "maxvit_t", 1000, 223, 223, "zip", kwargs={"input_size": (223, 223)})
     finish()
 
 

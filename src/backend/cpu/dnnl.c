@@ -532,6 +532,8 @@ static cv_status plan_step(planner *p, int si)
     case OP_SHUFFLE:
     case OP_AFFINE:
     case OP_CHANNEL_SCALE:
+    case OP_WINDOW_ATTENTION_V2:
+    case OP_PARTITION_ATTENTION:
         s = plan_ref(p, st, &y);
         break;
     default:

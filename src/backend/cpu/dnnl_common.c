@@ -198,6 +198,8 @@ act_algs act_to_dnnl(cv_act act)
         return (act_algs){1, {dnnl_eltwise_gelu_erf}, {0}, {0}};
     case ACT_SIGMOID:
         return (act_algs){1, {dnnl_eltwise_logistic}, {0}, {0}};
+    case ACT_TANH:
+        return (act_algs){1, {dnnl_eltwise_tanh}, {0}, {0}};
     default:
         return (act_algs){0, {0}, {0}, {0}};
     }
@@ -349,6 +351,15 @@ static void run_ref(cv_exec *e, const xstep *x)
     case OP_WINDOW_ATTENTION:
         ref_window_attention(in[0], y, xs, nd->a.kh, nd->a.sh, nd->a.groups, param(e, nd, 0));
         break;
+    case OP_PARTITION_ATTENTION:
+        ref_partition_attention(in[0], y, xs, nd->a.kh, nd->a.grid, nd->a.groups, param(e, nd, 0));
+        break;
+    case OP_WINDOW_ATTENTION_V2: {
+        const float *prm[5];
+        for (int k = 0; k < 5; k++) prm[k] = param(e, nd, k);
+        ref_window_attention_v2(in[0], y, xs, nd->a.kh, nd->a.sh, nd->a.groups, nd->a.kw, prm);
+        break;
+    }
     default:
         break; /* the planners send nothing else here */
     }
@@ -470,6 +481,18 @@ static void run_ref_backward(cv_exec *e, const xstep *x, const cv_train_io *io)
         ref_window_attention_backward(in[0], dy, din[0], param_grad(nd, 0, io), xs, nd->a.kh,
                                       nd->a.sh, nd->a.groups, param(e, nd, 0));
         break;
+    case OP_PARTITION_ATTENTION:
+        ref_partition_attention_backward(in[0], dy, din[0], param_grad(nd, 0, io), xs, nd->a.kh,
+                                         nd->a.grid, nd->a.groups, param(e, nd, 0));
+        break;
+    case OP_WINDOW_ATTENTION_V2: {
+        const float *prm[5];
+        float *grad[5];
+        for (int k = 0; k < 5; k++) prm[k] = param(e, nd, k), grad[k] = param_grad(nd, k, io);
+        ref_window_attention_v2_backward(in[0], dy, din[0], grad, xs, nd->a.kh, nd->a.sh,
+                                         nd->a.groups, nd->a.kw, prm);
+        break;
+    }
     default:
         break;
     }

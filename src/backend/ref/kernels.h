@@ -155,6 +155,29 @@ void ref_window_attention_backward_f64(const double *qkv, const double *dy, doub
  * (pos) and shift-mask region (label), as ref_window_attention uses them. */
 void swin_window_tokens(int64_t H, int64_t W, int w, int sh, int sw, int64_t wy, int64_t wx,
                         int64_t *pos, int *label);
+/* Swin V2 (see kernels_impl.h): prm/grad = logit_scale, cpb_mlp.0.weight, cpb_mlp.0.bias,
+ * cpb_mlp.2.weight, qkv.bias */
+void ref_window_attention_v2(const float *qkv, float *y, const cv_shape4 *xs, int w, int shift,
+                             int heads, int hidden, const float *const *prm);
+void ref_window_attention_v2_backward(const float *qkv, const float *dy, float *dqkv,
+                                      float *const *grad, const cv_shape4 *xs, int w, int shift,
+                                      int heads, int hidden, const float *const *prm);
+void ref_window_attention_v2_f64(const double *qkv, double *y, const cv_shape4 *xs, int w,
+                                 int shift, int heads, int hidden, const double *const *prm);
+void ref_window_attention_v2_backward_f64(const double *qkv, const double *dy, double *dqkv,
+                                          double *const *grad, const cv_shape4 *xs, int w,
+                                          int shift, int heads, int hidden,
+                                          const double *const *prm);
+void ref_partition_attention(const float *qkv, float *y, const cv_shape4 *xs, int w, int grid,
+                             int heads, const float *table);
+void ref_partition_attention_backward(const float *qkv, const float *dy, float *dqkv, float *dtable,
+                                      const cv_shape4 *xs, int w, int grid, int heads,
+                                      const float *table);
+void ref_partition_attention_f64(const double *qkv, double *y, const cv_shape4 *xs, int w, int grid,
+                                 int heads, const double *table);
+void ref_partition_attention_backward_f64(const double *qkv, const double *dy, double *dqkv,
+                                          double *dtable, const cv_shape4 *xs, int w, int grid,
+                                          int heads, const double *table);
 void ref_concat(const float *const *xs, const cv_shape4 *shapes, int n, float *y);
 void ref_concat_backward(const float *dy, float *const *dxs, const cv_shape4 *shapes, int n);
 

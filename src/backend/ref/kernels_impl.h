@@ -183,6 +183,8 @@ REAL FN(ref_act1)(REAL v, cv_act act)
         return (REAL)0.5 * v * (1 + erf(v * (REAL)M_SQRT1_2));
     case ACT_SIGMOID:
         return 1 / (1 + exp(-v));
+    case ACT_TANH:
+        return tanh(v);
     default:
         return v;
     }
@@ -211,6 +213,10 @@ REAL FN(ref_act_grad1)(REAL v, cv_act act)
     case ACT_SIGMOID: {
         REAL s = 1 / (1 + exp(-v));
         return s * (1 - s);
+    }
+    case ACT_TANH: {
+        REAL t = tanh(v);
+        return 1 - t * t;
     }
     default:
         return 1;
@@ -761,10 +767,14 @@ void FN(ref_merge_backward)(const REAL *dy, REAL *dx, const cv_shape4 *xs, const
  * 100 when the shift brought i and j from different regions; the result goes back to token i's
  * unrolled position. `pos` gets each window token's pixel offset (plane index), `label` its
  * region (scratch of w*w entries each). */
-static void FN(window_tokens)(int64_t H, int64_t W, int w, int sh, int sw, int64_t wy, int64_t wx,
-                              int64_t *pos, int *label)
+static void FN(window_tokens)(int64_t H, int64_t W, int w, int sh, int sw, int grid, int64_t wy,
+                              int64_t wx, int64_t *pos, int *label)
 {
-    for (int t = 0; t < w * w; t++) {
+    for (int t = 0; t < w * w && grid; t++) { /* MaxViT's grid: w x w pixels (H/w, W/w) apart */
+        pos[t] = ((t / w) * (H / w) + wy) * W + (t % w) * (W / w) + wx;
+        label[t] = 0;
+    }
+    for (int t = 0; t < w * w && !grid; t++) {
         int64_t r = wy * w + t / w, c = wx * w + t % w; /* rolled coordinates */
         int lh = !sh ? 2 : r < H - w ? 0 : r < H - sh ? 1 : 2;
         int lw = !sw ? 2 : c < W - w ? 0 : c < W - sw ? 1 : 2;
@@ -773,13 +783,13 @@ static void FN(window_tokens)(int64_t H, int64_t W, int w, int sh, int sw, int64
     }
 }
 
-void FN(ref_window_attention)(const REAL *qkv, REAL *y, const cv_shape4 *xs, int w, int shift,
-                              int heads, const REAL *table)
+/* The attention itself, with q scaled by `s` (Swin V2 passes pre-scaled queries and s = 1). */
+static void FN(window_attention_core)(const REAL *qkv, REAL *y, const cv_shape4 *xs, int w,
+                                      int shift, int grid, int heads, const REAL *table, REAL s)
 {
     int64_t N = xs->d[0], C = xs->d[1] / 3, H = xs->d[2], W = xs->d[3], HW = H * W, hd = C / heads,
             T = (int64_t)w * w;
     int sh = w >= H ? 0 : shift, sw = w >= W ? 0 : shift, masked = sh + sw > 0;
-    REAL s = (REAL)(1 / sqrt((double)hd));
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < N; n++)
         for (int64_t win = 0; win < (H / w) * (W / w); win++) {
@@ -787,7 +797,7 @@ void FN(ref_window_attention)(const REAL *qkv, REAL *y, const cv_shape4 *xs, int
             int *label = malloc((size_t)T * sizeof *label);
             REAL *p = malloc((size_t)T * sizeof *p);
             if (pos && label && p) {
-                FN(window_tokens)(H, W, w, sh, sw, win / (W / w), win % (W / w), pos, label);
+                FN(window_tokens)(H, W, w, sh, sw, grid, win / (W / w), win % (W / w), pos, label);
                 for (int h = 0; h < heads; h++) {
                     const REAL *q = qkv + (n * 3 * C + h * hd) * HW, *k = q + C * HW,
                                *v = k + C * HW;
@@ -819,22 +829,28 @@ void FN(ref_window_attention)(const REAL *qkv, REAL *y, const cv_shape4 *xs, int
         }
 }
 
+void FN(ref_window_attention)(const REAL *qkv, REAL *y, const cv_shape4 *xs, int w, int shift,
+                              int heads, const REAL *table)
+{
+    FN(window_attention_core)
+    (qkv, y, xs, w, shift, 0, heads, table, (REAL)(1 / sqrt((double)(xs->d[1] / 3 / heads))));
+}
+
 /* As ref_attention_backward, plus dtable[rel(i, j), head] += dS_ij. Sequential: windows share
  * the table's gradient. */
-void FN(ref_window_attention_backward)(const REAL *qkv, const REAL *dy, REAL *dqkv, REAL *dtable,
-                                       const cv_shape4 *xs, int w, int shift, int heads,
-                                       const REAL *table)
+static void FN(window_attention_core_backward)(const REAL *qkv, const REAL *dy, REAL *dqkv,
+                                               REAL *dtable, const cv_shape4 *xs, int w, int shift,
+                                               int grid, int heads, const REAL *table, REAL s)
 {
     int64_t N = xs->d[0], C = xs->d[1] / 3, H = xs->d[2], W = xs->d[3], HW = H * W, hd = C / heads,
             T = (int64_t)w * w;
     int sh = w >= H ? 0 : shift, sw = w >= W ? 0 : shift, masked = sh + sw > 0;
-    REAL s = (REAL)(1 / sqrt((double)hd));
     int64_t *pos = malloc((size_t)T * sizeof *pos);
     int *label = malloc((size_t)T * sizeof *label);
     REAL *p = malloc((size_t)T * sizeof *p), *dp = malloc((size_t)T * sizeof *dp);
     for (int64_t n = 0; pos && label && p && dp && n < N; n++)
         for (int64_t win = 0; win < (H / w) * (W / w); win++) {
-            FN(window_tokens)(H, W, w, sh, sw, win / (W / w), win % (W / w), pos, label);
+            FN(window_tokens)(H, W, w, sh, sw, grid, win / (W / w), win % (W / w), pos, label);
             for (int h = 0; h < heads; h++) {
                 const REAL *q = qkv + (n * 3 * C + h * hd) * HW, *k = q + C * HW, *v = k + C * HW;
                 const REAL *g = dy + (n * C + h * hd) * HW;
@@ -878,4 +894,184 @@ void FN(ref_window_attention_backward)(const REAL *qkv, const REAL *dy, REAL *dq
             }
         }
     free(pos), free(label), free(p), free(dp);
+}
+
+void FN(ref_window_attention_backward)(const REAL *qkv, const REAL *dy, REAL *dqkv, REAL *dtable,
+                                       const cv_shape4 *xs, int w, int shift, int heads,
+                                       const REAL *table)
+{
+    FN(window_attention_core_backward)
+    (qkv, dy, dqkv, dtable, xs, w, shift, 0, heads, table,
+     (REAL)(1 / sqrt((double)(xs->d[1] / 3 / heads))));
+}
+
+/* Swin V2's continuous position bias: table[t, h] = 16 sigmoid(cpb_mlp(coords_t))_h over the
+ * (2w-1)^2 relative offsets t, coords = sign(c) log2(8|c|/(w-1) + 1) / 3 per axis as
+ * torchvision's relative_coords_table (computed here in REAL, the buffer is not read);
+ * cpb_mlp = Linear(2, hidden) -> ReLU -> Linear(hidden, heads, no bias). `hid` (optional) gets
+ * the hidden activations. */
+static void FN(cpb_coords)(int w, int64_t t, REAL *c)
+{
+    int64_t dy = t / (2 * w - 1) - (w - 1), dx = t % (2 * w - 1) - (w - 1);
+    REAL v[2] = {(REAL)dy, (REAL)dx};
+    for (int k = 0; k < 2; k++) {
+        REAL a = v[k] / (REAL)(w - 1) * 8;
+        c[k] = (a > 0 ? 1 : a < 0 ? -1 : 0) * log2(fabs(a) + 1) / 3;
+    }
+}
+
+static void FN(cpb_table)(int w, int heads, int hidden, const REAL *w0, const REAL *b0,
+                          const REAL *w2, REAL *table, REAL *hid)
+{
+    int64_t nt = (int64_t)(2 * w - 1) * (2 * w - 1);
+    REAL *hbuf = hid ? NULL : malloc((size_t)hidden * sizeof *hbuf);
+    for (int64_t t = 0; t < nt; t++) {
+        REAL c[2], *hp = hid ? hid + t * hidden : hbuf;
+        if (!hp) return;
+        FN(cpb_coords)(w, t, c);
+        for (int j = 0; j < hidden; j++) {
+            REAL a = w0[2 * j] * c[0] + w0[2 * j + 1] * c[1] + b0[j];
+            hp[j] = a > 0 ? a : 0;
+        }
+        for (int h = 0; h < heads; h++) {
+            REAL a = 0;
+            for (int j = 0; j < hidden; j++) a += w2[(int64_t)h * hidden + j] * hp[j];
+            table[t * heads + h] = 16 / (1 + exp(-a));
+        }
+    }
+    free(hbuf);
+}
+
+/* Swin V2's queries and keys: per head, q + q_bias and k (whose bias torchvision zeroes) are
+ * L2-normalised (F.normalize, eps 1e-12) and q is scaled by exp(min(logit_scale, log 100)); v
+ * gets its bias. The cosine attention is then the plain one with s = 1. */
+static void FN(v2_prepare)(const REAL *qkv, REAL *out, const cv_shape4 *xs, int heads,
+                           const REAL *logit_scale, const REAL *bias)
+{
+    int64_t N = xs->d[0], C = xs->d[1] / 3, HW = xs->d[2] * xs->d[3], hd = C / heads;
+    REAL lmax = (REAL)log(100.0);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t p = 0; p < HW; p++)
+            for (int part = 0; part < 3; part++)
+                for (int h = 0; h < heads; h++) {
+                    int64_t c0 = part * C + h * hd;
+                    const REAL *x = qkv + (n * 3 * C + c0) * HW + p;
+                    REAL *o = out + (n * 3 * C + c0) * HW + p, ss = 0;
+                    for (int64_t c = 0; c < hd; c++) {
+                        REAL v = x[c * HW] + (part != 1 && bias ? bias[c0 + c] : 0);
+                        o[c * HW] = v;
+                        ss += v * v;
+                    }
+                    if (part == 2) continue;
+                    REAL nrm = sqrt(ss), f = 1 / (nrm > (REAL)1e-12 ? nrm : (REAL)1e-12);
+                    if (part == 0) f *= exp(logit_scale[h] < lmax ? logit_scale[h] : lmax);
+                    for (int64_t c = 0; c < hd; c++) o[c * HW] *= f;
+                }
+}
+
+/* prm: logit_scale [heads], cpb_mlp.0.weight [hidden, 2], cpb_mlp.0.bias, cpb_mlp.2.weight
+ * [heads, hidden], qkv.bias [3C] (optional); qkv comes from a projection without bias. */
+void FN(ref_window_attention_v2)(const REAL *qkv, REAL *y, const cv_shape4 *xs, int w, int shift,
+                                 int heads, int hidden, const REAL *const *prm)
+{
+    int64_t nt = (int64_t)(2 * w - 1) * (2 * w - 1) * heads;
+    REAL *table = malloc((size_t)nt * sizeof *table);
+    REAL *q = malloc((size_t)shape_numel(xs) * sizeof *q);
+    if (table && q) {
+        FN(cpb_table)(w, heads, hidden, prm[1], prm[2], prm[3], table, NULL);
+        FN(v2_prepare)(qkv, q, xs, heads, prm[0], prm[4]);
+        FN(window_attention_core)(q, y, xs, w, shift, 0, heads, table, 1);
+    }
+    free(table), free(q);
+}
+
+/* Back through the plain attention (on the prepared q, k, v), the normalisation and logit scale,
+ * the biases, and the position-bias MLP. grad[k] (each optional) pairs with prm[k]. */
+void FN(ref_window_attention_v2_backward)(const REAL *qkv, const REAL *dy, REAL *dqkv,
+                                          REAL *const *grad, const cv_shape4 *xs, int w, int shift,
+                                          int heads, int hidden, const REAL *const *prm)
+{
+    int64_t N = xs->d[0], C = xs->d[1] / 3, HW = xs->d[2] * xs->d[3], hd = C / heads;
+    int64_t nt = (int64_t)(2 * w - 1) * (2 * w - 1), n_all = shape_numel(xs);
+    REAL *table = malloc((size_t)(nt * heads) * sizeof *table);
+    REAL *dtab = calloc((size_t)(nt * heads), sizeof *dtab);
+    REAL *hid = malloc((size_t)(nt * hidden) * sizeof *hid);
+    REAL *q = malloc((size_t)n_all * sizeof *q), *dq = calloc((size_t)n_all, sizeof *dq);
+    REAL *dh = malloc((size_t)hidden * sizeof *dh);
+    if (!table || !dtab || !hid || !q || !dq || !dh) goto done;
+    FN(cpb_table)(w, heads, hidden, prm[1], prm[2], prm[3], table, hid);
+    FN(v2_prepare)(qkv, q, xs, heads, prm[0], prm[4]);
+    FN(window_attention_core_backward)(q, dy, dq, dtab, xs, w, shift, 0, heads, table, 1);
+    REAL lmax = (REAL)log(100.0);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t p = 0; p < HW; p++)
+            for (int part = 0; part < 3; part++)
+                for (int h = 0; h < heads; h++) {
+                    int64_t c0 = part * C + h * hd, off = (n * 3 * C + c0) * HW + p;
+                    const REAL *o = q + off, *g = dq + off;
+                    if (part == 2) { /* v: y = x + b */
+                        for (int64_t c = 0; c < hd; c++) {
+                            if (dqkv) dqkv[off + c * HW] += g[c * HW];
+                            if (grad[4]) grad[4][c0 + c] += g[c * HW];
+                        }
+                        continue;
+                    }
+                    /* o = f u with u = x/max(|x|, eps) and f = exp(clamped logit scale) for q */
+                    REAL ss = 0, dot = 0, f = 1;
+                    if (part == 0) f = exp(prm[0][h] < lmax ? prm[0][h] : lmax);
+                    for (int64_t c = 0; c < hd; c++) {
+                        REAL x = qkv[off + c * HW] + (part == 0 && prm[4] ? prm[4][c0 + c] : 0);
+                        ss += x * x;
+                        dot += o[c * HW] * g[c * HW]; /* u . du with du = f g */
+                    }
+                    if (part == 0 && grad[0] && prm[0][h] <= lmax) grad[0][h] += dot;
+                    REAL nrm = sqrt(ss);
+                    int big = nrm > (REAL)1e-12;
+                    for (int64_t c = 0; c < hd; c++) {
+                        REAL du = f * g[c * HW], u = o[c * HW] / f;
+                        REAL dx = big ? (du - u * dot) / nrm : du / (REAL)1e-12;
+                        if (dqkv) dqkv[off + c * HW] += dx;
+                        if (part == 0 && grad[4]) grad[4][c0 + c] += dx;
+                    }
+                }
+    /* table = 16 sigmoid(pre): back through the MLP */
+    for (int64_t t = 0; t < nt; t++) {
+        REAL c[2];
+        FN(cpb_coords)(w, t, c);
+        for (int j = 0; j < hidden; j++) dh[j] = 0;
+        for (int h = 0; h < heads; h++) {
+            REAL sg = table[t * heads + h] / 16, da = dtab[t * heads + h] * 16 * sg * (1 - sg);
+            for (int j = 0; j < hidden; j++) {
+                if (grad[3]) grad[3][(int64_t)h * hidden + j] += da * hid[t * hidden + j];
+                dh[j] += da * prm[3][(int64_t)h * hidden + j];
+            }
+        }
+        for (int j = 0; j < hidden; j++) {
+            if (hid[t * hidden + j] <= 0) continue;
+            if (grad[1]) grad[1][2 * j] += dh[j] * c[0], grad[1][2 * j + 1] += dh[j] * c[1];
+            if (grad[2]) grad[2][j] += dh[j];
+        }
+    }
+done:
+    free(table), free(dtab), free(hid), free(q), free(dq), free(dh);
+}
+
+/* MaxViT's block (grid = 0: w x w windows) and grid (grid = 1: w x w pixels H/w, W/w apart)
+ * attention on qkv [N, 3C, H, W], H and W multiples of w: RelativePositionalMultiHeadAttention
+ * between its to_qkv and merge projections, which scales by feat_dim^-0.5 (C, not the head
+ * dimension), plus the relative position bias over the w x w token grid. */
+void FN(ref_partition_attention)(const REAL *qkv, REAL *y, const cv_shape4 *xs, int w, int grid,
+                                 int heads, const REAL *table)
+{
+    REAL s = (REAL)(1 / sqrt((double)(xs->d[1] / 3)));
+    FN(window_attention_core)(qkv, y, xs, w, 0, grid, heads, table, s);
+}
+
+void FN(ref_partition_attention_backward)(const REAL *qkv, const REAL *dy, REAL *dqkv, REAL *dtable,
+                                          const cv_shape4 *xs, int w, int grid, int heads,
+                                          const REAL *table)
+{
+    REAL s = (REAL)(1 / sqrt((double)(xs->d[1] / 3)));
+    FN(window_attention_core_backward)(qkv, dy, dqkv, dtable, xs, w, 0, grid, heads, table, s);
 }

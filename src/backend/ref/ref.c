@@ -295,6 +295,15 @@ static cv_status ref_run(cv_ctx *ctx, cv_exec *e, const float *in, float *out,
         case OP_WINDOW_ATTENTION:
             ref_window_attention(x, y, xs, nd->a.kh, nd->a.sh, nd->a.groups, param(e, nd, 0));
             break;
+        case OP_PARTITION_ATTENTION:
+            ref_partition_attention(x, y, xs, nd->a.kh, nd->a.grid, nd->a.groups, param(e, nd, 0));
+            break;
+        case OP_WINDOW_ATTENTION_V2: {
+            const float *prm[5];
+            for (int k = 0; k < 5; k++) prm[k] = param(e, nd, k);
+            ref_window_attention_v2(x, y, xs, nd->a.kh, nd->a.sh, nd->a.groups, nd->a.kw, prm);
+            break;
+        }
         default:
             return cv_fail(ctx, CV_ERR_INTERNAL, "ref backend: op %s", op_name(nd->op));
         }
@@ -439,6 +448,18 @@ static cv_status ref_backward(cv_ctx *ctx, cv_exec *e, const float *dout, const 
             ref_window_attention_backward(x, dy, dx, pgrad(io, nd, 0), xs, nd->a.kh, nd->a.sh,
                                           nd->a.groups, param(e, nd, 0));
             break;
+        case OP_PARTITION_ATTENTION:
+            ref_partition_attention_backward(x, dy, dx, pgrad(io, nd, 0), xs, nd->a.kh, nd->a.grid,
+                                             nd->a.groups, param(e, nd, 0));
+            break;
+        case OP_WINDOW_ATTENTION_V2: {
+            const float *prm[5];
+            float *grad[5];
+            for (int k = 0; k < 5; k++) prm[k] = param(e, nd, k), grad[k] = pgrad(io, nd, k);
+            ref_window_attention_v2_backward(x, dy, dx, grad, xs, nd->a.kh, nd->a.sh, nd->a.groups,
+                                             nd->a.kw, prm);
+            break;
+        }
         default:
             free(need);
             free(final);
