@@ -796,6 +796,20 @@ static cv_status apply(cv_ctx *ctx, const cv_transform_pipeline *pipe, const cv_
     return s ? s : run_ops(ctx, pipe, 0, &smp, &rng, out, c, h, w, tout);
 }
 
+cv_status tf_pipeline_trace(cv_ctx *ctx, const cv_transform_pipeline *pipe, const cv_image *img,
+                            uint64_t seed, tf_trace *trace)
+{
+    cv_rng rng;
+    cv_rng_init(&rng, seed, 0);
+    tf_sample smp = {.trace = trace};
+    trace->n = 0;
+    cv_status s = cv_image_convert(ctx, img, img->c, &smp.img);
+    for (int i = 0; i < pipe->nops && !s; i++) s = tf_apply_op(ctx, &pipe->ops[i], &smp, &rng);
+    cv_image_free(smp.img);
+    cv_planes_free(smp.pl);
+    return s;
+}
+
 cv_status cv_transform_apply(cv_ctx *ctx, const cv_transform_pipeline *pipe, const cv_image *img,
                              uint64_t seed, cv_tensor **out)
 {
