@@ -841,7 +841,8 @@ cv_status cv_transform_apply_encoded(cv_ctx *ctx, const cv_transform_pipeline *p
     const tf_op *op = &pipe->ops[0];
     int W, H, C;
     if (op->kind == TF_RRC && n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF &&
-        img_jpeg_complete(b, n) && cv_image_probe(ctx, buf, n, name, &W, &H, &C) == CV_OK) {
+        img_jpeg_complete(b, n) && cv_image_probe(ctx, buf, n, name, &W, &H, &C) == CV_OK &&
+        W > 0 && H > 0) {
         cv_rng rng;
         cv_rng_init(&rng, seed, 0);
         int top, left, ch, cw, ox;
