@@ -22,14 +22,14 @@
 /* Pillow's Image.MAX_IMAGE_PIXELS * 2: above this Pillow raises DecompressionBombError. */
 #define MAX_PIXELS 178956970LL
 
-cv_status cv_image_new(cv_ctx *ctx, int w, int h, int c, cv_image **out)
+static cv_status image_alloc(cv_ctx *ctx, int w, int h, int c, int zero, cv_image **out)
 {
     *out = NULL;
     if (w <= 0 || h <= 0 || (c != 1 && c != 3) || (int64_t)w * h > MAX_PIXELS)
         return cv_fail(ctx, CV_ERR_INVALID, "image: bad size %dx%dx%d", w, h, c);
     cv_image *img = calloc(1, sizeof *img);
     if (!img) return cv_fail(ctx, CV_ERR_NOMEM, "image: out of memory");
-    img->data = calloc((size_t)w * h * c, 1);
+    img->data = zero ? calloc((size_t)w * h * c, 1) : malloc((size_t)w * h * c);
     if (!img->data) {
         free(img);
         return cv_fail(ctx, CV_ERR_NOMEM, "image: cannot allocate %dx%dx%d", w, h, c);
@@ -39,6 +39,16 @@ cv_status cv_image_new(cv_ctx *ctx, int w, int h, int c, cv_image **out)
     img->c = c;
     *out = img;
     return CV_OK;
+}
+
+cv_status cv_image_new(cv_ctx *ctx, int w, int h, int c, cv_image **out)
+{
+    return image_alloc(ctx, w, h, c, 1, out);
+}
+
+cv_status img_new_uninit(cv_ctx *ctx, int w, int h, int c, cv_image **out)
+{
+    return image_alloc(ctx, w, h, c, 0, out);
 }
 
 void cv_image_free(cv_image *img)
@@ -266,15 +276,19 @@ static cv_status jpeg_region_run(cv_ctx *ctx, jpeg_job *job, const uint8_t *buf,
     if (x0 > 0 || (unsigned)w < ci->output_width) jpeg_crop_scanline(ci, &xoff, &cw);
     if (y0 > 0) jpeg_skip_scanlines(ci, (JDIMENSION)y0);
     int pc = ci->output_components;
-    job->raw = malloc((size_t)cw * h * pc);
-    if (!job->raw) {
+    /* RGB and gray rows go straight into the image (gray is expanded in place afterwards) */
+    cv_status s = img_new_uninit(ctx, (int)cw, h, 3, out);
+    if (!s && pc > 3 && !(job->raw = malloc((size_t)cw * h * pc)))
+        s = cv_fail(ctx, CV_ERR_NOMEM, "%s: cannot allocate a %ux%d image", name, cw, h);
+    if (s) {
         jpeg_destroy_decompress(ci);
-        return cv_fail(ctx, CV_ERR_NOMEM, "%s: cannot allocate a %ux%d image", name, cw, h);
+        return s;
     }
+    uint8_t *dst = pc > 3 ? job->raw : (*out)->data;
     for (int y = 0; y < h;) {
         JSAMPROW rows[16];
         int k = h - y < 16 ? h - y : 16;
-        for (int r = 0; r < k; r++) rows[r] = job->raw + (size_t)(y + r) * cw * pc;
+        for (int r = 0; r < k; r++) rows[r] = dst + (size_t)(y + r) * cw * pc;
         JDIMENSION got = jpeg_read_scanlines(ci, rows, (JDIMENSION)k);
         if (!got) {
             jpeg_destroy_decompress(ci);
@@ -285,9 +299,7 @@ static cv_status jpeg_region_run(cv_ctx *ctx, jpeg_job *job, const uint8_t *buf,
     jpeg_abort_decompress(ci); /* the rows below the region are never decoded */
     jpeg_destroy_decompress(ci);
     if (cmyk) cmyk_inverted_to_rgb(job->raw, (size_t)cw * h);
-    cv_status s = cv_image_new(ctx, (int)cw, h, 3, out);
-    if (s) return cv_fail(ctx, s, "%s: %s", name, cv_ctx_error(ctx));
-    convert_pixels((*out)->data, 3, job->raw, pc, (size_t)cw * h);
+    convert_pixels((*out)->data, 3, dst, pc, (size_t)cw * h);
     *ox = (int)xoff;
     return CV_OK;
 }
@@ -301,6 +313,10 @@ cv_status img_jpeg_decode_region(cv_ctx *ctx, const uint8_t *buf, size_t n, cons
     cv_status s = jpeg_region_run(ctx, job, buf, n, name, num, x0, y0, w, h, out, ox);
     free(job->raw);
     free(job);
+    if (s) {
+        cv_image_free(*out);
+        *out = NULL;
+    }
     return s;
 }
 

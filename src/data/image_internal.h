@@ -4,6 +4,9 @@
 
 #include "cvision/image.h"
 
+/* cv_image_new without zeroing the pixels, for images that are overwritten whole. */
+cv_status img_new_uninit(cv_ctx *ctx, int w, int h, int c, cv_image **out);
+
 /* Whether buf is a JPEG that reaches its end-of-image marker (trailing bytes allowed): a region
  * decode stops early, so only such files take that path and a truncated one still fails. */
 int img_jpeg_complete(const uint8_t *buf, size_t n);

@@ -796,6 +796,20 @@ static cv_status apply(cv_ctx *ctx, const cv_transform_pipeline *pipe, const cv_
     return s ? s : run_ops(ctx, pipe, 0, &smp, &rng, out, c, h, w, tout);
 }
 
+cv_status tf_pipeline_trace(cv_ctx *ctx, const cv_transform_pipeline *pipe, const cv_image *img,
+                            uint64_t seed, tf_trace *trace)
+{
+    cv_rng rng;
+    cv_rng_init(&rng, seed, 0);
+    tf_sample smp = {.trace = trace};
+    trace->n = 0;
+    cv_status s = cv_image_convert(ctx, img, img->c, &smp.img);
+    for (int i = 0; i < pipe->nops && !s; i++) s = tf_apply_op(ctx, &pipe->ops[i], &smp, &rng);
+    cv_image_free(smp.img);
+    cv_planes_free(smp.pl);
+    return s;
+}
+
 cv_status cv_transform_apply(cv_ctx *ctx, const cv_transform_pipeline *pipe, const cv_image *img,
                              uint64_t seed, cv_tensor **out)
 {
@@ -827,7 +841,8 @@ cv_status cv_transform_apply_encoded(cv_ctx *ctx, const cv_transform_pipeline *p
     const tf_op *op = &pipe->ops[0];
     int W, H, C;
     if (op->kind == TF_RRC && n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF &&
-        img_jpeg_complete(b, n) && cv_image_probe(ctx, buf, n, name, &W, &H, &C) == CV_OK) {
+        img_jpeg_complete(b, n) && cv_image_probe(ctx, buf, n, name, &W, &H, &C) == CV_OK &&
+        W > 0 && H > 0) {
         cv_rng rng;
         cv_rng_init(&rng, seed, 0);
         int top, left, ch, cw, ox;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cvision/transforms.h"
+#include "data/image_internal.h"
 
 #define PRECISION_BITS (32 - 8 - 2)
 
@@ -158,7 +159,9 @@ static int resample_lines(const uint8_t *in, size_t stride, size_t n, int nout, 
 }
 
 /* Pixel transpose: dst (w rows of h pixels) = src (h rows of w pixels, `stride` bytes apart),
- * in blocks of 16 source rows so that both sides stay in cache. */
+ * in blocks of 16 source rows so that both sides stay in cache. RGB pixels move as 4-byte words:
+ * the extra byte read is the next pixel's (so not in the last column), the extra byte written
+ * is the next destination pixel's, written later (so not in the last row). */
 static void transpose(uint8_t *restrict dst, const uint8_t *restrict src, size_t stride, int w,
                       int h, int ch)
 {
@@ -167,12 +170,12 @@ static void transpose(uint8_t *restrict dst, const uint8_t *restrict src, size_t
         for (int x = 0; x < w; x++) {
             uint8_t *d = dst + ((size_t)x * h + y0) * ch;
             const uint8_t *p = src + (size_t)y0 * stride + (size_t)x * ch;
-            if (ch == 3)
-                for (int y = y0; y < y1; y++, d += 3, p += stride)
-                    d[0] = p[0], d[1] = p[1], d[2] = p[2];
-            else
-                for (int y = y0; y < y1; y++, d += ch, p += stride)
-                    for (int b = 0; b < ch; b++) d[b] = p[b];
+            int y = y0;
+            if (ch == 3 && x + 1 < w)
+                for (int yw = y1 < h ? y1 : h - 1; y < yw; y++, d += 3, p += stride)
+                    memcpy(d, p, 4);
+            for (; y < y1; y++, d += ch, p += stride)
+                for (int b = 0; b < ch; b++) d[b] = p[b];
         }
     }
 }
@@ -228,7 +231,7 @@ cv_status tf_resize_box(cv_ctx *ctx, const cv_image *in, double x0, double y0, d
     if (!(x0 < x1 && y0 < y1) || hx < 0 || hy < 0 || hx + hw > in->w || hy + hh > in->h)
         return cv_fail(ctx, CV_ERR_INVALID, "resize: box outside the %dx%d image", in->w, in->h);
     double bx0 = x0 - hx, bx1 = x1 - hx, by0 = y0 - hy, by1 = y1 - hy;
-    cv_status s = cv_image_new(ctx, w, h, in->c, out);
+    cv_status s = img_new_uninit(ctx, w, h, in->c, out);
     if (s) return s;
     /* ImagingResample's test: a box other than the whole (hull) image always resamples. */
     int need_h = w != hw || bx0 != 0 || bx1 != hw, need_v = h != hh || by0 != 0 || by1 != hh;
@@ -266,7 +269,7 @@ cv_status tf_resize_box(cv_ctx *ctx, const cv_image *in, double x0, double y0, d
     if (need_h && !need_v) {
         ok = horizontal(in, hx, hy, hw, *out, &chz);
     } else if (need_h) {
-        s = cv_image_new(ctx, w, y_last - y_first, in->c, &tmp);
+        s = img_new_uninit(ctx, w, y_last - y_first, in->c, &tmp);
         if (s) goto done;
         ok = horizontal(in, hx, hy + y_first, hw, tmp, &chz);
         src = tmp;

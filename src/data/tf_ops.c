@@ -11,7 +11,15 @@
  *   random_affine: a = {deg lo, hi, translate x, y, scale lo, hi, shear lo, hi}, n[0] = has scale
  *   randaugment: n = {num_ops, magnitude, bins}   trivialaugment: n[0] = bins
  *   augmix: n = {severity, width, depth}, a[0] = alpha
- *   random_erasing: a = {scale lo, hi, ratio lo, hi}, n[0] = random value, fill = value */
+ *   random_erasing: a = {scale lo, hi, ratio lo, hi}, n[0] = random value, fill = value
+ *
+ * Traced parameters (tf_trace, tests only), per op in draw order:
+ *   color_jitter: order[4], brightness, contrast, saturation, hue factors
+ *   random_affine: angle, tx, ty, scale, shear_x
+ *   random_erasing: applied (0/1), then if erased: h, w, top, left
+ *   autoaugment: policy, then per sub-policy op: applied (0/1), signed magnitude
+ *   randaugment / trivialaugment: per op: op index, bin, signed magnitude
+ *   augmix: m0, chain weights[width], then per chain: depth, then per op: index, bin, magnitude */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +27,12 @@
 
 #include "data/tf_kernels.h"
 #include "data/transforms_internal.h"
+
+static void trace(tf_sample *smp, double v)
+{
+    if (smp->trace && smp->trace->n < (int)(sizeof smp->trace->v / sizeof *smp->trace->v))
+        smp->trace->v[smp->trace->n++] = v;
+}
 
 int tf_op_is_random(const tf_op *op)
 {
@@ -420,13 +434,17 @@ static cv_status autoaugment(cv_ctx *ctx, tf_sample *smp, cv_rng *rng)
     int id = (int)cv_rng_randint(rng, 0, 25);
     double probs[2] = {cv_rng_uniform(rng), cv_rng_uniform(rng)};
     int signs[2] = {(int)cv_rng_randint(rng, 0, 2), (int)cv_rng_randint(rng, 0, 2)};
+    trace(smp, id);
     for (int i = 0; i < 2; i++) {
-        if (!(probs[i] <= imagenet_policy[id][i].p)) continue;
+        int on = probs[i] <= imagenet_policy[id][i].p;
+        trace(smp, on);
+        if (!on) continue;
         int sg, bin = imagenet_policy[id][i].bin;
         double mag = aa_magnitude(SPACE_AUTOAUGMENT, imagenet_policy[id][i].op, bin < 0 ? 0 : bin,
                                   10, h, w, &sg);
         if (bin < 0) mag = 0.0;
         if (sg && signs[i] == 0) mag = -mag;
+        trace(smp, mag);
         cv_status s = aa_apply(ctx, smp, imagenet_policy[id][i].op, mag);
         if (s) return s;
     }
@@ -438,10 +456,14 @@ static cv_status randaugment(cv_ctx *ctx, tf_sample *smp, const tf_op *op, cv_rn
     int c, h, w, nops = wide ? 1 : op->n[0], bins = wide ? op->n[0] : op->n[2];
     sample_dims(smp, &c, &h, &w);
     for (int k = 0; k < nops; k++) {
-        aa_op o = randaugment_ops[cv_rng_randint(rng, 0, 14)];
+        int oi = (int)cv_rng_randint(rng, 0, 14);
+        aa_op o = randaugment_ops[oi];
         int sg, bin = wide ? (int)cv_rng_randint(rng, 0, bins) : op->n[1];
         double mag = aa_magnitude(wide ? SPACE_WIDE : SPACE_RANDAUGMENT, o, bin, bins, h, w, &sg);
         if (sg && cv_rng_randint(rng, 0, 2)) mag = -mag;
+        trace(smp, oi);
+        trace(smp, bin);
+        trace(smp, mag);
         cv_status s = aa_apply(ctx, smp, o, mag);
         if (s) return s;
     }
@@ -458,6 +480,8 @@ static cv_status augmix(cv_ctx *ctx, tf_sample *smp, const tf_op *op, cv_rng *rn
     float m0 = (float)(g0 / (g0 + g1)), m1 = (float)(g1 / (g0 + g1));
     double gs[16], gsum = 0;
     for (int i = 0; i < width; i++) gsum += gs[i] = cv_rng_gamma(rng, alpha);
+    trace(smp, m0);
+    for (int i = 0; i < width; i++) trace(smp, (float)(gs[i] / gsum));
     cv_planes *orig, *mix;
     int u8;
     cv_status s = get_planes(ctx, smp, &orig, &u8);
@@ -476,12 +500,16 @@ static cv_status augmix(cv_ctx *ctx, tf_sample *smp, const tf_op *op, cv_rng *rn
         else if (!(s = cv_planes_new(ctx, c, h, w, &chain.pl)))
             memcpy(chain.pl->data, orig->data, n * sizeof(float));
         int d = depth > 0 ? depth : (int)cv_rng_randint(rng, 1, 4);
+        trace(smp, d);
         for (int j = 0; j < d && !s; j++) {
-            aa_op o = augmix_ops[cv_rng_randint(rng, 0, 13)];
-            int sg;
-            double mag =
-                aa_magnitude(SPACE_AUGMIX, o, (int)cv_rng_randint(rng, 0, severity), 10, h, w, &sg);
+            int oi = (int)cv_rng_randint(rng, 0, 13), sg,
+                bin = (int)cv_rng_randint(rng, 0, severity);
+            aa_op o = augmix_ops[oi];
+            double mag = aa_magnitude(SPACE_AUGMIX, o, bin, 10, h, w, &sg);
             if (sg && cv_rng_randint(rng, 0, 2)) mag = -mag;
+            trace(smp, oi);
+            trace(smp, bin);
+            trace(smp, mag);
             s = aa_apply(ctx, &chain, o, mag);
         }
         float wk = (float)(gs[k] / gsum) * m1;
@@ -592,10 +620,12 @@ static cv_status color_jitter(cv_ctx *ctx, tf_sample *smp, const tf_op *op, cv_r
     }
     double f[4];
     int on[4];
+    for (int k = 0; k < 4; k++) trace(smp, order[k]);
     for (int k = 0; k < 4; k++) {
         double v = op->a[k];
         on[k] = v > 0;
         f[k] = k == 3 ? cv_rng_range(rng, -v, v) : cv_rng_range(rng, fmax(0.0, 1.0 - v), 1.0 + v);
+        trace(smp, f[k]);
     }
     static const color_op ops[4] = {CO_BRIGHTNESS, CO_CONTRAST, CO_SATURATION, CO_HUE};
     for (int k = 0; k < 4; k++) {
@@ -620,6 +650,8 @@ static cv_status random_affine(cv_ctx *ctx, tf_sample *smp, const tf_op *op, cv_
     if (op->n[0]) scale = cv_rng_range(rng, op->a[4], op->a[5]);
     double shear[2] = {0, 0};
     if (op->a[6] != 0 || op->a[7] != 0) shear[0] = cv_rng_range(rng, op->a[6], op->a[7]);
+    double drawn[5] = {angle, t[0], t[1], scale, shear[0]};
+    for (int k = 0; k < 5; k++) trace(smp, drawn[k]);
     float fill = op->fill;
     return do_affine(ctx, smp, angle, t, scale, shear, NULL, op->interp == CV_INTERP_BILINEAR, 0,
                      &fill);
@@ -643,6 +675,8 @@ static cv_status random_erasing(cv_ctx *ctx, tf_sample *smp, const tf_op *op, cv
         }
         int i = (int)cv_rng_randint(rng, 0, p->h - h + 1),
             j = (int)cv_rng_randint(rng, 0, p->w - w + 1);
+        double drawn[4] = {h, w, i, j};
+        for (int k = 0; k < 4; k++) trace(smp, drawn[k]);
         for (int c = 0; c < p->c; c++)
             for (int y = 0; y < h; y++)
                 for (int x = 0; x < w; x++)
@@ -808,9 +842,12 @@ cv_status tf_apply_op(cv_ctx *ctx, const tf_op *op, tf_sample *smp, cv_rng *rng)
     case TF_AUGMIX:
         s = augmix(ctx, smp, op, rng);
         break;
-    case TF_RANDOM_ERASING:
-        if (cv_rng_uniform(rng) < op->p) s = random_erasing(ctx, smp, op, rng);
+    case TF_RANDOM_ERASING: {
+        int on = cv_rng_uniform(rng) < op->p;
+        trace(smp, on);
+        if (on) s = random_erasing(ctx, smp, op, rng);
         break;
+    }
     default:
         return cv_fail(ctx, CV_ERR_INTERNAL, "transform '%s': op not implemented", op->text);
     }

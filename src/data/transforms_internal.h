@@ -56,11 +56,23 @@ typedef struct {
     float fill;
 } tf_op;
 
+/* Test-only record of the parameters the random ops draw (tests/tools/tfparams_tool.c), in the
+ * order they are drawn; see tf_ops.c for each op's layout. */
+typedef struct {
+    double v[256];
+    int n;
+} tf_trace;
+
 /* A sample is a uint8 image until to_tensor, then float planes in [0, 1]. */
 typedef struct {
     cv_image *img;
     cv_planes *pl;
+    tf_trace *trace; /* NULL except in tests */
 } tf_sample;
+
+/* Applies every op of pipe to (a copy of) img with the sample seed, recording drawn parameters. */
+cv_status tf_pipeline_trace(cv_ctx *ctx, const cv_transform_pipeline *pipe, const cv_image *img,
+                            uint64_t seed, tf_trace *trace);
 
 /* Resizes the region [x0, x1) x [y0, y1) of `in` (fractional pixel coordinates) to w x h with
  * Pillow's resampling, taps confined to the region's whole-pixel hull: an integer box is exactly
