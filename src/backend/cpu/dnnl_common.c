@@ -641,9 +641,12 @@ static int step_values(const xstep *x, int *vals)
         vals[n++] = x->out_val;
         break;
     case X_REF:
+    case X_CL:
     case X_DROPOUT:
         for (int k = 0; k < x->nin; k++) vals[n++] = x->in_val[k];
         vals[n++] = x->out_val;
+        break;
+    case X_GRAD_READY:
         break;
     case X_BN_UPDATE:
         for (int k = 0; k < x->nin; k++) vals[n++] = x->in_val[k];
