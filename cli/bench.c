@@ -13,10 +13,12 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cvision bench -m ARCH [--batch N] [--res R] [--threads T] [--iters K]\n"
-               "                     [--classes K] [--train] [--backend cpu|ref] [--json]\n"
+               "                     [--classes K] [--train [--amp bf16]] [--backend cpu|ref]\n"
+               "                     [--json]\n"
                "Times the eval-mode forward pass on random input and prints images/s (median).\n"
                "--train times a whole training step instead: training-mode forward,\n"
                "cross-entropy loss and its gradient, backward, and an SGD step (momentum 0.9).\n"
+               "--amp bf16 runs the training step's convolutions and linear layers in bf16.\n"
                "--classes sets the head size (default 1000).\n");
 }
 
@@ -82,23 +84,19 @@ static cv_status iteration(cv_ctx *ctx, bench_state *b, int train, double t[T_PA
 
 int cmd_bench(cv_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"batch", required_argument, 0, 'b'},
-                                         {"res", required_argument, 0, 'r'},
-                                         {"threads", required_argument, 0, 't'},
-                                         {"iters", required_argument, 0, 'i'},
-                                         {"backend", required_argument, 0, 'B'},
-                                         {"classes", required_argument, 0, 'k'},
-                                         {"train", no_argument, 0, 'T'},
-                                         {"json", no_argument, 0, 'j'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    const char *arch = NULL;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},   {"batch", required_argument, 0, 'b'},
+        {"res", required_argument, 0, 'r'},     {"threads", required_argument, 0, 't'},
+        {"iters", required_argument, 0, 'i'},   {"backend", required_argument, 0, 'B'},
+        {"classes", required_argument, 0, 'k'}, {"train", no_argument, 0, 'T'},
+        {"amp", required_argument, 0, 'A'},     {"json", no_argument, 0, 'j'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    const char *arch = NULL, *amp = NULL;
     int batch = 1, res = 224, threads = 0, iters = 0, json = 0, train = 0, classes = 1000, c;
     cv_backend_kind backend = CV_BACKEND_CPU;
     cv_status s = CV_OK;
     optind = 1;
-    while (!s && (c = getopt_long(argc, argv, "m:b:r:t:i:B:k:Tjh", opts, NULL)) != -1) {
+    while (!s && (c = getopt_long(argc, argv, "m:b:r:t:i:B:k:TA:jh", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             arch = optarg;
@@ -124,6 +122,9 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
         case 'T':
             train = 1;
             break;
+        case 'A':
+            amp = optarg;
+            break;
         case 'j':
             json = 1;
             break;
@@ -146,7 +147,7 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
     int64_t shape[] = {batch, 3, res, res}, tshape[] = {batch}, gshape[] = {batch, classes};
     if ((s = cv_model_create(ctx, arch, classes, &b.m)) ||
         (s = cv_model_init_weights(ctx, b.m, 1)) || (s = cv_model_set_backend(ctx, b.m, backend)) ||
-        (s = cv_model_set_training(ctx, b.m, train)) ||
+        (s = cv_model_set_training(ctx, b.m, train)) || (s = cv_model_set_amp(ctx, b.m, amp)) ||
         (s = cv_tensor_new(ctx, CV_F32, 4, shape, &b.x)) ||
         (s = cv_tensor_new(ctx, CV_I64, 1, tshape, &b.target)) ||
         (s = cv_tensor_new(ctx, CV_F32, 2, gshape, &b.grad)))
@@ -185,6 +186,7 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
         cJSON_AddNumberToObject(o, "res", res);
         cJSON_AddNumberToObject(o, "classes", classes);
         cJSON_AddNumberToObject(o, "threads", cv_ctx_threads(ctx));
+        cJSON_AddStringToObject(o, "amp", amp ? amp : "off");
         cJSON_AddNumberToObject(o, "iters", iters);
         cJSON_AddNumberToObject(o, "ms_per_batch_median", med[T_TOTAL] * 1e3);
         cJSON_AddNumberToObject(o, "ms_per_batch_min", times[0] * 1e3);
@@ -200,10 +202,12 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
         free(txt);
         cJSON_Delete(o);
     } else {
-        printf("%s %s batch %d %dx%d, %d threads, %s: %.2f images/s (median %.2f ms/batch over %d "
-               "runs), peak RSS %.0f MB\n",
-               arch, mode, batch, res, res, cv_ctx_threads(ctx),
-               backend == CV_BACKEND_REF ? "ref" : "cpu", ips, med[T_TOTAL] * 1e3, iters, rss);
+        printf(
+            "%s %s%s batch %d %dx%d, %d threads, %s: %.2f images/s (median %.2f ms/batch over %d "
+            "runs), peak RSS %.0f MB\n",
+            arch, mode, amp && !strcmp(amp, "bf16") ? " (bf16 amp)" : "", batch, res, res,
+            cv_ctx_threads(ctx), backend == CV_BACKEND_REF ? "ref" : "cpu", ips, med[T_TOTAL] * 1e3,
+            iters, rss);
         if (train)
             printf("  forward %.2f ms, loss + backward %.2f ms, optimizer %.2f ms (medians)\n",
                    med[T_FORWARD] * 1e3, med[T_BACKWARD] * 1e3, med[T_OPTIM] * 1e3);

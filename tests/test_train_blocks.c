@@ -54,7 +54,7 @@ static int run_one(const cv_backend_ops *ops, block_fn build, const int64_t *in,
     }
     ok = ok && graph_infer_shapes(ctx, b.g, b.params, in[0], in[1], in[2], in[3], sh) == CV_OK;
     CHECK(ok);
-    cv_train_io io = {grad, 3};
+    cv_train_io io = {.grad = grad, .seed = 3};
     cv_exec *e = NULL;
     if (ok) CHECK_OK(ctx, ops->plan(ctx, b.g, b.params, sh, PLAN_TRAIN, &io, &e));
     int64_t nin = in[0] * in[1] * in[2] * in[3], nout = ok ? shape_numel(&sh[b.g->output]) : 0;
@@ -294,7 +294,7 @@ static void test_stochastic_depth_rows(void)
     b.g->output = b_stochastic_depth(&b, b_input(&b, 3), 0.5f);
     cv_shape4 sh[2];
     CHECK_OK(ctx, graph_infer_shapes(ctx, b.g, b.params, 16, 3, 2, 2, sh));
-    cv_train_io io = {NULL, 9};
+    cv_train_io io = {.grad = NULL, .seed = 9};
     cv_exec *e = NULL;
     float x[16 * 12], y[16 * 12];
     for (int i = 0; i < 16 * 12; i++) x[i] = 1 + (float)i;

@@ -14,10 +14,12 @@ typedef enum {
 } cv_plan_mode;
 
 /* What a training step needs besides the graph: per parameter index, its gradient tensor (NULL
- * when it does not train), and the seed of this step's dropout masks. */
+ * when it does not train), the seed of this step's dropout masks, and whether training plans run
+ * convolutions and inner products in bf16 (mixed precision; fp32 everything else). */
 typedef struct {
     cv_tensor **grad;
     uint64_t seed;
+    int bf16;
 } cv_train_io;
 
 typedef struct {

@@ -23,6 +23,7 @@ struct cv_model {
     cv_tensor **grad_of;      /* per parameter index: its gradient tensor or NULL */
     uint64_t seed, step;
     int ran_train; /* a training forward ran since the last backward */
+    int bf16;      /* mixed precision in training plans */
     cv_exec *exec; /* planned for exec_shape with the parameters as they were then */
     cv_shape4 *shapes;
     int64_t exec_n, exec_h, exec_w;
@@ -414,7 +415,7 @@ cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tens
         m->shapes = shapes;
         cv_status s = graph_infer_shapes(ctx, m->g, m->params, n, x->shape[1], h, w, shapes);
         if (!s && m->training) s = ensure_grads(ctx, m);
-        cv_train_io io = {m->grad_of, m->seed + m->step};
+        cv_train_io io = {m->grad_of, m->seed + m->step, m->bf16};
         if (!s)
             s = m->backend->plan(ctx, m->g, m->params, shapes, m->training ? PLAN_TRAIN : PLAN_EVAL,
                                  &io, &m->exec);
@@ -425,7 +426,7 @@ cv_status cv_model_forward(cv_ctx *ctx, cv_model *m, const cv_tensor *x, cv_tens
     cv_status s = cv_tensor_new(ctx, CV_F32, os->rank, os->d, out);
     if (s) return s;
     if (m->training && (s = ensure_grads(ctx, m))) goto fail;
-    cv_train_io io = {m->grad_of, m->seed + m->step};
+    cv_train_io io = {m->grad_of, m->seed + m->step, m->bf16};
     if ((s = m->backend->run(ctx, m->exec, x->data, (*out)->data, &io))) goto fail;
     m->ran_train = m->training;
     return CV_OK;
@@ -509,7 +510,7 @@ cv_status cv_model_backward(cv_ctx *ctx, cv_model *m, const cv_tensor *dout)
                        m->arch->name);
     cv_status s = ensure_grads(ctx, m);
     if (s) return s;
-    cv_train_io io = {m->grad_of, m->seed + m->step};
+    cv_train_io io = {m->grad_of, m->seed + m->step, m->bf16};
     s = m->backend->backward(ctx, m->exec, dout->data, &io);
     m->ran_train = 0;
     m->step++;
@@ -537,6 +538,16 @@ cv_status cv_model_set_dropout(cv_ctx *ctx, cv_model *m, float p)
     for (int i = 0; i < m->g->n; i++)
         if (m->g->nodes[i].op == OP_DROPOUT) m->g->nodes[i].a.p = p;
     cv_model_params_changed(m);
+    return CV_OK;
+}
+
+cv_status cv_model_set_amp(cv_ctx *ctx, cv_model *m, const char *amp)
+{
+    int bf16 = amp && strcmp(amp, "off") && strcmp(amp, "fp32");
+    if (bf16 && strcmp(amp, "bf16"))
+        return cv_fail(ctx, CV_ERR_INVALID, "--amp: expected bf16 or off, got '%s'", amp);
+    if (bf16 != m->bf16) cv_model_params_changed(m);
+    m->bf16 = bf16;
     return CV_OK;
 }
 
