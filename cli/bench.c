@@ -14,13 +14,15 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: cvision bench -m ARCH | --all [--batch N[,N...]] [--res R] [--threads T]\n"
-               "                     [--iters K] [--classes K] [--train] [--backend cpu|ref]\n"
+               "                     [--iters K] [--classes K] [--train [--amp bf16]] [--backend "
+               "cpu|ref]\n"
                "                     [--profile] [--json]\n"
                "Times the eval-mode forward pass on random input and prints images/s (median).\n"
                "--all times every registered architecture (one row per architecture and batch);\n"
                "--all --list only prints their names.\n"
                "--train times a whole training step instead: training-mode forward,\n"
                "cross-entropy loss and its gradient, backward, and an SGD step (momentum 0.9).\n"
+               "--amp bf16 runs the training step's convolutions and linear layers in bf16.\n"
                "--classes sets the head size (default 1000).\n"
                "--profile adds the time per graph op over the timed runs, split into oneDNN\n"
                "primitives, reorders between layouts and reference-kernel fallbacks.\n");
@@ -97,6 +99,7 @@ static cv_status iteration(cv_ctx *ctx, bench_state *b, int train, double t[T_PA
 
 typedef struct {
     int batch, res, iters, train, classes, profile;
+    const char *amp; /* NULL or "bf16" */
     cv_backend_kind backend;
 } bench_opts;
 
@@ -112,7 +115,7 @@ static cv_status bench_one(cv_ctx *ctx, const char *arch, const bench_opts *o, c
     if ((s = cv_model_create(ctx, arch, o->classes, &b.m)) ||
         (s = cv_model_init_weights(ctx, b.m, 1)) ||
         (s = cv_model_set_backend(ctx, b.m, o->backend)) ||
-        (s = cv_model_set_training(ctx, b.m, train)) ||
+        (s = cv_model_set_training(ctx, b.m, train)) || (s = cv_model_set_amp(ctx, b.m, o->amp)) ||
         (s = cv_tensor_new(ctx, CV_F32, 4, shape, &b.x)) ||
         (s = cv_tensor_new(ctx, CV_I64, 1, tshape, &b.target)) ||
         (s = cv_tensor_new(ctx, CV_F32, 2, gshape, &b.grad)))
@@ -159,6 +162,7 @@ static cv_status bench_one(cv_ctx *ctx, const char *arch, const bench_opts *o, c
         cJSON_AddNumberToObject(r, "res", o->res);
         cJSON_AddNumberToObject(r, "classes", o->classes);
         cJSON_AddNumberToObject(r, "threads", cv_ctx_threads(ctx));
+        cJSON_AddStringToObject(r, "amp", o->amp ? o->amp : "off");
         cJSON_AddNumberToObject(r, "iters", iters);
         cJSON_AddNumberToObject(r, "ms_per_batch_median", med[T_TOTAL] * 1e3);
         cJSON_AddNumberToObject(r, "ms_per_batch_min", times[0] * 1e3);
@@ -183,9 +187,9 @@ static cv_status bench_one(cv_ctx *ctx, const char *arch, const bench_opts *o, c
         }
         cJSON_AddItemToArray(json, r);
     } else {
-        printf("%s %s batch %d %dx%d, %d threads, %s: %.2f images/s (median %.2f ms/batch over %d "
-               "runs; CPU time %.2f ms/batch), peak RSS %.0f MB\n",
-               arch, mode, batch, o->res, o->res, cv_ctx_threads(ctx),
+        printf("%s %s%s batch %d %dx%d, %d threads, %s: %.2f images/s (median %.2f ms/batch over "
+               "%d runs; CPU time %.2f ms/batch), peak RSS %.0f MB\n",
+               arch, mode, o->amp ? " (bf16 amp)" : "", batch, o->res, o->res, cv_ctx_threads(ctx),
                o->backend == CV_BACKEND_REF ? "ref" : "cpu", ips, med[T_TOTAL] * 1e3, iters,
                cpu_med * 1e3, rss);
         if (train)
@@ -233,20 +237,27 @@ static cv_status parse_batches(cv_ctx *ctx, const char *arg, int *b, int max, in
 
 int cmd_bench(cv_ctx *ctx, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"all", no_argument, 0, 'A'},
-        {"batch", required_argument, 0, 'b'},   {"res", required_argument, 0, 'r'},
-        {"threads", required_argument, 0, 't'}, {"iters", required_argument, 0, 'i'},
-        {"backend", required_argument, 0, 'B'}, {"classes", required_argument, 0, 'k'},
-        {"train", no_argument, 0, 'T'},         {"profile", no_argument, 0, 'P'},
-        {"list", no_argument, 0, 'L'},          {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"all", no_argument, 0, 'A'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"res", required_argument, 0, 'r'},
+                                         {"threads", required_argument, 0, 't'},
+                                         {"iters", required_argument, 0, 'i'},
+                                         {"backend", required_argument, 0, 'B'},
+                                         {"classes", required_argument, 0, 'k'},
+                                         {"train", no_argument, 0, 'T'},
+                                         {"profile", no_argument, 0, 'P'},
+                                         {"list", no_argument, 0, 'L'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"amp", required_argument, 0, 'a'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *arch = NULL;
     bench_opts o = {.res = 224, .classes = 1000, .backend = CV_BACKEND_CPU};
     int batches[8] = {1}, nbatch = 1, all = 0, list = 0, threads = 0, json = 0, c;
     cv_status s = CV_OK;
     optind = 1;
-    while (!s && (c = getopt_long(argc, argv, "m:b:r:t:i:B:k:TPLjh", opts, NULL)) != -1) {
+    while (!s && (c = getopt_long(argc, argv, "m:b:r:t:i:B:k:TPLja:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             arch = optarg;
@@ -280,6 +291,9 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
             break;
         case 'L':
             list = 1;
+            break;
+        case 'a':
+            o.amp = optarg;
             break;
         case 'j':
             json = 1;

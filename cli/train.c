@@ -23,6 +23,7 @@ static void usage(FILE *f)
         "  --loss ce|bce|mse|l1  --label-smoothing S  --mixup A  --cutmix A\n"
         "  --mode full|linear|lpft  --lp-epochs N  --lr-mults 'fc.=10'  --clip-grad N\n"
         "  --patience N  --ema DECAY  --metric NAME  --seed S  --resume  --drop-last\n"
+        "  --amp bf16 (convolutions and linear layers in bf16; needs AVX512-BF16)\n"
         "  --workers W (2)  --threads T  --runs-db FILE  --max-steps N  --quiet\n"
         "  --no-shuffle  --dropout P (every dropout layer's probability)\n"
         "Under mpirun, trains data-parallel across the ranks (docs/distributed.md);\n"
@@ -69,7 +70,8 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
         O_OPT,
         O_NOSHUF,
         O_DROPOUT,
-        O_SYNCBN
+        O_SYNCBN,
+        O_AMP
     };
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"weights", required_argument, 0, 'w'},
@@ -95,6 +97,7 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
                                          {"clip-grad", required_argument, 0, O_CLIP},
                                          {"patience", required_argument, 0, O_PAT},
                                          {"ema", required_argument, 0, O_EMA},
+                                         {"amp", required_argument, 0, O_AMP},
                                          {"metric", required_argument, 0, O_METRIC},
                                          {"mixup", required_argument, 0, O_MIXUP},
                                          {"cutmix", required_argument, 0, O_CUTMIX},
@@ -194,6 +197,9 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
             break;
         case O_METRIC:
             c.metric = optarg;
+            break;
+        case O_AMP:
+            c.amp = optarg;
             break;
         case O_MIXUP:
             s = num(ctx, "--mixup", optarg, &c.mixup);

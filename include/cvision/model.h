@@ -90,6 +90,11 @@ cv_state *cv_model_grads(cv_model *m);
 void cv_model_zero_grad(cv_model *m);
 /* Sets the probability of every dropout layer (torchvision's `dropout` constructor argument). */
 cv_status cv_model_set_dropout(cv_ctx *ctx, cv_model *m, float p);
+/* Mixed precision for training: "bf16" runs convolutions and linear layers in bfloat16 through
+ * oneDNN (bf16 inputs and weights, float32 outputs and gradients); parameters, optimizer state,
+ * batch norm and the loss stay float32. "off" (or NULL) is full float32. The first training
+ * forward fails on a CPU without AVX512-BF16 or on the ref backend. Eval plans stay float32. */
+cv_status cv_model_set_amp(cv_ctx *ctx, cv_model *m, const char *amp);
 /* Seeds dropout; each training forward then draws from (seed, step). */
 void cv_model_set_seed(cv_model *m, uint64_t seed);
 /* During each cv_model_backward, fn(user, grad) is called once for every gradient tensor of

@@ -36,6 +36,7 @@ typedef struct cv_train_config {
     double clip_grad;     /* max global gradient norm; 0: none */
     int patience;         /* early stopping after this many epochs without improvement; 0: off */
     double ema_decay;     /* exponential moving average of the weights; 0: off */
+    const char *amp;      /* mixed precision: "bf16" or NULL/"off" (cv_model_set_amp) */
     const char *metric;   /* metric that selects the best epoch (a metrics JSON key); NULL:
                            * accuracy_score, or the task's usual one */
     double mixup, cutmix; /* batch-mixing alphas; 0: off */

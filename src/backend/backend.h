@@ -14,12 +14,15 @@ typedef enum {
 } cv_plan_mode;
 
 /* What a training step needs besides the graph: per parameter index, its gradient tensor (NULL
- * when it does not train), and the seed of this step's dropout masks. grad_ready (optional) is
- * called during backward, once per trainable parameter, as soon as nothing more accumulates into
- * its gradient, so that data-parallel training can start averaging it while backward goes on. */
+ * when it does not train), the seed of this step's dropout masks, and whether training plans run
+ * convolutions and inner products in bf16 (mixed precision; fp32 everything else). grad_ready
+ * (optional) is called during backward, once per trainable parameter, as soon as nothing more
+ * accumulates into its gradient, so that data-parallel training can start averaging it while
+ * backward goes on. */
 typedef struct {
     cv_tensor **grad;
     uint64_t seed;
+    int bf16;
     void (*grad_ready)(void *user, int param);
     void *user;
     /* Synchronised batch norm (optional; the reference backend): sums n doubles in place over

@@ -27,6 +27,7 @@ struct cv_model {
     int (*bn_sum)(void *user, double *buf, int n); /* synchronised batch norm */
     void *bn_sum_user;
     int ran_train; /* a training forward ran since the last backward */
+    int bf16;      /* mixed precision in training plans */
     cv_exec *exec; /* planned for exec_shape with the parameters as they were then */
     cv_shape4 *shapes;
     int64_t exec_n, exec_h, exec_w;
@@ -154,8 +155,8 @@ int64_t cv_model_state_classes(const cv_model *m, const cv_state *st)
     for (int i = 0; head && i < cv_state_count(st); i++) {
         const char *name = cv_state_name(st, i);
         const cv_tensor *t = cv_state_tensor(st, i);
-        if (strcmp(name, head) && !(m->arch->rename && m->arch->rename(name, buf, sizeof buf) &&
-                                    !strcmp(buf, head)))
+        if (strcmp(name, head) &&
+            !(m->arch->rename && m->arch->rename(name, buf, sizeof buf) && !strcmp(buf, head)))
             continue;
         return t->ndim >= 1 ? t->shape[0] : 0;
     }
@@ -432,6 +433,7 @@ static cv_train_io train_io(cv_model *m)
 {
     return (cv_train_io){.grad = m->grad_of,
                          .seed = m->seed + m->step,
+                         .bf16 = m->bf16,
                          .grad_ready = m->grad_hook ? grad_ready : NULL,
                          .user = m,
                          .sum = m->bn_sum ? bn_sum : NULL};
@@ -637,6 +639,16 @@ cv_status cv_model_set_dropout(cv_ctx *ctx, cv_model *m, float p)
     for (int i = 0; i < m->g->n; i++)
         if (m->g->nodes[i].op == OP_DROPOUT) m->g->nodes[i].a.p = p;
     cv_model_params_changed(m);
+    return CV_OK;
+}
+
+cv_status cv_model_set_amp(cv_ctx *ctx, cv_model *m, const char *amp)
+{
+    int bf16 = amp && strcmp(amp, "off") && strcmp(amp, "fp32");
+    if (bf16 && strcmp(amp, "bf16"))
+        return cv_fail(ctx, CV_ERR_INVALID, "--amp: expected bf16 or off, got '%s'", amp);
+    if (bf16 != m->bf16) cv_model_params_changed(m);
+    m->bf16 = bf16;
     return CV_OK;
 }
 

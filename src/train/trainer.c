@@ -208,6 +208,7 @@ static cv_status open_model(cv_ctx *ctx, trainer *t)
     const cv_train_config *c = t->c;
     cv_status s = cv_model_create(ctx, c->arch, t->num_classes, &t->model);
     if (!s) s = cv_model_init_weights(ctx, t->model, c->seed);
+    if (!s) s = cv_model_set_amp(ctx, t->model, c->amp);
     if (!s && !isnan(c->dropout)) s = cv_model_set_dropout(ctx, t->model, (float)c->dropout);
     if (s || !c->weights) return s;
     char path[4096];
@@ -640,6 +641,7 @@ static char *args_json(const cv_train_config *c)
     S("lr_mults", c->lr_mults), N("clip_grad", c->clip_grad), N("patience", c->patience);
     N("ema_decay", c->ema_decay), N("mixup", c->mixup), N("cutmix", c->cutmix),
         N("seed", (double)c->seed);
+    S("amp", c->amp ? c->amp : "off");
     N("drop_last", c->drop_last), N("no_shuffle", c->no_shuffle), N("dropout", c->dropout);
     N("sync_bn", c->sync_bn);
 #undef S

@@ -30,6 +30,7 @@ typedef struct {
     char *written; /* the gradient has had its first contribution */
     char *need;    /* the node's value needs a gradient */
     int temps[CV_MAX_INPUTS + 4], ntemps;
+    dnnl_data_type_t lowp; /* the data type of convolution/linear inputs and weights */
 } tplanner;
 
 static float *param(const cv_exec *e, const cv_node *nd, int k)
@@ -52,13 +53,19 @@ static const dnnl_memory_desc_t *md_of(const tplanner *p, int v)
     return &p->e->vals[v].md;
 }
 
-static cv_status desc(cv_ctx *ctx, dnnl_memory_desc_t *md, int nd, const int64_t *dims,
-                      dnnl_format_tag_t tag)
+static cv_status desc_dt(cv_ctx *ctx, dnnl_memory_desc_t *md, int nd, const int64_t *dims,
+                         dnnl_data_type_t dt, dnnl_format_tag_t tag)
 {
     dnnl_dims_t d;
     for (int i = 0; i < nd; i++) d[i] = dims[i];
-    DNNL(ctx, dnnl_memory_desc_init_by_tag(md, nd, d, dnnl_f32, tag));
+    DNNL(ctx, dnnl_memory_desc_init_by_tag(md, nd, d, dt, tag));
     return CV_OK;
+}
+
+static cv_status desc(cv_ctx *ctx, dnnl_memory_desc_t *md, int nd, const int64_t *dims,
+                      dnnl_format_tag_t tag)
+{
+    return desc_dt(ctx, md, nd, dims, dnnl_f32, tag);
 }
 
 static cv_status no_primitive(cv_ctx *ctx, const char *what, int node)
@@ -214,10 +221,11 @@ static cv_status fwd_conv(tplanner *p, int i)
     dnnl_memory_desc_t src_any, dst_any, w_any, w_user, b_md;
     int64_t wd5[5] = {G, O / G, wt->shape[1], nd->a.kh, nd->a.kw},
             wd4[4] = {O, wt->shape[1], nd->a.kh, nd->a.kw}; /* the weight may be [O, I] */
-    cv_status s = desc(ctx, &src_any, 4, xs->d, dnnl_format_tag_any);
+    cv_status s = desc_dt(ctx, &src_any, 4, xs->d, p->lowp, dnnl_format_tag_any);
     if (!s) s = desc(ctx, &dst_any, 4, ys->d, dnnl_format_tag_any);
     if (!s) s = desc(ctx, &b_md, 1, &O, dnnl_x);
-    if (!s) s = desc(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, dnnl_format_tag_any);
+    if (!s)
+        s = desc_dt(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, p->lowp, dnnl_format_tag_any);
     if (!s)
         s = desc(ctx, &w_user, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, G > 1 ? dnnl_goihw : dnnl_oihw);
     if (s) return s;
@@ -245,8 +253,8 @@ static cv_status fwd_linear(tplanner *p, int i)
     const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[i];
     int64_t wd[2] = {ys->d[1], xs->d[1]};
     dnnl_memory_desc_t src, w_any, w_user, b_md, dst;
-    cv_status s = desc(ctx, &src, 2, xs->d, dnnl_nc);
-    if (!s) s = desc(ctx, &w_any, 2, wd, dnnl_format_tag_any);
+    cv_status s = desc_dt(ctx, &src, 2, xs->d, p->lowp, dnnl_nc);
+    if (!s) s = desc_dt(ctx, &w_any, 2, wd, p->lowp, dnnl_format_tag_any);
     if (!s) s = desc(ctx, &w_user, 2, wd, dnnl_oi);
     if (!s) s = desc(ctx, &b_md, 1, &ys->d[1], dnnl_x);
     if (!s) s = desc(ctx, &dst, 2, ys->d, dnnl_nc);
@@ -467,9 +475,23 @@ static cv_status bwd_data(tplanner *p, int i, int dy, const_dnnl_primitive_desc_
     return s ? s : contribute(p, nd->in[0], dx);
 }
 
+/* The output gradient dy in the layout a backward primitive wants: dy itself, or a reorder (to
+ * bf16 under mixed precision) made once and shared by the node's backward-data and -weights. */
+static cv_status dy_as(tplanner *p, int dy, const dnnl_memory_desc_t *want, int *copy, int *out)
+{
+    if (*copy >= 0 && dnnl_memory_desc_equal(md_of(p, *copy), want)) {
+        *out = *copy;
+        return CV_OK;
+    }
+    int tmp[1], nt = 0;
+    cv_status s = as_layout(p->ctx, p->e, &p->e->bwd, dy, want, out, tmp, &nt);
+    if (!s && nt) *copy = *out;
+    return s;
+}
+
 /* Weight (and bias) gradients of a weighted op from its backward-weights primitive `pd`,
  * accumulated into the parameters' gradient tensors. */
-static cv_status bwd_weights(tplanner *p, int i, int dy, const_dnnl_primitive_desc_t pd,
+static cv_status bwd_weights(tplanner *p, int i, int x, int dy, const_dnnl_primitive_desc_t pd,
                              const dnnl_memory_desc_t *b_md)
 {
     cv_exec *e = p->e;
@@ -478,7 +500,7 @@ static cv_status bwd_weights(tplanner *p, int i, int dy, const_dnnl_primitive_de
     int dw, db = -1;
     cv_status s = new_value(p->ctx, e, q(pd, dnnl_query_diff_weights_md), 1, &dw);
     if (!s && nd->param[1] >= 0) s = new_value(p->ctx, e, b_md, 1, &db);
-    if (!s) s = weighted_step(p, &e->bwd, pd, BWD_W_ARGS, t->x[0], dy, dw, db);
+    if (!s) s = weighted_step(p, &e->bwd, pd, BWD_W_ARGS, x, dy, dw, db);
     if (!s) s = into_grad(p, nd, 0, md_of(p, t->w_user), dw);
     if (!s && db >= 0) s = into_grad(p, nd, 1, b_md, db);
     return s;
@@ -495,37 +517,51 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
     int64_t O = wt->shape[0], G = nd->a.groups;
     int64_t wd5[5] = {G, O / G, wt->shape[1], nd->a.kh, nd->a.kw},
             wd4[4] = {O, wt->shape[1], nd->a.kh, nd->a.kw}; /* the weight may be [O, I] */
-    dnnl_memory_desc_t w_any, b_md;
-    cv_status s = desc(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, dnnl_format_tag_any);
+    /* float32: the gradients in the values' own layouts. bf16: backward data reads a bf16 copy of
+     * the output gradient and bf16 weights and writes a float32 input gradient; the weight gradient
+     * comes from the float32 input and output gradient (more accurate, and oneDNN 2.6's bf16
+     * backward-weights kernels ran 5x slower here than its float32 ones) */
+    dnnl_memory_desc_t w_any, b_md, dx_md = *md_of(p, t->x[0]), dy_md = *md_of(p, dy);
+    cv_status s =
+        desc_dt(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, p->lowp, dnnl_format_tag_any);
     if (!s) s = desc(ctx, &b_md, 1, &O, dnnl_x);
+    if (!s && p->lowp != dnnl_f32) s = desc(ctx, &dx_md, 4, xs->d, dnnl_format_tag_any);
+    if (!s && p->lowp != dnnl_f32) s = desc_dt(ctx, &dy_md, 4, ys->d, p->lowp, dnnl_format_tag_any);
     if (s) return s;
     dnnl_dims_t strides, dil, pl, pr;
     conv_geometry(nd, xs, ys, nd->a.kh, nd->a.kw, strides, dil, pl, pr);
     dnnl_primitive_desc_t pd;
     dnnl_status_t ds = dnnl_unimplemented;
+    int dyc = -1, dyl;
     if (p->need[nd->in[0]]) {
         for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
             dnnl_convolution_desc_t cd;
-            ds = dnnl_dilated_convolution_backward_data_desc_init(
-                &cd, conv_algs[a], md_of(p, t->x[0]), &w_any, md_of(p, dy), strides, dil, pl, pr);
+            ds = dnnl_dilated_convolution_backward_data_desc_init(&cd, conv_algs[a], &dx_md, &w_any,
+                                                                  &dy_md, strides, dil, pl, pr);
             if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, NULL, e->eng, t->pd);
         }
         if (ds != dnnl_success) return no_primitive(ctx, "convolution backward data", i);
-        s = bwd_data(p, i, dy, pd);
+        s = dy_as(p, dy, q(pd, dnnl_query_diff_dst_md), &dyc, &dyl);
+        if (!s) s = bwd_data(p, i, dyl, pd);
         dnnl_primitive_desc_destroy(pd);
         if (s) return s;
     }
     if (!pgrad(p, nd, 0) && !pgrad(p, nd, 1)) return CV_OK;
+    dnnl_memory_desc_t w_f32; /* the weight gradient is float32 */
+    if ((s = desc(ctx, &w_f32, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, dnnl_format_tag_any))) return s;
     ds = dnnl_unimplemented;
+    int lowp = p->lowp != dnnl_f32, xw = lowp ? in_val(p, nd, 0) : t->x[0];
+    dnnl_memory_desc_t dyw = lowp ? *md_of(p, dy) : dy_md;
     for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
         dnnl_convolution_desc_t cd;
         ds = dnnl_dilated_convolution_backward_weights_desc_init(
-            &cd, conv_algs[a], md_of(p, t->x[0]), &w_any, nd->param[1] >= 0 ? &b_md : NULL,
-            md_of(p, dy), strides, dil, pl, pr);
+            &cd, conv_algs[a], md_of(p, xw), &w_f32, nd->param[1] >= 0 ? &b_md : NULL, &dyw,
+            strides, dil, pl, pr);
         if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, NULL, e->eng, t->pd);
     }
     if (ds != dnnl_success) return no_primitive(ctx, "convolution backward weights", i);
-    s = bwd_weights(p, i, dy, pd, &b_md);
+    s = dy_as(p, dy, q(pd, dnnl_query_diff_dst_md), &dyc, &dyl);
+    if (!s) s = bwd_weights(p, i, xw, dyl, pd, &b_md);
     dnnl_primitive_desc_destroy(pd);
     return s;
 }
@@ -538,25 +574,30 @@ static cv_status bwd_linear(tplanner *p, int i, int dy)
     tnode *t = &p->t[i];
     const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[i];
     int64_t wd[2] = {ys->d[1], xs->d[1]};
-    dnnl_memory_desc_t w_any, b_md;
-    cv_status s = desc(ctx, &w_any, 2, wd, dnnl_format_tag_any);
+    dnnl_memory_desc_t w_any, w_f32, b_md, dx_md, dy_md;
+    cv_status s = desc_dt(ctx, &w_any, 2, wd, p->lowp, dnnl_format_tag_any);
+    if (!s) s = desc(ctx, &w_f32, 2, wd, dnnl_format_tag_any);
     if (!s) s = desc(ctx, &b_md, 1, &ys->d[1], dnnl_x);
+    if (!s) s = desc(ctx, &dx_md, 2, xs->d, dnnl_nc);
+    if (!s) s = desc_dt(ctx, &dy_md, 2, ys->d, p->lowp, dnnl_nc);
     if (s) return s;
     dnnl_inner_product_desc_t ipd;
     dnnl_primitive_desc_t pd;
+    int dyc = -1, dyl;
     if (p->need[nd->in[0]]) {
-        DNNL(ctx, dnnl_inner_product_backward_data_desc_init(&ipd, md_of(p, t->x[0]), &w_any,
-                                                             md_of(p, dy)));
+        DNNL(ctx, dnnl_inner_product_backward_data_desc_init(&ipd, &dx_md, &w_any, &dy_md));
         if ((s = make_pd(ctx, e, &ipd, t->pd, &pd, "inner product backward data", i))) return s;
-        s = bwd_data(p, i, dy, pd);
+        s = dy_as(p, dy, q(pd, dnnl_query_diff_dst_md), &dyc, &dyl);
+        if (!s) s = bwd_data(p, i, dyl, pd);
         dnnl_primitive_desc_destroy(pd);
         if (s) return s;
     }
     if (!pgrad(p, nd, 0) && !pgrad(p, nd, 1)) return CV_OK;
     DNNL(ctx, dnnl_inner_product_backward_weights_desc_init(
-                  &ipd, md_of(p, t->x[0]), &w_any, nd->param[1] >= 0 ? &b_md : NULL, md_of(p, dy)));
+                  &ipd, md_of(p, t->x[0]), &w_f32, nd->param[1] >= 0 ? &b_md : NULL, &dy_md));
     if ((s = make_pd(ctx, e, &ipd, t->pd, &pd, "inner product backward weights", i))) return s;
-    s = bwd_weights(p, i, dy, pd, &b_md);
+    s = dy_as(p, dy, q(pd, dnnl_query_diff_dst_md), &dyc, &dyl);
+    if (!s) s = bwd_weights(p, i, t->x[0], dyl, pd, &b_md);
     dnnl_primitive_desc_destroy(pd);
     return s;
 }
@@ -711,7 +752,12 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
 {
     const cv_graph *g = e->g;
     int n = g->n;
-    tplanner p = {.ctx = ctx, .e = e, .io = io};
+    tplanner p = {.ctx = ctx, .e = e, .io = io, .lowp = io->bf16 ? dnnl_bf16 : dnnl_f32};
+    /* AVX512-BF16 and above (AMX) include its bits; elsewhere oneDNN would emulate bf16 slowly */
+    if (io->bf16 && (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core_bf16) !=
+                        dnnl_cpu_isa_avx512_core_bf16)
+        return cv_fail(ctx, CV_ERR_UNSUPPORTED,
+                       "bf16 mixed precision needs a CPU with AVX512-BF16; this one has none");
     p.t = calloc((size_t)n, sizeof *p.t);
     p.dval = malloc((size_t)n * sizeof *p.dval);
     p.written = calloc((size_t)n, 1);

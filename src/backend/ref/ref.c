@@ -33,7 +33,9 @@ static void ref_free(cv_exec *e)
 static cv_status ref_plan(cv_ctx *ctx, const cv_graph *g, cv_state *params, const cv_shape4 *shapes,
                           cv_plan_mode mode, const cv_train_io *io, cv_exec **out)
 {
-    (void)io;
+    if (mode == PLAN_TRAIN && io && io->bf16)
+        return cv_fail(ctx, CV_ERR_UNSUPPORTED,
+                       "bf16 mixed precision needs the cpu (oneDNN) backend, not ref");
     size_t n = (size_t)g->n;
     cv_exec *e = calloc(1, sizeof *e);
     if (!e || !(e->val = calloc(n, sizeof *e->val)) ||
