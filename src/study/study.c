@@ -221,7 +221,7 @@ static const char *option_of(const char *key)
 {
     static const char *map[][2] = {{"models", "--models"},
                                    {"weights", "--weights"},
-                                   {"datasets", "--data/--val/--test/--metric"},
+                                   {"datasets", "--data/--val/--test/--metric/--*-transform"},
                                    {"grid", "--grid"},
                                    {"epochs", "--epochs"},
                                    {"batch", "--batch"},
