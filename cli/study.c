@@ -31,6 +31,7 @@ static void usage(FILE *f)
         "                       fresh start, or a map 'resnet18=FILE,alexnet=IMAGENET1K_V1'\n"
         "  --upstream M=ACC,... upstream top-1 (percent) overriding the catalog's acc@1\n"
         "  --seed S (0)  --stale SECONDS (600)  --retry-failed  --quiet  --boot N (1000)\n"
+        "  --json               print the final table as JSON (DIR/table.json)\n"
         "  --export-jobs FILE   write one 'cvision study ... --only ID' line per unfinished run\n"
         "  --only ID            run exactly that run (no table)\n"
         "  --report             selection, table and analysis from DIR's database only\n"
@@ -136,7 +137,21 @@ static void print_table(const cv_study_row *rows, size_t n)
 }
 
 /* Table files, printed table (rank 0 only) and the analysis. */
-static int finish(cv_ctx *ctx, cv_study *s, int rank, int n_boot)
+/* Copies DIR/table.json to stdout (--json). */
+static cv_status print_table_json(cv_ctx *ctx, const cv_study *s)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/table.json", cv_study_out_dir(s));
+    FILE *f = fopen(path, "r");
+    if (!f) return cv_fail(ctx, CV_ERR_IO, "%s: cannot read", path);
+    char buf[4096];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, k, stdout);
+    fclose(f);
+    return CV_OK;
+}
+
+static int finish(cv_ctx *ctx, cv_study *s, int rank, int n_boot, int json)
 {
     const cv_study_row *rows;
     size_t n;
@@ -150,12 +165,16 @@ static int finish(cv_ctx *ctx, cv_study *s, int rank, int n_boot)
         res[i] = (cv_study_result){rows[i].model, rows[i].dataset, rows[i].metric, rows[i].upstream,
                                    rows[i].value};
     int rc = 0;
-    if (rank <= 0) print_table(rows, n);
+    if (rank <= 0 && json && print_table_json(ctx, s)) {
+        free(res);
+        return cli_error(ctx);
+    }
+    if (rank <= 0 && !json) print_table(rows, n);
     if (cv_study_analyze(ctx, res, n, cv_study_out_dir(s), cv_study_seed(s), n_boot)) {
         if (rank <= 0) fprintf(stderr, "cvision: analysis: %s\n", cv_ctx_error(ctx));
         rc = 1;
     }
-    if (rank <= 0)
+    if (rank <= 0 && !json)
         printf("\nwrote %s/{table.csv,table.json%s}\n", cv_study_out_dir(s),
                rc ? "" : ",analysis.json,analysis.csv,report.html");
     free(res);
@@ -236,7 +255,8 @@ int cmd_study(cv_ctx *ctx, int argc, char **argv)
         O_OUT,
         O_BOOT,
         O_TTF,
-        O_ETF
+        O_ETF,
+        O_JSON
     };
     static const struct option opts[] = {{"models", required_argument, 0, O_MODELS},
                                          {"data", required_argument, 0, O_DATA},
@@ -262,6 +282,7 @@ int cmd_study(cv_ctx *ctx, int argc, char **argv)
                                          {"boot", required_argument, 0, O_BOOT},
                                          {"train-transform", required_argument, 0, O_TTF},
                                          {"eval-transform", required_argument, 0, O_ETF},
+                                         {"json", no_argument, 0, O_JSON},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     cv_study_config c;
@@ -269,7 +290,8 @@ int cmd_study(cv_ctx *ctx, int argc, char **argv)
     static named data[MAX_ITEMS], val[MAX_ITEMS], test[MAX_ITEMS], metric[MAX_ITEMS],
         ttf[MAX_ITEMS], etf[MAX_ITEMS];
     const char *ttf_all = NULL, *etf_all = NULL;
-    int nd = 0, nv = 0, nt = 0, nm = 0, ntt = 0, net = 0, retry = 0, report = 0, n_boot = 1000;
+    int nd = 0, nv = 0, nt = 0, nm = 0, ntt = 0, net = 0, retry = 0, report = 0, n_boot = 1000,
+        json = 0;
     const char *models = NULL, *weights = "DEFAULT", *export_path = NULL, *default_metric = NULL;
     long long only = 0;
     cv_status st = CV_OK;
@@ -361,6 +383,9 @@ int cmd_study(cv_ctx *ctx, int argc, char **argv)
         case O_REPORT:
             report = 1;
             break;
+        case O_JSON:
+            json = 1;
+            break;
         case O_OUT:
             c.out_dir = optarg;
             break;
@@ -391,7 +416,7 @@ int cmd_study(cv_ctx *ctx, int argc, char **argv)
     cv_study *s = NULL;
     if (report && !models && !nd) {
         if (cv_study_open_existing(ctx, c.out_dir, &s)) return cli_error(ctx);
-        int rc = finish(ctx, s, rank, n_boot);
+        int rc = finish(ctx, s, rank, n_boot, json);
         cv_study_close(s);
         return rc;
     }
@@ -473,7 +498,7 @@ int cmd_study(cv_ctx *ctx, int argc, char **argv)
     } else if (!report && cv_study_work(ctx, s, &n)) {
         rc = cli_error(ctx);
     } else {
-        rc = finish(ctx, s, rank, n_boot);
+        rc = finish(ctx, s, rank, n_boot, json);
     }
     cv_study_close(s);
     return rc;

@@ -221,7 +221,7 @@ static const char *option_of(const char *key)
 {
     static const char *map[][2] = {{"models", "--models"},
                                    {"weights", "--weights"},
-                                   {"datasets", "--data/--val/--test/--metric"},
+                                   {"datasets", "--data/--val/--test/--metric/--*-transform"},
                                    {"grid", "--grid"},
                                    {"epochs", "--epochs"},
                                    {"batch", "--batch"},
@@ -341,9 +341,7 @@ static cv_status prepare_dataset(cv_ctx *ctx, cv_study *s, study_dataset *d)
             if (!(*dst = strdup(spec))) st = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
         }
     } else if (!st) {
-        free(d->train_spec), free(d->val_spec), free(d->train_tf), free(d->eval_tf);
-        for (int k = 0; d->class_names && k < d->num_classes; k++) free(d->class_names[k]);
-        free(d->class_names);
+        free(d->train_spec), free(d->val_spec);
         d->train_spec = strdup(d->train);
         d->val_spec = strdup(d->val);
         if (!d->train_spec || !d->val_spec) st = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
@@ -421,6 +419,8 @@ static void study_free(cv_study *s)
         study_dataset *d = &s->datasets[i];
         free(d->name), free(d->train), free(d->val), free(d->test), free(d->metric);
         free(d->train_spec), free(d->val_spec), free(d->train_tf), free(d->eval_tf);
+        for (int k = 0; d->class_names && k < d->num_classes; k++) free(d->class_names[k]);
+        free(d->class_names);
     }
     free(s->models);
     free(s->datasets);

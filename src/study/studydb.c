@@ -17,7 +17,9 @@
 #include "runner.h"
 
 static const char *schema =
-    "PRAGMA journal_mode=WAL;"
+    /* A rollback journal, not WAL: WAL needs shared memory, so it breaks for processes on several
+     * hosts sharing DIR over a network file system; the study writes too rarely to need WAL. */
+    "PRAGMA journal_mode=DELETE;"
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS runs("
     " id INTEGER PRIMARY KEY, dataset TEXT NOT NULL, model TEXT NOT NULL, point INTEGER NOT NULL,"

@@ -57,6 +57,10 @@ err = con.execute("SELECT status, error FROM runs").fetchall()
 con.close()
 check(p.returncode == 0 and err[0][0] == "failed" and "class '3' is not a class" in err[0][1],
       f"a test class unknown to training fails the run with a message: {err}")
+p = run("study", *args("withval", grid="lr=0.01"), "--val", f"a=npy:{d}/X.npy,{d}/Y.npy@first=12",
+        "--train-transform", "grayscale(3),to_tensor,normalize(imagenet)", check=False, timeout=600)
+check(p.returncode == 0 and not os.path.exists(f"{d}/withval/splits"),
+      f"tiny study with --val and a transform (no split made): {p.stderr[-300:]!r}")
 p = run("study", "--out", good, "--report", check=False, timeout=300)
 check(p.returncode == 0 and "(accuracy)" in p.stdout, f"--report: {p.stderr[-300:]!r}")
 p = run("study", *args("good", grid="lr=0.01"), "--test", f"a=npy:{d}/X.npy,{d}/Yt.npy", "--export-jobs", f"{d}/jobs.txt", check=False)

@@ -173,6 +173,9 @@ check(all(r["status"] == "done" for r in db_rows(edir)) and not os.path.exists(f
       "--only runs exactly its run (no table)")
 r = run("study", "--out", edir, "--report")
 check(table(edir) == ref and "(roc_auc)" in r.stdout, "--report after the jobs: the same table")
+r = run("study", "--out", edir, "--report", "--json")
+check(json.loads(r.stdout) == json.load(open(f"{edir}/table.json")) and len(json.loads(r.stdout)) == 4,
+      "--report --json prints table.json")
 study(edir, "--export-jobs", jobs)
 check(open(jobs).read() == "", "--export-jobs on a finished study: no lines")
 
