@@ -62,7 +62,7 @@ static int run_one(const cv_backend_ops *ops, block_fn build, const int64_t *in,
                                     : t->ndim == 1 && strstr(name, "weight") ? 1 + 0.3f * uniform()
                                     : t->ndim > 1 ? 1.7f / sqrtf((float)fan) * uniform()
                                                   : 0.2f * uniform();
-        if (strstr(name, "running")) continue;
+        if (graph_is_buffer(name)) continue; /* running statistics, fixed tables: never train */
         CHECK_OK(ctx, cv_tensor_clone(ctx, t, &grad[i]));
         memset(grad[i]->data, 0, grad[i]->nbytes);
     }
