@@ -37,14 +37,22 @@ typedef struct {
 } corr_ci;
 
 /* Everything computed for one dataset. */
+/* A model left out of a statistic: the reason, and the dataset it concerns (NULL: this one). */
+typedef struct {
+    const char *model, *reason, *dataset;
+} excl;
+
+typedef struct {
+    excl *v;
+    size_t n;
+} excl_list;
+
 typedef struct {
     const char *name, *metric;
     point *pts; /* models with both values, by upstream then name */
     size_t n;
     const char *first_model; /* the first row's model (error messages) */
-    const char **excl_model; /* left out, with the reason */
-    const char **excl_reason;
-    size_t nexcl;
+    excl_list ex;
     corr_ci pearson, spearman;
     cv_linregress_result fit;
     double ns, ns_lo, ns_hi;
@@ -54,9 +62,7 @@ typedef struct {
     point *opts; /* up: upstream, v: this dataset; oavg: the others' average */
     double *oavg;
     size_t on;
-    const char **oexcl_model;
-    const char **oexcl_reason;
-    size_t onexcl;
+    excl_list oex;
     corr_ci o_pearson, o_spearman, u_pearson, u_spearman;
     double d_value, d_lo, d_hi;
     int d_used;
@@ -93,18 +99,22 @@ static int cmp_point(const void *a, const void *b)
     return strcmp(p->name, q->name);
 }
 
-static int add_excl(const char ***models, const char ***reasons, size_t *n, const char *model,
-                    const char *reason)
+static int add_excl(excl_list *l, const char *model, const char *reason, const char *dataset)
 {
-    const char **m = realloc(*models, (*n + 1) * sizeof *m);
-    if (m) *models = m;
-    const char **r = realloc(*reasons, (*n + 1) * sizeof *r);
-    if (r) *reasons = r;
-    if (!m || !r) return -1;
-    m[*n] = model;
-    r[*n] = reason;
-    (*n)++;
+    excl *v = realloc(l->v, (l->n + 1) * sizeof *v);
+    if (!v) return -1;
+    l->v = v;
+    v[l->n++] = (excl){model, reason, dataset};
     return 0;
+}
+
+/* "reason", or "reason 'X'" naming the dataset */
+static void excl_text(const excl *e, char *buf, size_t size)
+{
+    if (e->dataset)
+        snprintf(buf, size, "%s '%s'", e->reason, e->dataset);
+    else
+        snprintf(buf, size, "%s", e->reason);
 }
 
 static void split_pts(const point *p, size_t n, double *x, double *y)
@@ -140,7 +150,7 @@ static cv_status analyze_upstream(cv_ctx *ctx, study_an *s, size_t d, double *x,
                                                    : "";
         if (!why) continue;
         if (*why) {
-            if (add_excl(&a->excl_model, &a->excl_reason, &a->nexcl, r->model, why))
+            if (add_excl(&a->ex, r->model, why, NULL))
                 return cv_fail(ctx, CV_ERR_NOMEM, "study analysis: out of memory");
             continue;
         }
@@ -180,17 +190,18 @@ static cv_status analyze_other(cv_ctx *ctx, study_an *s, size_t d, double *x, do
         const char *why = !isfinite(r->value)      ? "no task value on this dataset"
                           : !isfinite(r->upstream) ? "no upstream accuracy"
                                                    : NULL;
+        const char *other = NULL;
         double sum = 0;
         for (size_t e = 0; e < s->D && !why; e++) {
             if (e == d) continue;
             const cv_study_result *o = s->cell[m * s->D + e];
             if (!o || !isfinite(o->value))
-                why = "no task value on another dataset";
+                why = "no task value on dataset", other = s->datasets[e];
             else
                 sum += o->value;
         }
         if (why) {
-            if (add_excl(&a->oexcl_model, &a->oexcl_reason, &a->onexcl, r->model, why))
+            if (add_excl(&a->oex, r->model, why, other))
                 return cv_fail(ctx, CV_ERR_NOMEM, "study analysis: out of memory");
             continue;
         }
@@ -237,13 +248,15 @@ static void add_corr(cJSON *o, cJSON *undef, const char *key, const corr_ci *c, 
     if (c->r.reason) cJSON_AddStringToObject(undef, key, c->r.reason);
 }
 
-static void add_excluded(cJSON *o, const char **models, const char **reasons, size_t n)
+static void add_excluded(cJSON *o, const excl_list *l)
 {
     cJSON *a = cJSON_AddArrayToObject(o, "excluded");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < l->n; i++) {
+        char text[1024];
+        excl_text(&l->v[i], text, sizeof text);
         cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "model", models[i]);
-        cJSON_AddStringToObject(e, "reason", reasons[i]);
+        cJSON_AddStringToObject(e, "model", l->v[i].model);
+        cJSON_AddStringToObject(e, "reason", text);
         cJSON_AddItemToArray(a, e);
     }
 }
@@ -263,7 +276,7 @@ static cJSON *dataset_json(const study_an *s, const dataset_an *a)
         cJSON_AddItemToObject(m, "value", cv_json_number(a->pts[i].v));
         cJSON_AddItemToArray(ms, m);
     }
-    add_excluded(o, a->excl_model, a->excl_reason, a->nexcl);
+    add_excluded(o, &a->ex);
     cJSON *undef = cJSON_CreateObject();
     add_corr(o, undef, "pearson_r", &a->pearson, boot);
     add_corr(o, undef, "spearman_rho", &a->spearman, boot);
@@ -298,7 +311,7 @@ static cJSON *dataset_json(const study_an *s, const dataset_an *a)
         cJSON_AddItemToObject(m, "other_average", cv_json_number(a->oavg[i]));
         cJSON_AddItemToArray(mm, m);
     }
-    add_excluded(v, a->oexcl_model, a->oexcl_reason, a->onexcl);
+    add_excluded(v, &a->oex);
     cJSON *ou = cJSON_CreateObject();
     add_corr(v, ou, "other_spearman_rho", &a->o_spearman, boot);
     add_corr(v, ou, "other_pearson_r", &a->o_pearson, boot);
@@ -445,14 +458,17 @@ static void tr_corr(FILE *f, size_t d, const char *label, const char *key, const
     fprintf(f, "</tr>\n");
 }
 
-static void html_excluded(FILE *f, const char *what, const char **models, const char **reasons,
-                          size_t n)
+static void html_excluded(FILE *f, const char *what, const excl_list *l)
 {
-    for (size_t i = 0; i < n; i++) {
-        fprintf(f, "<div class=\"note\">%s: ", what);
-        cv_svg_escape(f, models[i]);
+    for (size_t i = 0; i < l->n; i++) {
+        char text[1024];
+        excl_text(&l->v[i], text, sizeof text);
+        fprintf(f, "<div class=\"note\">");
+        cv_svg_escape(f, what);
+        fprintf(f, ": ");
+        cv_svg_escape(f, l->v[i].model);
         fprintf(f, " left out: ");
-        cv_svg_escape(f, reasons[i]);
+        cv_svg_escape(f, text);
         fprintf(f, "</div>\n");
     }
 }
@@ -466,7 +482,7 @@ static void html_dataset(FILE *f, const study_an *s, size_t d)
     fprintf(f, " <small>(");
     cv_svg_escape(f, a->metric);
     fprintf(f, ", %zu models)</small></h2>\n", a->n);
-    html_excluded(f, "Trend", a->excl_model, a->excl_reason, a->nexcl);
+    html_excluded(f, "Trend", &a->ex);
     const char **labels = malloc((a->n ? a->n : 1) * sizeof *labels);
     double *x = malloc((a->n ? a->n : 1) * sizeof *x), *y = malloc((a->n ? a->n : 1) * sizeof *y);
     if (labels && x && y) {
@@ -554,7 +570,7 @@ static void html_other(FILE *f, const study_an *s)
     for (size_t d = 0; d < s->D; d++) {
         char what[300];
         snprintf(what, sizeof what, "Other datasets, %s", s->an[d].name);
-        html_excluded(f, what, s->an[d].oexcl_model, s->an[d].oexcl_reason, s->an[d].onexcl);
+        html_excluded(f, what, &s->an[d].oex);
     }
 }
 
@@ -606,10 +622,8 @@ static void study_free(study_an *s)
 {
     for (size_t d = 0; s->an && d < s->D; d++) {
         dataset_an *a = &s->an[d];
-        free(a->excl_model);
-        free(a->excl_reason);
-        free(a->oexcl_model);
-        free(a->oexcl_reason);
+        free(a->ex.v);
+        free(a->oex.v);
         free(a->pts);
         free(a->opts);
         free(a->oavg);

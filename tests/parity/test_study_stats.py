@@ -243,6 +243,9 @@ def main():
         check([m["model"] for m in v["models"]] == [r[1] for r in rows], f"{name}: other-datasets models")
         check({e["model"] for e in v["excluded"]} == {"net3", "net7", "net11"} - ({"net11"} if name == "aptos" else set()),
               f"{name}: left-out models listed: {v['excluded']}")
+        if name != "aptos":
+            check(any(e["model"] == "net11" and "'aptos'" in e["reason"] for e in v["excluded"]),
+                  f"{name}: the reason names the missing dataset")
         xu = np.array([r[0] for r in rows])
         yv = np.array([r[2] for r in rows])
         xo = np.array([r[3] for r in rows])
