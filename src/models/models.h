@@ -83,6 +83,7 @@ int build_googlenet(cv_builder *b, const void *cfg, int num_classes);
 int build_inception_v3(cv_builder *b, const void *cfg, int num_classes);
 const void *inception_cfg_for(const void *cfg, const cv_state *st, void *buf);
 int build_efficientnet(cv_builder *b, const void *cfg, int num_classes);
+int efficientnet_rename(const char *key, char *out, size_t size);
 int build_regnet(cv_builder *b, const void *cfg, int num_classes);
 int build_convnext(cv_builder *b, const void *cfg, int num_classes);
 int convnext_rename(const char *key, char *out, size_t size);

@@ -26,7 +26,7 @@
          .cfg_for = inception_cfg_for, __VA_ARGS__)
 #define EFFNET(n, v, w, d, drop, eps, mom)                                                         \
     ARCH(n, build_efficientnet, (&(const efficientnet_cfg){v, w, d, drop, eps, mom}),              \
-         "classifier.1", .init = &init_effnet)
+         "classifier.1", .init = &init_effnet, .rename = (v) == 1 ? efficientnet_rename : NULL)
 #define REGNET(n, d0, d1, d2, d3, w0, w1, w2, w3, g0, g1, g2, g3, se)                              \
     ARCH(n, build_regnet,                                                                          \
          (&(const regnet_cfg){{d0, d1, d2, d3}, {w0, w1, w2, w3}, {g0, g1, g2, g3}, se}), "fc",    \

@@ -9,6 +9,7 @@ Kolmogorov-Smirnov test (p > 1e-4, up to 20000 values per side) and have a std w
 max(5%, 4/sqrt(n)) of torchvision's (about 4 standard errors of the ratio; n >= 100 values).
 Running statistics and buffers are not compared (a training step updates the former)."""
 import os
+import shutil
 
 import numpy as np
 import torch
@@ -55,6 +56,7 @@ def main():
             "--train-transform", "to_tensor", "--no-shuffle", "--quiet", "--workers", 1, "--threads", 2,
             "--seed", 3)
         got = load_safetensors(os.path.join(out, "last.safetensors"))
+        shutil.rmtree(out)
         torch.manual_seed(0)
         ref = ctor().state_dict()
         bad, n = [], 0
@@ -80,6 +82,7 @@ def main():
             if p < 1e-4 or abs(ratio - 1) > max(0.05, 4 / np.sqrt(a.size)):  # ~4 sigma of the ratio
                 bad.append(f"{name}: KS p {p:.2g}, std {a.std():.3g} vs {b.std():.3g}")
         check(not bad, f"{arch:22s} {n} tensors like torchvision's init" + (f": {'; '.join(bad[:4])}" if bad else ""))
+    shutil.rmtree(d)  # checkpoints of every model: hundreds of MB
     finish()
 
 

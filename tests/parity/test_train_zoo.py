@@ -12,6 +12,7 @@ this size, 4.2e-6 with oneDNN's Winograd convolutions disabled (its 3x3 convolut
 4x4 maps train through Winograd; docs/models.md). Small members of each family, 32x32 inputs
 (MaxViT: 224x224, batch 2), 10 classes."""
 import os
+import shutil
 import time
 
 import numpy as np
@@ -120,6 +121,7 @@ def main():
             "--momentum", 0.9, "--wd", 1e-4, "--train-transform", "to_tensor", "--no-shuffle", "--dropout", 0,
             "--quiet", "--workers", 1, "--threads", 2)
         got = load_safetensors(os.path.join(out, "last.safetensors"))
+        shutil.rmtree(out)
         ref64 = torch_step(ctor, x, y, torch.float64)
         ref32 = torch_step(ctor, x, y, torch.float32)
         e_cv, where = error(got, ref64)
@@ -128,6 +130,7 @@ def main():
               f"{arch:22s} 1 SGD step {batch}x3x{side}x{side}: cvision {e_cv:.2e} ({where}), "
               f"PyTorch float32 {e_pt:.2e}, from PyTorch float64 ({time.time() - t0:.0f}s)")
         os.remove(init)
+    shutil.rmtree(d)  # checkpoints of every model: hundreds of MB
     finish()
 
 
