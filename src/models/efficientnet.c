@@ -3,6 +3,9 @@
  * residuals through stochastic depth (identity in eval). Batch-norm eps/momentum per variant. */
 #include <math.h>
 
+#include <stdio.h>
+#include <string.h>
+
 #include "models/models.h"
 
 /* one stage: expand ratio, kernel, stride, in, out, layers, fused */
@@ -109,4 +112,44 @@ int build_efficientnet(cv_builder *b, const void *cfgp, int num_classes)
     x = b_linear(b, b_dropout(b, x, cfg->dropout), "1", num_classes, 1);
     b_pop(b);
     return x;
+}
+
+/* timm's EfficientNet B0-B7 names -> torchvision's (docs/models.md): conv_stem/bn1 ->
+ * features.0.0/1, blocks.S.I -> features.(S+1).I.block with, in stage 0's depthwise-separable
+ * blocks, conv_dw/bn1 -> 0.0/0.1, se -> 1, conv_pw/bn2 -> 2.0/2.1 and elsewhere conv_pw/bn1 ->
+ * 0.0/0.1, conv_dw/bn2 -> 1.0/1.1, se -> 2, conv_pwl/bn3 -> 3.0/3.1 (se.conv_reduce/conv_expand
+ * -> fc1/fc2); conv_head/bn2 -> features.8.0/1, classifier -> classifier.1. */
+int efficientnet_rename(const char *key, char *out, size_t size)
+{
+    static const char *const top[][2] = {{"conv_stem.", "features.0.0."},
+                                         {"bn1.", "features.0.1."},
+                                         {"conv_head.", "features.8.0."},
+                                         {"bn2.", "features.8.1."},
+                                         {"classifier.", "classifier.1."}};
+    static const char *const ds[][2] = {
+        {"conv_dw.", "0.0."},          {"bn1.", "0.1."},     {"se.conv_reduce.", "1.fc1."},
+        {"se.conv_expand.", "1.fc2."}, {"conv_pw.", "2.0."}, {"bn2.", "2.1."}};
+    static const char *const ir[][2] = {
+        {"conv_pw.", "0.0."},          {"bn1.", "0.1."},
+        {"conv_dw.", "1.0."},          {"bn2.", "1.1."},
+        {"se.conv_reduce.", "2.fc1."}, {"se.conv_expand.", "2.fc2."},
+        {"conv_pwl.", "3.0."},         {"bn3.", "3.1."}};
+    for (size_t i = 0; i < sizeof top / sizeof *top; i++) {
+        size_t n = strlen(top[i][0]);
+        if (!strncmp(key, top[i][0], n) && strncmp(key, "classifier.1.", 13))
+            return snprintf(out, size, "%s%s", top[i][1], key + n) < (int)size;
+    }
+    int st, bl, used = 0;
+    if (sscanf(key, "blocks.%d.%d.%n", &st, &bl, &used) != 2 || !used || st < 0 || st > 6 || bl < 0)
+        return 0;
+    const char *r = key + used;
+    const char *const(*map)[2] = st ? ir : ds;
+    size_t count = st ? sizeof ir / sizeof *ir : sizeof ds / sizeof *ds;
+    for (size_t i = 0; i < count; i++) {
+        size_t n = strlen(map[i][0]);
+        if (!strncmp(r, map[i][0], n))
+            return snprintf(out, size, "features.%d.%d.block.%s%s", st + 1, bl, map[i][1], r + n) <
+                   (int)size;
+    }
+    return 0;
 }

@@ -370,48 +370,10 @@ static cv_status load_state(cv_ctx *ctx, cv_model *m, const cv_state *st, int fl
     return CV_OK;
 }
 
-/* splitmix64: a seeded stream of 64-bit values */
-static uint64_t next_u64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double next_uniform(uint64_t *state) /* (0, 1) */
-{
-    return ((next_u64(state) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-
 cv_status cv_model_init_weights(cv_ctx *ctx, cv_model *m, uint64_t seed)
 {
-    uint64_t rng = seed;
-    for (int i = 0; i < m->g->n; i++) {
-        const cv_node *nd = &m->g->nodes[i];
-        if (nd->op != OP_CONV && nd->op != OP_LINEAR && nd->op != OP_BN) continue;
-        cv_tensor *w = cv_state_tensor(m->params, nd->param[0]);
-        cv_tensor *b = nd->param[1] >= 0 ? cv_state_tensor(m->params, nd->param[1]) : NULL;
-        float *wd = w->data, *bd = b ? b->data : NULL;
-        int64_t n = cv_tensor_numel(w);
-        if (nd->op == OP_BN) {
-            for (int64_t k = 0; k < n; k++) wd[k] = 1, bd[k] = 0;
-        } else if (nd->op == OP_CONV) {
-            /* kaiming normal, fan_out = out_channels * kh * kw / groups... as torch computes it:
-             * weight.size(0) * receptive field */
-            double std = sqrt(2.0 / (double)(w->shape[0] * nd->a.kh * nd->a.kw));
-            for (int64_t k = 0; k < n; k++)
-                wd[k] = (float)(std * sqrt(-2 * log(next_uniform(&rng))) *
-                                cos(2 * M_PI * next_uniform(&rng)));
-            for (int64_t k = 0; bd && k < w->shape[0]; k++) bd[k] = 0;
-        } else {
-            double bound = 1 / sqrt((double)w->shape[1]);
-            for (int64_t k = 0; k < n; k++) wd[k] = (float)(bound * (2 * next_uniform(&rng) - 1));
-            for (int64_t k = 0; bd && k < w->shape[0]; k++)
-                bd[k] = (float)(bound * (2 * next_uniform(&rng) - 1));
-        }
-    }
     (void)ctx;
+    init_params(m->g, m->params, m->arch->init, seed);
     cv_model_params_changed(m);
     return CV_OK;
 }

@@ -8,6 +8,39 @@
 
 #define CV_CFG_MAX 128
 
+/* Weight initialisation rules (init.c), as torchvision's constructors apply them. */
+typedef enum {
+    INIT_KEEP = 0,            /* leave as built */
+    INIT_CONST,               /* v */
+    INIT_NORMAL,              /* N(0, v) */
+    INIT_TRUNC,               /* trunc_normal_(std=v, a=-2, b=2) */
+    INIT_TRUNC_FAN_IN,        /* trunc_normal_(std=sqrt(1/fan_in)) (ViT's conv_proj) */
+    INIT_KAIMING_NORMAL_OUT,  /* N(0, sqrt(2/fan_out)) */
+    INIT_KAIMING_NORMAL_IN,   /* N(0, sqrt(2/fan_in)) */
+    INIT_DEFAULT,             /* nn.Conv2d/nn.Linear default: U(+-1/sqrt(fan_in)) */
+    INIT_UNIFORM_OUT,         /* U(+-1/sqrt(fan_out)) */
+    INIT_XAVIER,              /* U(+-sqrt(6/(fan_in+fan_out))) */
+    INIT_KAIMING_UNIFORM_OUT, /* U(+-sqrt(3/fan_out)) */
+    INIT_KAIMING_UNIFORM_IN,  /* U(+-sqrt(6/fan_in)) */
+} init_kind;
+
+typedef struct {
+    init_kind kind;
+    float v;
+} init_rule;
+
+typedef struct {
+    init_rule conv, conv_bias;     /* 4-D convolution weights and their biases */
+    init_rule linear, linear_bias; /* [out, in] weights (Linear, pointwise) and their biases */
+    struct {
+        const char *suffix; /* parameter name suffix; the first match wins */
+        init_rule rule;
+    } special[16];
+} init_spec;
+
+/* Initialises `params` by `spec` (NULL: ResNet's rules); norms at 1/0, running stats 0/1. */
+void init_params(const cv_graph *g, cv_state *params, const init_spec *spec, uint64_t seed);
+
 /* Builds the architecture on `b` and returns the output node (or -1 with b->err set). */
 typedef int (*cv_build_fn)(cv_builder *b, const void *cfg, int num_classes);
 
@@ -31,6 +64,7 @@ typedef struct {
      * classifiers of GoogLeNet and Inception v3, which torchvision runs only for the extra
      * training outputs (its eval forward ignores them; its pretrained models drop them). */
     const char *ignore[3];
+    const init_spec *init; /* the family's initialisation (NULL: ResNet's) */
 } cv_arch;
 
 const cv_arch *arch_find(const char *name);
@@ -49,6 +83,7 @@ int build_googlenet(cv_builder *b, const void *cfg, int num_classes);
 int build_inception_v3(cv_builder *b, const void *cfg, int num_classes);
 const void *inception_cfg_for(const void *cfg, const cv_state *st, void *buf);
 int build_efficientnet(cv_builder *b, const void *cfg, int num_classes);
+int efficientnet_rename(const char *key, char *out, size_t size);
 int build_regnet(cv_builder *b, const void *cfg, int num_classes);
 int build_convnext(cv_builder *b, const void *cfg, int num_classes);
 int convnext_rename(const char *key, char *out, size_t size);

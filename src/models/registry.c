@@ -10,35 +10,106 @@
     }
 #define RESNET(n, bott, l0, l1, l2, l3, g, w)                                                      \
     ARCH(n, build_resnet, (&(const resnet_cfg){bott, {l0, l1, l2, l3}, g, w}), "fc")
-#define VGG(n, layout, bn) ARCH(n, build_vgg, (&(const vgg_cfg){layout, bn}), "classifier.6")
+#define VGG(n, layout, bn)                                                                         \
+    ARCH(n, build_vgg, (&(const vgg_cfg){layout, bn}), "classifier.6", .init = &init_vgg)
 #define DENSENET(n, g, f, b0, b1, b2, b3)                                                          \
     ARCH(n, build_densenet, (&(const densenet_cfg){g, f, {b0, b1, b2, b3}}), "classifier",         \
-         .rename = densenet_rename)
+         .rename = densenet_rename, .init = &init_densenet)
 #define SHUFFLENET(n, c0, c1, c2, c3, c4)                                                          \
-    ARCH(n, build_shufflenet_v2, (&(const shufflenet_cfg){{c0, c1, c2, c3, c4}}), "fc")
+    ARCH(n, build_shufflenet_v2, (&(const shufflenet_cfg){{c0, c1, c2, c3, c4}}), "fc",            \
+         .init = &init_torch_default)
 #define MNASNET(n, a)                                                                              \
     ARCH(n, build_mnasnet, (&(const mnasnet_cfg){a, 0, &(const mnasnet_cfg){a, 1, NULL}}),         \
-         "classifier.1", .cfg_for = mnasnet_cfg_for)
+         "classifier.1", .cfg_for = mnasnet_cfg_for, .init = &init_mnasnet)
 #define INCEPTION(n, fn, ...)                                                                      \
     ARCH(n, fn, (&(const inception_cfg){0, &(const inception_cfg){1, NULL}}), "fc",                \
          .cfg_for = inception_cfg_for, __VA_ARGS__)
 #define EFFNET(n, v, w, d, drop, eps, mom)                                                         \
     ARCH(n, build_efficientnet, (&(const efficientnet_cfg){v, w, d, drop, eps, mom}),              \
-         "classifier.1")
+         "classifier.1", .init = &init_effnet, .rename = (v) == 1 ? efficientnet_rename : NULL)
 #define REGNET(n, d0, d1, d2, d3, w0, w1, w2, w3, g0, g1, g2, g3, se)                              \
     ARCH(n, build_regnet,                                                                          \
-         (&(const regnet_cfg){{d0, d1, d2, d3}, {w0, w1, w2, w3}, {g0, g1, g2, g3}, se}), "fc")
+         (&(const regnet_cfg){{d0, d1, d2, d3}, {w0, w1, w2, w3}, {g0, g1, g2, g3}, se}), "fc",    \
+         .init = &init_regnet)
 #define CONVNEXT(n, d0, d1, d2, d3, c0, c1, c2, c3, sd)                                            \
     ARCH(n, build_convnext, (&(const convnext_cfg){{d0, d1, d2, d3}, {c0, c1, c2, c3}, sd}),       \
-         "classifier.2", .rename = convnext_rename, .adapt = convnext_adapt)
+         "classifier.2", .rename = convnext_rename, .adapt = convnext_adapt,                       \
+         .init = &init_convnext)
 #define VIT(n, p, l, h, d, m)                                                                      \
     ARCH(n, build_vit, (&(const vit_cfg){p, l, h, d, m, 224}), "heads.head",                       \
-         .cfg_for = vit_cfg_for, .rename = vit_rename, .adapt = vit_adapt)
+         .cfg_for = vit_cfg_for, .rename = vit_rename, .adapt = vit_adapt, .init = &init_vit)
 #define SWIN(n, e, d0, d1, d2, d3, h0, h1, h2, h3, sd, v2)                                         \
-    ARCH(n, build_swin, (&(const swin_cfg){e, {d0, d1, d2, d3}, {h0, h1, h2, h3}, sd, v2}), "head")
+    ARCH(n, build_swin, (&(const swin_cfg){e, {d0, d1, d2, d3}, {h0, h1, h2, h3}, sd, v2}),        \
+         "head", .init = &init_swin)
+
+/* torchvision's initialisations (init.c); ResNet's (kaiming normal fan_out convolutions, default
+ * Linear) is the NULL spec. */
+#define Z                                                                                          \
+    {                                                                                              \
+        INIT_CONST, 0                                                                              \
+    }
+#define N(s)                                                                                       \
+    {                                                                                              \
+        INIT_NORMAL, s                                                                             \
+    }
+#define T(s)                                                                                       \
+    {                                                                                              \
+        INIT_TRUNC, s                                                                              \
+    }
+/* VGG, MobileNet V2/V3 */
+static const init_spec init_vgg = {{INIT_KAIMING_NORMAL_OUT, 0}, Z, N(0.01f), Z, {{0}}};
+static const init_spec init_torch_default = {
+    {INIT_DEFAULT, 0}, {INIT_DEFAULT, 0}, {INIT_DEFAULT, 0}, {INIT_DEFAULT, 0}, {{0}}};
+static const init_spec init_regnet = {
+    {INIT_KAIMING_NORMAL_OUT, 0}, {INIT_DEFAULT, 0}, N(0.01f), Z, {{0}}};
+static const init_spec init_densenet = {
+    {INIT_KAIMING_NORMAL_IN, 0}, Z, {INIT_DEFAULT, 0}, Z, {{0}}};
+static const init_spec init_squeezenet = {
+    {INIT_KAIMING_UNIFORM_IN, 0}, Z, {INIT_DEFAULT, 0}, Z, {{"classifier.1.weight", N(0.01f)}}};
+static const init_spec init_mnasnet = {
+    {INIT_KAIMING_NORMAL_OUT, 0}, Z, {INIT_KAIMING_UNIFORM_OUT, 0}, Z, {{0}}};
+static const init_spec init_effnet = {
+    {INIT_KAIMING_NORMAL_OUT, 0}, Z, {INIT_UNIFORM_OUT, 0}, Z, {{0}}};
+static const init_spec init_googlenet = {
+    T(0.01f), {INIT_DEFAULT, 0}, T(0.01f), {INIT_DEFAULT, 0}, {{0}}};
+static const init_spec init_inception = {
+    T(0.1f), {INIT_DEFAULT, 0}, T(0.1f), {INIT_DEFAULT, 0}, {{0}}};
+static const init_spec init_convnext = {
+    T(0.02f), Z, T(0.02f), Z, {{"layer_scale", {INIT_CONST, 1e-6f}}}};
+/* ViT: MultiheadAttention's xavier in_proj and zero biases (out_proj keeps Linear's default
+ * weight), MLPBlock's xavier weights with N(0, 1e-6) biases, a zero head */
+static const init_spec init_vit = {{INIT_TRUNC_FAN_IN, 0},
+                                   Z,
+                                   {INIT_DEFAULT, 0},
+                                   Z,
+                                   {{"class_token", Z},
+                                    {"pos_embedding", N(0.02f)},
+                                    {"in_proj_weight", {INIT_XAVIER, 0}},
+                                    {"mlp.0.weight", {INIT_XAVIER, 0}},
+                                    {"mlp.3.weight", {INIT_XAVIER, 0}},
+                                    {"mlp.0.bias", N(1e-6f)},
+                                    {"mlp.3.bias", N(1e-6f)},
+                                    {"heads.head.weight", Z},
+                                    {"heads.head.bias", Z}}};
+/* Swin: every Linear (cpb_mlp too) trunc_normal(0.02) with zero biases; the patch embedding
+ * keeps Conv2d's default; logit_scale stays log(10) */
+static const init_spec init_swin = {{INIT_DEFAULT, 0},
+                                    {INIT_DEFAULT, 0},
+                                    T(0.02f),
+                                    Z,
+                                    {{"relative_position_bias_table", T(0.02f)},
+                                     {"cpb_mlp.0.weight", T(0.02f)},
+                                     {"cpb_mlp.0.bias", Z},
+                                     {"cpb_mlp.2.weight", T(0.02f)},
+                                     {"attn.qkv.bias", Z}}};
+static const init_spec init_maxvit = {
+    N(0.02f), Z, N(0.02f), Z, {{"relative_position_bias_table", T(0.02f)}}};
+#undef Z
+#undef N
+#undef T
 
 static const cv_arch archs[] = {
-    ARCH("alexnet", build_alexnet, NULL, "classifier.6"),
+    ARCH("alexnet", build_alexnet, NULL, "classifier.6", .init = &init_torch_default),
     CONVNEXT("convnext_base", 3, 3, 27, 3, 128, 256, 512, 1024, 0.5f),
     CONVNEXT("convnext_large", 3, 3, 27, 3, 192, 384, 768, 1536, 0.5f),
     CONVNEXT("convnext_small", 3, 3, 27, 3, 96, 192, 384, 768, 0.4f),
@@ -61,16 +132,23 @@ static const cv_arch archs[] = {
     EFFNET("efficientnet_v2_l", 4, 1, 1, 0.4f, 1e-3f, 0.1f),
     EFFNET("efficientnet_v2_m", 3, 1, 1, 0.3f, 1e-3f, 0.1f),
     EFFNET("efficientnet_v2_s", 2, 1, 1, 0.2f, 1e-3f, 0.1f),
-    INCEPTION("googlenet", build_googlenet, .ignore = {"aux1.", "aux2."}),
-    INCEPTION("inception_v3", build_inception_v3, .ignore = {"AuxLogits."}),
-    {.name = "maxvit_t", .build = build_maxvit, .head = {"classifier.5.weight"}},
+    INCEPTION("googlenet", build_googlenet, .ignore = {"aux1.", "aux2."}, .init = &init_googlenet),
+    INCEPTION("inception_v3", build_inception_v3, .ignore = {"AuxLogits."},
+              .init = &init_inception),
+    {.name = "maxvit_t",
+     .build = build_maxvit,
+     .head = {"classifier.5.weight"},
+     .init = &init_maxvit},
     MNASNET("mnasnet0_5", 0.5),
     MNASNET("mnasnet0_75", 0.75),
-    ARCH("mnasnet1_0", build_mnasnet, (&(const mnasnet_cfg){1.0, 0, NULL}), "classifier.1"),
+    ARCH("mnasnet1_0", build_mnasnet, (&(const mnasnet_cfg){1.0, 0, NULL}), "classifier.1",
+         .init = &init_mnasnet),
     MNASNET("mnasnet1_3", 1.3),
-    ARCH("mobilenet_v2", build_mobilenet_v2, NULL, "classifier.1"),
-    ARCH("mobilenet_v3_large", build_mobilenet_v3, (&(const mobilenet_v3_cfg){1}), "classifier.3"),
-    ARCH("mobilenet_v3_small", build_mobilenet_v3, (&(const mobilenet_v3_cfg){0}), "classifier.3"),
+    ARCH("mobilenet_v2", build_mobilenet_v2, NULL, "classifier.1", .init = &init_vgg),
+    ARCH("mobilenet_v3_large", build_mobilenet_v3, (&(const mobilenet_v3_cfg){1}), "classifier.3",
+         .init = &init_vgg),
+    ARCH("mobilenet_v3_small", build_mobilenet_v3, (&(const mobilenet_v3_cfg){0}), "classifier.3",
+         .init = &init_vgg),
     REGNET("regnet_x_16gf", 2, 6, 13, 1, 256, 512, 896, 2048, 128, 128, 128, 128, 0),
     REGNET("regnet_x_1_6gf", 2, 4, 10, 2, 72, 168, 408, 912, 24, 24, 24, 24, 0),
     REGNET("regnet_x_32gf", 2, 7, 13, 1, 336, 672, 1344, 2520, 168, 168, 168, 168, 0),
@@ -98,8 +176,10 @@ static const cv_arch archs[] = {
     SHUFFLENET("shufflenet_v2_x1_0", 24, 116, 232, 464, 1024),
     SHUFFLENET("shufflenet_v2_x1_5", 24, 176, 352, 704, 1024),
     SHUFFLENET("shufflenet_v2_x2_0", 24, 244, 488, 976, 2048),
-    ARCH("squeezenet1_0", build_squeezenet, (&(const squeezenet_cfg){10}), "classifier.1"),
-    ARCH("squeezenet1_1", build_squeezenet, (&(const squeezenet_cfg){11}), "classifier.1"),
+    ARCH("squeezenet1_0", build_squeezenet, (&(const squeezenet_cfg){10}), "classifier.1",
+         .init = &init_squeezenet),
+    ARCH("squeezenet1_1", build_squeezenet, (&(const squeezenet_cfg){11}), "classifier.1",
+         .init = &init_squeezenet),
     SWIN("swin_b", 128, 2, 2, 18, 2, 4, 8, 16, 32, 0.5f, 0),
     SWIN("swin_s", 96, 2, 2, 18, 2, 3, 6, 12, 24, 0.3f, 0),
     SWIN("swin_t", 96, 2, 2, 6, 2, 3, 6, 12, 24, 0.2f, 0),

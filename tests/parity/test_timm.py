@@ -7,6 +7,7 @@ widths 192/384 with 3/6 heads (torchvision's VisionTransformer class, no builder
 A state_dict with a stray timm key must fail naming it."""
 import math
 import os
+import shutil
 import re
 
 import numpy as np
@@ -92,6 +93,35 @@ def convnext_to_timm(sd):
     return out
 
 
+def efficientnet_to_timm(sd):
+    """The inverse of cvision's efficientnet_rename (B0: stage 0 depthwise-separable)."""
+    out = {}
+    for k, v in sd.items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        m = re.match(r"features\.(\d+)\.(\d+)\.block\.(\d+)\.(.*)$", k)
+        if m:
+            s, i, part, rest = int(m.group(1)) - 1, m.group(2), int(m.group(3)), m.group(4)
+            names = ({0: "conv_dw", 1: "se", 2: "conv_pw"} if s == 0 else
+                     {0: "conv_pw", 1: "conv_dw", 2: "se", 3: "conv_pwl"})[part]
+            bns = {"conv_dw": "bn1", "conv_pw": "bn2"} if s == 0 else {"conv_pw": "bn1", "conv_dw": "bn2",
+                                                                        "conv_pwl": "bn3"}
+            if names == "se":
+                rest = rest.replace("fc1.", "conv_reduce.").replace("fc2.", "conv_expand.")
+                out[f"blocks.{s}.{i}.se.{rest}"] = v
+            elif rest.startswith("0."):
+                out[f"blocks.{s}.{i}.{names}.{rest[2:]}"] = v
+            else:
+                out[f"blocks.{s}.{i}.{bns[names]}.{rest[2:]}"] = v
+            continue
+        for tv, tm in (("features.0.0.", "conv_stem."), ("features.0.1.", "bn1."), ("features.8.0.", "conv_head."),
+                       ("features.8.1.", "bn2."), ("classifier.1.", "classifier.")):
+            if k.startswith(tv):
+                out[tm + k[len(tv):]] = v
+                break
+    return out
+
+
 def resnet_to_timm(sd):
     """timm's ResNet uses torchvision's names; its checkpoints carry no num_batches_tracked."""
     return {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
@@ -126,6 +156,8 @@ def main():
         compare(d, arch, vit, vit_to_timm, 64, 64, f"{arch} (timm DeiT keys)")
     compare(d, "vit_b_16", torchvision.models.vit_b_16(num_classes=5, image_size=32), vit_to_timm, 32, 32,
             "vit_b_16 (timm deit_base keys)")
+    compare(d, "efficientnet_b0", torchvision.models.efficientnet_b0(num_classes=5), efficientnet_to_timm, 65, 67,
+            "efficientnet_b0 (timm keys)")
     wpath = compare(d, "convnext_tiny", torchvision.models.convnext_tiny(num_classes=5), convnext_to_timm,
                     65, 67, "convnext_tiny (timm keys, [C] gamma)")
     # a key outside the mapping is reported
@@ -136,6 +168,7 @@ def main():
             os.path.join(d, "y.npy"), check=False)
     check(p.returncode == 1 and "stages.1.blocks.0.extra.weight" in p.stderr,
           f"stray timm key named: {p.stderr.strip()[:150]}")
+    shutil.rmtree(d)  # checkpoints of every model: hundreds of MB
     finish()
 
 
