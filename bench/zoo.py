@@ -9,9 +9,9 @@ passes after warm-up (at least --min-iters) and report the median of wall time (
 the process's CPU time per batch (all its threads). On a busy machine the wall times measure the
 other jobs as much as the libraries; with --threads 1 the CPU-time ratio (PyTorch's CPU ms over
 cvision's) stays close to what an idle machine gives, since neither side then spins waiting for a
-descheduled partner thread. PyTorch's weights come from
-fast uniform stand-ins for its initialisers (trunc_normal_ on a 600M-parameter model takes
-minutes); values do not change the work of a dense forward pass.
+descheduled partner thread. PyTorch's weights are torchvision's
+initialisation (trunc_normal_ replaced by a clamped normal of the same scale: the original takes
+minutes on a 600M-parameter model); cvision's are its own torchvision-like initialisation.
 
 A full run (80 models x batch 1 and 32 at 224 px) takes many hours on 2 cores with Debian's
 PyTorch: choose rows with --models (comma-separated names or a regular expression), --batch and
@@ -38,13 +38,14 @@ def torch_worker(arch, batch, res, threads, seconds, min_iters):
     import torch
     import torchvision
 
-    def uniform(t, *args, **kwargs):
+    def trunc_normal(t, mean=0.0, std=1.0, a=-2.0, b=2.0):
         with torch.no_grad():
-            return t.uniform_(-0.05, 0.05)
+            return t.normal_(mean, std).clamp_(a, b)
 
-    for name in ["trunc_normal_", "normal_", "kaiming_normal_", "kaiming_uniform_", "xavier_uniform_",
-                 "uniform_"]:
-        setattr(torch.nn.init, name, uniform)
+    # torch's trunc_normal_ takes minutes on the largest models; a clamped normal has the same
+    # scale. The scale matters: weights too small drive activations into denormals, which cost
+    # PyTorch (and any float code) 10-50x.
+    torch.nn.init.trunc_normal_ = trunc_normal
     torch.set_num_threads(threads)
     kw = {"aux_logits": False, "init_weights": False} if arch in ("googlenet", "inception_v3") else {}
     m = getattr(torchvision.models, arch)(**kw).eval().to(memory_format=torch.channels_last)

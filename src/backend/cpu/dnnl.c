@@ -89,7 +89,7 @@ static cv_status plan_conv(planner *p, const cv_step *st, int step, int *out)
     dnnl_memory_desc_t src_any, w_any, b_md, dst_any, w_user, src_cl, dst_cl;
     int x0 = e->node_val[p->f->value[nd->in[0]]];
     md_cl(&src_cl, xs);
-    int cl = dnnl_memory_desc_equal(&e->vals[x0].md, &src_cl);
+    int cl = e->vals[x0].cl && dnnl_memory_desc_equal(&e->vals[x0].md, &src_cl);
     dnnl_dims_t sd = {xs->d[0], xs->d[1], xs->d[2], xs->d[3]},
                 dd = {ys->d[0], ys->d[1], ys->d[2], ys->d[3]};
     dnnl_dims_t bd = {O};
@@ -112,9 +112,11 @@ static cv_status plan_conv(planner *p, const cv_step *st, int step, int *out)
     if ((s = post_ops(ctx, st->act, st->sum >= 0, &attr))) return s;
     dnnl_primitive_desc_t pd;
     dnnl_status_t ds = dnnl_unimplemented;
-    /* A channels-last input (the transformer models' token and LayerNorm layout) stays
-     * channels-last when oneDNN has an optimised convolution for it, so that LayerNorm and the
-     * attention kernels around it need no reorders; otherwise the convolution picks its layout. */
+    /* A channels-last transformer value (tokens, LayerNorm and attention outputs, and the
+     * convolutions that keep them) stays channels-last when oneDNN has an optimised convolution
+     * for it, so that LayerNorm and the attention kernels around it need no reorders. Otherwise
+     * the convolution picks its layout (and algorithm: Winograd wants blocked layouts, and a
+     * CNN's NHWC activations would lose it). */
     for (int pass = cl ? 0 : 1; pass < 2 && ds != dnnl_success; pass++)
         for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
             dnnl_convolution_desc_t cd;
@@ -133,6 +135,8 @@ static cv_status plan_conv(planner *p, const cv_step *st, int step, int *out)
     dnnl_primitive_attr_destroy(attr);
     if (ds != dnnl_success)
         return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no convolution for node %d", st->node);
+    cl = cl &&
+         dnnl_memory_desc_equal(dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), &dst_cl);
 
     int x, wv, bv, y = -1;
     s = as_layout(ctx, e, &e->fwd, x0, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), &x,
@@ -151,6 +155,7 @@ static cv_status plan_conv(planner *p, const cv_step *st, int step, int *out)
                       (int[]){DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST},
                       (int[]){x, wv, bv, y});
     dnnl_primitive_desc_destroy(pd);
+    if (!s) e->vals[y].cl = cl;
     *out = y;
     return s;
 }
@@ -360,6 +365,7 @@ static cv_status plan_layernorm(planner *p, const cv_step *st, int *out)
     cv_status s = as_layout(ctx, e, &e->fwd, e->node_val[p->f->value[nd->in[0]]], &cl, &x, p->temps,
                             &p->ntemps);
     if (!s) s = new_value(ctx, e, &cl, 1, out);
+    if (!s) e->vals[*out].cl = 1;
     if (!s) s = alias_value(ctx, e, x, &rows, &xr);
     if (!s) s = alias_value(ctx, e, *out, &rows, &yr);
     if (!s) s = bound_value(ctx, e, &cmd, (void *)param(p, nd, 0), &w);
@@ -391,6 +397,8 @@ static cv_status plan_cl(planner *p, const cv_step *st, int *out)
     md_cl(&od, &e->shapes[st->node]);
     cv_status s = cl_input(p, &e->g->nodes[st->node], &x.in_val[0]);
     if (!s) s = new_value(p->ctx, e, &od, 1, out);
+    if (s) return s;
+    e->vals[*out].cl = 1;
     x.out_val = *out;
     return s ? s : add_xstep(p->ctx, &e->fwd, &x);
 }
@@ -424,6 +432,7 @@ static cv_status plan_attention(planner *p, const cv_step *st, int *out)
                   (int[]){a.out_val, a.out_val});
     dnnl_primitive_desc_destroy(pd);
     if (!s) s = new_value(ctx, e, &od, 1, out);
+    if (!s) e->vals[*out].cl = 1;
     xstep b = {.kind = X_CL,
                .node = st->node,
                .nin = 2,

@@ -55,6 +55,7 @@ cv_status new_value(cv_ctx *ctx, cv_exec *e, const dnnl_memory_desc_t *md, int i
     v->md = copy;
     md = &v->md;
     v->slot = -1;
+    v->cl = 0;
     if (in_arena && (v->slot = slot_get(e, dnnl_memory_desc_get_size(md))) < 0)
         return cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
     DNNL(ctx, dnnl_memory_create(&v->mem, md, e->eng, DNNL_MEMORY_NONE));

@@ -12,6 +12,7 @@ typedef struct {
     dnnl_memory_desc_t md;
     dnnl_memory_t mem;
     int slot; /* -1: not in the arena (the caller's input, weights, gradients) */
+    int cl;   /* channels-last by choice (transformer values): its consumers keep NHWC */
 } value;
 
 typedef enum {
