@@ -1,6 +1,8 @@
 """Shared helpers for the parity tests: run the cvision CLI, write safetensors/npy, report."""
+import atexit
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -59,7 +61,12 @@ def finish():
 
 
 def tmpdir():
-    return tempfile.mkdtemp(prefix="cvtest-")
+    """A fresh temporary directory, removed when the test exits (CVTEST_KEEP=1 keeps it): model
+    checkpoints make these hundreds of MB, and CI runs every test on one disk."""
+    d = tempfile.mkdtemp(prefix="cvtest-")
+    if not os.environ.get("CVTEST_KEEP"):
+        atexit.register(shutil.rmtree, d, True)
+    return d
 
 
 def load_safetensors(path):
