@@ -264,16 +264,31 @@ static cv_status plan_binary(planner *p, const cv_step *st, int *out)
     int a = e->node_val[p->f->value[nd->in[0]]], b = e->node_val[p->f->value[nd->in[1]]];
     const cv_shape4 *bs = &e->shapes[nd->in[1]];
     dnnl_memory_desc_t b_want;
-    if (shape_numel(bs) != shape_numel(&e->shapes[nd->in[0]]))
-        md_plain(&b_want, bs); /* the broadcast operand [N, C, 1, 1] */
-    else
+    cv_status s = CV_OK;
+    if (shape_numel(bs) != shape_numel(&e->shapes[nd->in[0]])) {
+        /* The broadcast operand [N, C, 1, 1] (squeeze-excitation) goes in a's layout. oneDNN's
+         * optimised binary kernels take nChw16c or NHWC; any other a (RegNet's grouped
+         * convolutions leave nChw8c) would run its reference kernel, 30x slower than a reorder
+         * of a to NHWC. */
+        const cv_shape4 *as = &e->shapes[nd->in[0]];
+        dnnl_dims_t ad = {as->d[0], as->d[1], as->d[2], as->d[3]},
+                    d = {bs->d[0], bs->d[1], bs->d[2], bs->d[3]};
+        dnnl_memory_desc_t m;
+        DNNL(ctx, dnnl_memory_desc_init_by_tag(&m, 4, ad, dnnl_f32, dnnl_nChw16c));
+        dnnl_format_tag_t tag =
+            dnnl_memory_desc_equal(&m, &e->vals[a].md) ? dnnl_nChw16c : dnnl_nhwc;
+        if (tag == dnnl_nhwc) {
+            md_cl(&m, as);
+            s = as_layout(ctx, e, &e->fwd, a, &m, &a, p->temps, &p->ntemps);
+            if (s) return s;
+        }
+        DNNL(ctx, dnnl_memory_desc_init_by_tag(&b_want, 4, d, dnnl_f32, tag));
+    } else {
         b_want = e->vals[a].md;
-    int bb;
-    cv_status s = as_layout(ctx, e, &e->fwd, b, &b_want, &bb, p->temps, &p->ntemps);
-    if (s) return s;
+    }
     dnnl_binary_desc_t bd;
     DNNL(ctx, dnnl_binary_desc_init(&bd, nd->op == OP_ADD ? dnnl_binary_add : dnnl_binary_mul,
-                                    &e->vals[a].md, &e->vals[bb].md, &e->vals[a].md));
+                                    &e->vals[a].md, &b_want, &e->vals[a].md));
     dnnl_primitive_attr_t attr;
     if ((s = post_ops(ctx, st->act, 0, &attr))) return s;
     dnnl_primitive_desc_t pd;
@@ -281,7 +296,9 @@ static cv_status plan_binary(planner *p, const cv_step *st, int *out)
     dnnl_primitive_attr_destroy(attr);
     if (ds != dnnl_success)
         return cv_fail(ctx, CV_ERR_INTERNAL, "oneDNN: no binary primitive for node %d", st->node);
-    s = new_value(ctx, e, &e->vals[a].md, 1, out);
+    int bb;
+    s = as_layout(ctx, e, &e->fwd, b, &b_want, &bb, p->temps, &p->ntemps);
+    if (!s) s = new_value(ctx, e, &e->vals[a].md, 1, out);
     if (!s)
         s = prim_step(ctx, e, &e->fwd, pd, 3, (int[]){DNNL_ARG_SRC_0, DNNL_ARG_SRC_1, DNNL_ARG_DST},
                       (int[]){a, bb, *out});
