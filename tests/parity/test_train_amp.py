@@ -11,8 +11,11 @@ the same run in PyTorch in float32 and under torch.autocast("cpu", bfloat16):
     random initialisation amplifies rounding (tests/parity/test_train.py): PyTorch's own bf16
     step differs by ~2e-2 here;
   * the per-epoch training loss over 4 epochs (16 steps, lr 0.005) stays within max(5%, 2 x
-    PyTorch's bf16 deviation) of float32's, epoch by epoch (measured: 6.4% against PyTorch's 8.4%;
-    at lr 0.02 both runs are chaotic and drift apart by more than 100%);
+    PyTorch's bf16 deviation) of float32's, epoch by epoch, deviations measured in units of the
+    first epoch's loss (measured: 4.0% against PyTorch's 1.2%). Relative to each epoch's own
+    loss the late epochs (loss ~0.1) swing by 6-20% with any change of rounding, for PyTorch too
+    (8.4%), so that measure could not tell a bf16 bug from noise; at lr 0.02 both runs are
+    chaotic and drift apart by more than 100%;
   * unknown --amp values and the ref backend are refused with a message.
 On a CPU without AVX512-BF16 the run must fail with a message that says so."""
 import os
@@ -82,7 +85,7 @@ def param_error(got, ref):
 
 
 def curve_dev(a, b):
-    return max(abs(u - v) / abs(u) for u, v in zip(a, b))
+    return max(abs(u - v) for u, v in zip(a, b)) / abs(a[0])
 
 
 def losses(out):
@@ -135,7 +138,7 @@ def main():
     print("PyTorch bf16:   ", " ".join(f"{v:.4f}" for v in pb))
     dev_cv, dev_pt = curve_dev(lf, lb), curve_dev(pf, pb)
     check(dev_cv <= max(0.05, 2 * dev_pt),
-          f"loss curve: bf16 within {dev_cv:.1%} of float32; PyTorch's bf16 within {dev_pt:.1%} of its float32")
+          f"loss curve: bf16 within {dev_cv:.1%} of float32's first loss; PyTorch's bf16 within {dev_pt:.1%}")
     check(lf[-1] < lf[0], "the loss goes down (the comparison is of a training run)")
     finish()
 
