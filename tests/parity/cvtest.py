@@ -69,6 +69,40 @@ def tmpdir():
     return d
 
 
+def smooth_images(rng, n, size):
+    """n low-frequency sinusoid RGB images (NHWC uint8): natural-image-like statistics, unlike
+    i.i.d. noise, which gives near-zero gradients through training-mode batch norm."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    x = np.zeros((n, size, size, 3))
+    for i in range(n):
+        for c in range(3):
+            a, b, ph = rng.uniform(0.5, 3, 3)
+            x[i, :, :, c] = 0.5 + 0.4 * np.sin(2 * np.pi * (a * xx + b * yy) + 6 * ph)
+    return (x * 255).round().astype(np.uint8)
+
+
+def state_error(got, ref):
+    """(worst error, tensor name) of state_dict `got` against `ref`: errors relative to the largest
+    parameter for weights and to each tensor's own largest value for running statistics; integer
+    tensors must be equal; a missing or reshaped tensor is an infinite error."""
+    import torch
+    scale = max(float(t.abs().max()) for n, t in ref.items() if t.is_floating_point() and "running" not in n)
+    worst, wname = 0.0, ""
+    for name, t in ref.items():
+        g = got.get(name)
+        if g is None or g.shape != t.shape:
+            return float("inf"), name
+        if not t.is_floating_point():
+            if not torch.equal(g.long(), t.long()):
+                return float("inf"), name
+            continue
+        s = max(float(t.abs().max()), 1e-12) if "running" in name else scale
+        e = float((g.double() - t.double()).abs().max()) / s
+        if e > worst:
+            worst, wname = e, name
+    return worst, wname
+
+
 def load_safetensors(path):
     """Reads a safetensors file into {name: torch.Tensor} (the reference package is not in
     Debian bookworm)."""

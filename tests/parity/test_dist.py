@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data.distributed import DistributedSampler
 
-from cvtest import CVISION, check, finish, load_safetensors, tmpdir
+from cvtest import CVISION, check, finish, load_safetensors, smooth_images, state_error, tmpdir
 
 TOOL = os.path.join(os.path.dirname(CVISION), "tools", "dist_shard")
 COMM_CHECK = os.path.join(os.path.dirname(CVISION), "tools", "comm_check")
@@ -102,30 +102,6 @@ def rel_diff(a, b):
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a) / scale
 
 
-def state_error(a, b):
-    """max error of state b against a: weights relative to a's largest weight, running
-    statistics to each tensor's largest value (test_train.py's measure)."""
-    scale = max(float(t.abs().max()) for k, t in a.items() if t.is_floating_point() and "running" not in k)
-    worst = 0.0
-    for k, t in a.items():
-        if not t.is_floating_point():
-            worst = max(worst, 0.0 if torch.equal(t, b[k]) else float("inf"))
-            continue
-        s = max(float(t.abs().max()), 1e-12) if "running" in k else scale
-        worst = max(worst, float((t.double() - b[k].double()).abs().max()) / s)
-    return worst
-
-
-def smooth_images(rng, n, size):
-    yy, xx = np.mgrid[0:size, 0:size] / size  # i.i.d. noise gives near-zero gradients
-    x = np.zeros((n, size, size, 3))
-    for i in range(n):
-        for c in range(3):
-            a, b, ph = rng.uniform(0.5, 3, 3)
-            x[i, :, :, c] = 0.5 + 0.4 * np.sin(2 * np.pi * (a * xx + b * yy) + 6 * ph)
-    return (x * 255).round().astype(np.uint8)
-
-
 def rank_pid(parent, rank):
     """The pid of rank `rank` among the children of mpirun `parent` (only this test's processes)."""
     for name in os.listdir("/proc"):
@@ -189,8 +165,8 @@ def main():
     launch(2, [CVISION, *bn, "--sync-bn", "--batch", 16, "--out", f"{d}/bn2"])
     launch(2, [CVISION, *bn, "--batch", 16, "--out", f"{d}/bn2local"])
     ref = load_safetensors(f"{d}/bn1/last.safetensors")
-    e_sync = state_error(ref, load_safetensors(f"{d}/bn2/last.safetensors"))
-    e_local = state_error(ref, load_safetensors(f"{d}/bn2local/last.safetensors"))
+    e_sync = state_error(load_safetensors(f"{d}/bn2/last.safetensors"), ref)[0]
+    e_local = state_error(load_safetensors(f"{d}/bn2local/last.safetensors"), ref)[0]
     check(e_sync <= 1e-5 and e_local > 1e-3, f"resnet18 --sync-bn, 2 steps: 2 ranks x 16 vs 1 rank x 32 "
           f"{e_sync:.1e} (<= 1e-5); per-rank batch norm {e_local:.1e} (> 1e-3)")
 

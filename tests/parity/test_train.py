@@ -18,20 +18,10 @@ import numpy as np
 import torch
 import torchvision
 
-from cvtest import check, finish, load_safetensors, run, tmpdir
+from cvtest import check, finish, load_safetensors, run, smooth_images, state_error, tmpdir
 
 N, S, K, BATCH = 32, 32, 10, 16
 
-
-def smooth_images(rng):
-    """Low-frequency sinusoid images: natural-image-like statistics, unlike i.i.d. noise."""
-    yy, xx = np.mgrid[0:S, 0:S] / S
-    x = np.zeros((N, S, S, 3))
-    for n in range(N):
-        for c in range(3):
-            a, b, ph = rng.uniform(0.5, 3, 3)
-            x[n, :, :, c] = 0.5 + 0.4 * np.sin(2 * np.pi * (a * xx + b * yy) + 6 * ph)
-    return (x * 255).round().astype(np.uint8)
 
 
 def make_model(arch):
@@ -62,28 +52,10 @@ def torch_train(arch, x, y, opt_name, lr, steps, dtype):
     return model.state_dict()
 
 
-def error(got, ref):
-    """(worst error, tensor) of state `got` against state `ref` as the docstring defines it."""
-    scale = max(float(t.abs().max()) for n, t in ref.items() if t.is_floating_point() and "running" not in n)
-    worst, wname = 0.0, ""
-    for name, t in ref.items():
-        g = got.get(name)
-        if g is None or g.shape != t.shape:
-            return float("inf"), name
-        if not t.is_floating_point():
-            if not torch.equal(g.long(), t.long()):
-                return float("inf"), name
-            continue
-        s = max(float(t.abs().max()), 1e-12) if "running" in name else scale
-        e = float((g.double() - t.double()).abs().max()) / s
-        if e > worst:
-            worst, wname = e, name
-    return worst, wname
-
 
 def main():
     d = tmpdir()
-    x = smooth_images(np.random.default_rng(0))
+    x = smooth_images(np.random.default_rng(0), N, S)
     y = (np.arange(N) % K).astype(np.int64)
     np.save(os.path.join(d, "X.npy"), x)
     np.save(os.path.join(d, "Y.npy"), y)
@@ -101,8 +73,8 @@ def main():
                 got = load_safetensors(os.path.join(out, "last.safetensors"))
                 ref64 = torch_train(arch, x, y, opt_name, lr, steps, torch.float64)
                 ref32 = torch_train(arch, x, y, opt_name, lr, steps, torch.float32)
-                e_cv, where = error(got, ref64)
-                e_pt, _ = error({k: v.clone() for k, v in ref32.items()}, ref64)
+                e_cv, where = state_error(got, ref64)
+                e_pt, _ = state_error({k: v.clone() for k, v in ref32.items()}, ref64)
                 check(e_cv <= max(1e-4, 2 * e_pt),
                       f"{arch:13s} {opt_name:5s} {steps:2d} steps: cvision {e_cv:.2e} ({where}), "
                       f"PyTorch float32 {e_pt:.2e}, from PyTorch float64")

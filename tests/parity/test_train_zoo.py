@@ -21,7 +21,7 @@ import torch
 import torchvision
 from torchvision.models.vision_transformer import VisionTransformer
 
-from cvtest import check, finish, load_safetensors, run, tmpdir
+from cvtest import check, finish, load_safetensors, run, smooth_images, state_error, tmpdir
 
 K, LR = 10, 0.05
 FAMILIES = [  # (cvision arch, constructor, input side, batch)
@@ -46,16 +46,6 @@ SLOW = [
     ("maxvit_t", lambda: torchvision.models.maxvit_t(num_classes=K), 224, 2),
 ]
 
-
-def smooth_images(rng, n, s):
-    """Low-frequency sinusoid images: natural-image-like statistics, unlike i.i.d. noise."""
-    yy, xx = np.mgrid[0:s, 0:s] / s
-    x = np.zeros((n, s, s, 3))
-    for i in range(n):
-        for c in range(3):
-            a, b, ph = rng.uniform(0.5, 3, 3)
-            x[i, :, :, c] = 0.5 + 0.4 * np.sin(2 * np.pi * (a * xx + b * yy) + 6 * ph)
-    return (x * 255).round().astype(np.uint8)
 
 
 def make_model(ctor):
@@ -88,24 +78,6 @@ def torch_step(ctor, x, y, dtype):
     return model.state_dict()
 
 
-def error(got, ref):
-    """(worst error, tensor) of state `got` against state `ref` as the docstring defines it."""
-    scale = max(float(t.abs().max()) for n, t in ref.items() if t.is_floating_point() and "running" not in n)
-    worst, wname = 0.0, ""
-    for name, t in ref.items():
-        g = got.get(name)
-        if g is None or g.shape != t.shape:
-            return float("inf"), name
-        if not t.is_floating_point():
-            if not torch.equal(g.long(), t.long()):
-                return float("inf"), name
-            continue
-        s = max(float(t.abs().max()), 1e-12) if "running" in name else scale
-        e = float((g.double() - t.double()).abs().max()) / s
-        if e > worst:
-            worst, wname = e, name
-    return worst, wname
-
 
 def main():
     d = tmpdir()
@@ -130,8 +102,8 @@ def main():
         shutil.rmtree(out)
         ref64 = torch_step(ctor, x, y, torch.float64)
         ref32 = torch_step(ctor, x, y, torch.float32)
-        e_cv, where = error(got, ref64)
-        e_pt, _ = error(ref32, ref64)
+        e_cv, where = state_error(got, ref64)
+        e_pt, _ = state_error(ref32, ref64)
         check(e_cv <= max(1e-4, 2 * e_pt),
               f"{arch:22s} 1 SGD step {batch}x3x{side}x{side}: cvision {e_cv:.2e} ({where}), "
               f"PyTorch float32 {e_pt:.2e}, from PyTorch float64 ({time.time() - t0:.0f}s)")
