@@ -33,8 +33,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from measure import run_quiet  # noqa: E402
 
 
-def torch_worker(arch, batch, res, threads, seconds, min_iters):
-    """One PyTorch measurement (in a child process): prints images/s as JSON."""
+def torch_worker(arch, batch, res, threads, seconds, min_iters, deadline):
+    """One PyTorch measurement (in a child process): prints images/s as JSON. With deadline > 0
+    (seconds from the first pass's start) it also prints a line as each pass starts (for
+    measure.run_once, which kills it at the deadline), skips the second warm-up pass and ends its
+    timed passes early where they would not fit before the deadline."""
     import torch
     import torchvision
 
@@ -50,34 +53,108 @@ def torch_worker(arch, batch, res, threads, seconds, min_iters):
     kw = {"aux_logits": False, "init_weights": False} if arch in ("googlenet", "inception_v3") else {}
     m = getattr(torchvision.models, arch)(**kw).eval().to(memory_format=torch.channels_last)
     x = torch.randn(batch, 3, res, res).to(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        t = time.perf_counter()
+    starts = []  # each pass's start, time.monotonic()
+
+    def one_pass():
+        t, c = time.monotonic(), time.process_time()
+        if deadline > 0:
+            print(json.dumps({"pass": len(starts), "t": t, "cpu": c}), flush=True)
+        starts.append(t)
         m(x)
-        first = time.perf_counter() - t
-        if first < seconds:  # a second warm-up pass where passes are cheap
-            m(x)
+        return time.monotonic() - t, time.process_time() - c
+
+    def fits(s):  # another pass of s seconds ends before the deadline
+        return deadline <= 0 or time.monotonic() + s < starts[0] + deadline
+
+    with torch.inference_mode():
+        first, _ = one_pass()
+        if first < seconds and fits(2 * first):  # a second warm-up pass where passes are cheap
+            one_pass()
+        warmup = len(starts)
         iters = max(min_iters, min(50, int(seconds / max(first, 1e-3))))
         ts, cs = [], []
-        for _ in range(iters):
-            t, c = time.perf_counter(), time.process_time()
-            m(x)
-            ts.append(time.perf_counter() - t)
-            cs.append(time.process_time() - c)
-    print(json.dumps({"images_per_s": batch / statistics.median(ts), "iters": iters,
+        while len(ts) < iters and (not ts or fits(statistics.median(ts))):
+            t, c = one_pass()
+            ts.append(t)
+            cs.append(c)
+    print(json.dumps({"images_per_s": batch / statistics.median(ts), "warmup": warmup,
+                      "iters": len(ts), "first_pass_s": first,
                       "cpu_ms_per_batch_median": 1e3 * statistics.median(cs)}))
 
 
-def architectures(build):
-    """cvision's architectures, cheapest first (torchvision's GFLOPs from the weights catalog), so
-    that a time budget covers as many as it can."""
+def torch_deadline(cap, cv_s, seconds, min_iters, floor):
+    """Seconds PyTorch's passes may take: `cap` times cvision's pass time (cv_s) for each pass
+    PyTorch would make were it `cap` times slower than cvision (its warm-up as torch_worker
+    decides it, and its timed passes), at least `floor`."""
+    p = cap * cv_s
+    warm = 1 if p >= seconds else 2
+    iters = max(min_iters, min(50, int(seconds / max(p, 1e-3))))
+    return max(floor, p * (warm + iters))
+
+
+def architectures(build, res):
+    """cvision's architectures, cheapest first (torchvision's GFLOPs from the weights catalog,
+    scaled to res x res), so that a time budget covers as many as it can; and those GFLOPs."""
     names = subprocess.run([f"{build}/cvision", "bench", "--all", "--list"], check=True,
                            capture_output=True, text=True).stdout.split()
     cat = json.loads(subprocess.run([f"{build}/cvision", "models", "--json"], check=True,
                                     capture_output=True, text=True).stdout)
     gflops = {}
     for w in cat["weights"]:
-        gflops[w["arch"]] = min(gflops.get(w["arch"], 1e9), w["gflops"])
-    return sorted(names, key=lambda n: gflops.get(n, 1e9))
+        g = w["gflops"] * (res / w["transform"]["crop"]) ** 2
+        gflops[w["arch"]] = min(gflops.get(w["arch"], g), g)
+    return sorted(names, key=lambda n: gflops.get(n, 1e9)), gflops
+
+
+def cv_warmup(arch, batch, gflops, rows, long_pass):
+    """cvision's warm-up passes for a row: 1 where its pass is expected to take long_pass seconds
+    or more (the first pass plans; a second only steadies caches), else 2. The expectation scales
+    an earlier row of the same architecture by batch size, else the architecture's GFLOPs by the
+    median rate (GFLOPs per second) of the rows so far; 2 when there is neither."""
+    same = [r for r in rows if r["model"] == arch]
+    if same:
+        est = batch / same[-1]["cvision"]  # images/s -> seconds per pass of `batch`
+    else:
+        rates = [gflops[r["model"]] * r["cvision"] for r in rows if r["model"] in gflops]
+        if not rates or arch not in gflops:
+            return 2
+        est = gflops[arch] * batch / statistics.median(rates)
+    return 1 if est >= long_pass else 2
+
+
+def fmt_row(r, md):
+    """A row's figures as strings; a lower bound's PyTorch figures get <= / >= marks."""
+    lb = r.get("lower_bound")
+    le, ge, x = ("≤ ", "≥ ", "×") if md else ("<=", ">=", "x")
+    ge = ge if lb else ""
+    pc = "?" if r["pytorch_cpu_ms"] is None else f"{ge}{r['pytorch_cpu_ms']:.1f}"
+    cr = "?" if r["cpu_ratio"] is None else f"{ge}{r['cpu_ratio']:.2f}{x}"
+    return [f"{r['cvision']:.2f}", (le if lb else "") + f"{r['pytorch']:.3f}", f"{ge}{r['ratio']:.2f}{x}",
+            f"{r['cvision_cpu_ms']:.1f}", pc, cr, f"{r['foreign']:.2f}"]
+
+
+def markdown(path):
+    """Prints the rows of a --out file (in run order) as docs/performance.md's table, and how
+    many are below 1.0x."""
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    print("| model | batch | input | cvision img/s | PyTorch img/s | ratio (wall) | "
+          "cvision CPU ms/batch | PyTorch CPU ms/batch | **ratio (CPU)** | foreign load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c = fmt_row(r, True)
+        c[5] = f"**{c[5]}**"
+        print(f"| {r['model']} | {r['batch']} | {r['res']} | " + " | ".join(c) + " |")
+    print()
+    for key, what in (("ratio", "wall"), ("cpu_ratio", "CPU")):
+        low = [r for r in rows if r[key] is not None and r[key] < 1]
+        below = [f"{r['model']}@{r['batch']}" for r in low if not r.get("lower_bound")]
+        open_ = [f"{r['model']}@{r['batch']}" for r in low if r.get("lower_bound")]
+        print(f"{len(rows)} rows; below 1.0x ({what}): {len(below)}" + (f" ({', '.join(below)})" if below else "")
+              + (f"; lower bounds under 1.0x, undecided: {', '.join(open_)}" if open_ else ""))
+    lbs = sum(bool(r.get("lower_bound")) for r in rows)
+    if lbs:
+        print(f"{lbs} rows are lower bounds (≥): PyTorch was stopped by --torch-cap.")
 
 
 def main():
@@ -90,35 +167,50 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="measurements per side and row (median)")
     ap.add_argument("--seconds", type=float, default=3, help="timed forward passes per measurement")
     ap.add_argument("--min-iters", type=int, default=3, help="PyTorch's timed passes at least")
+    ap.add_argument("--long-pass", type=float, help="seconds; cvision gets one warm-up pass (not "
+                    "two) where a pass is expected to take this long (default: --seconds)")
+    ap.add_argument("--torch-cap", type=float, default=0,
+                    help="stop PyTorch beyond this many times cvision's pass time (0 = off); "
+                         "the row is then a lower bound")
+    ap.add_argument("--torch-floor", type=float, default=5,
+                    help="seconds PyTorch's passes may take at least under --torch-cap")
     ap.add_argument("--budget", type=float, default=0, help="seconds; 0 = no limit")
     ap.add_argument("--out", help="append each row as a JSON line to this file")
     ap.add_argument("--resume", action="store_true", help="skip rows already in --out")
+    ap.add_argument("--markdown", metavar="FILE.jsonl",
+                    help="only print the rows of an --out file as a markdown table")
     ap.add_argument("--max-foreign", type=float, default=0.1,
                     help="repeat a measurement when other jobs used more CPU than this (cores)")
     ap.add_argument("--tries", type=int, default=3, help="runs per measurement at most")
     ap.add_argument("--wait-idle", type=float, default=30,
-                    help="seconds to wait for an idle machine before each run")
-    ap.add_argument("--torch-worker", nargs=6, help=argparse.SUPPRESS)
+                    help="seconds to wait for an idle machine before each run (0: do not wait)")
+    ap.add_argument("--torch-worker", nargs=7, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.torch_worker:
-        arch, batch, res, threads, seconds, min_iters = a.torch_worker
-        torch_worker(arch, int(batch), int(res), int(threads), float(seconds), int(min_iters))
+        arch, batch, res, threads, seconds, min_iters, deadline = a.torch_worker
+        torch_worker(arch, int(batch), int(res), int(threads), float(seconds), int(min_iters),
+                     float(deadline))
         return
-    archs = architectures(a.build)
+    if a.markdown:
+        markdown(a.markdown)
+        return
+    long_pass = a.seconds if a.long_pass is None else a.long_pass
+    archs, gflops = architectures(a.build, a.res)
     if a.models:
         names = a.models.split(",")
         archs = ([x for x in archs if x in names] if all(n in archs for n in names)
                  else [x for x in archs if re.search(a.models, x)])
-    done = set()
+    rows = []
     if a.resume and a.out and os.path.exists(a.out):
         with open(a.out) as f:
-            for line in f:
-                r = json.loads(line)
-                done.add((r["model"], r["batch"]))
+            rows = [json.loads(line) for line in f if line.strip()]
+    done = {(r["model"], r["batch"]) for r in rows}
     print(f"{len(archs)} architectures, batch {a.batch}, {a.res}x{a.res}, {a.threads} threads, "
-          f"{a.rounds} round(s); foreign: the most CPU other jobs used during a row's measurements")
-    print(f"{'model':22s} {'batch':>5s} {'cvision img/s':>14s} {'PyTorch img/s':>14s} {'ratio':>7s} "
-          f"{'cv CPU ms':>10s} {'PT CPU ms':>10s} {'CPU ratio':>9s} {'foreign':>8s}", flush=True)
+          f"{a.rounds} round(s); foreign: the most CPU other jobs used during a row's measurements"
+          + (f"; PyTorch stopped beyond {a.torch_cap:g}x cvision's time (>=: lower bound)"
+             if a.torch_cap else ""))
+    print(f"{'model':22s} {'batch':>5s} {'cvision img/s':>14s} {'PyTorch img/s':>14s} {'ratio':>9s} "
+          f"{'cv CPU ms':>10s} {'PT CPU ms':>12s} {'CPU ratio':>10s} {'foreign':>8s}", flush=True)
     t_start, skipped = time.monotonic(), []
     for arch in archs:
         for batch in a.batch:
@@ -130,29 +222,55 @@ def main():
             if arch.startswith("vit_") and a.res != 224:
                 print(f"{arch:22s} {batch:5d}  (ViT runs at its position embeddings' 224 only)")
                 continue
-            cv, pt, fg, cvc, ptc = [], [], [], [], []
+            warm = cv_warmup(arch, batch, gflops, rows, long_pass)
+            cv, pt, fg, cvc, ptc, cvs, killed, first = [], [], [], [], [], [], [], []
             for _ in range(a.rounds):
                 o, _, f1, _ = run_quiet([f"{a.build}/cvision", "bench", "-m", arch, "--batch", str(batch),
-                                         "--res", str(a.res), "--threads", str(a.threads), "--json"],
+                                         "--res", str(a.res), "--threads", str(a.threads),
+                                         "--warmup", str(warm), "--seconds", str(a.seconds), "--json"],
                                         a.max_foreign, a.tries, a.wait_idle)
                 cv.append(o["images_per_s"])
                 cvc.append(o["cpu_ms_per_batch_median"])
+                cvs.append(o["ms_per_batch_median"] / 1e3)
+                deadline = (torch_deadline(a.torch_cap, cvs[-1], a.seconds, a.min_iters, a.torch_floor)
+                            if a.torch_cap else 0)
                 o, _, f2, _ = run_quiet([sys.executable, __file__, "--torch-worker", arch, str(batch),
-                                         str(a.res), str(a.threads), str(a.seconds), str(a.min_iters)],
-                                        a.max_foreign, a.tries, a.wait_idle)
-                pt.append(o["images_per_s"])
-                ptc.append(o["cpu_ms_per_batch_median"])
+                                         str(a.res), str(a.threads), str(a.seconds), str(a.min_iters),
+                                         str(deadline)],
+                                        a.max_foreign, a.tries, a.wait_idle, deadline or None)
+                if o.get("killed"):
+                    # pass o["pass"] was still running after these times: PyTorch's time per pass
+                    # is at least that (in the first pass, with its one-time costs)
+                    killed.append(o)
+                    pt.append(batch / max(o["pass_elapsed_s"], 1e-9))
+                    ptc.append(None if o["pass_cpu_s"] is None else 1e3 * o["pass_cpu_s"])
+                else:
+                    pt.append(o["images_per_s"])
+                    ptc.append(o["cpu_ms_per_batch_median"])
+                    first.append(o["first_pass_s"])
                 fg += [f1, f2]
+            # with some rounds lower bounds, the median of the bounds and measurements bounds the
+            # median of the true figures (each term is at most its true value)
             c, p = statistics.median(cv), statistics.median(pt)
-            cc, pc = statistics.median(cvc), statistics.median(ptc)
-            print(f"{arch:22s} {batch:5d} {c:14.2f} {p:14.3f} {c / p:6.2f}x {cc:10.1f} {pc:10.1f} "
-                  f"{pc / cc:8.2f}x {max(fg):8.2f}", flush=True)
+            cc = statistics.median(cvc)
+            pc = None if None in ptc else statistics.median(ptc)
+            r = {"model": arch, "batch": batch, "res": a.res, "threads": a.threads,
+                 "cvision": c, "pytorch": p, "ratio": c / p, "cvision_cpu_ms": cc,
+                 "pytorch_cpu_ms": pc, "cpu_ratio": None if pc is None else pc / cc, "foreign": max(fg),
+                 "cvision_warmup": warm,
+                 "lower_bound": bool(killed)}
+            if first:
+                r["pytorch_first_pass_s"] = statistics.median(first)
+            if killed:
+                r["pytorch_stopped"] = [{k: o[k] for k in ("pass", "pass_elapsed_s", "pass_cpu_s", "passes_s")}
+                                        for o in killed]
+            rows.append(r)
+            cells = fmt_row(r, False)
+            print(f"{arch:22s} {batch:5d} {cells[0]:>14s} {cells[1]:>14s} {cells[2]:>9s} {cells[3]:>10s} "
+                  f"{cells[4]:>12s} {cells[5]:>10s} {cells[6]:>8s}", flush=True)
             if a.out:
                 with open(a.out, "a") as f:
-                    f.write(json.dumps({"model": arch, "batch": batch, "res": a.res, "threads": a.threads,
-                                        "cvision": c, "pytorch": p, "ratio": c / p,
-                                        "cvision_cpu_ms": cc, "pytorch_cpu_ms": pc, "cpu_ratio": pc / cc,
-                                        "foreign": max(fg)}) + "\n")
+                    f.write(json.dumps(r) + "\n")
     if skipped:
         print(f"budget exhausted; not measured: {' '.join(skipped)}")
 

@@ -13,19 +13,21 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: cvision bench -m ARCH | --all [--batch N[,N...]] [--res R] [--threads T]\n"
-               "                     [--iters K] [--classes K] [--train [--amp bf16]] [--backend "
-               "cpu|ref]\n"
-               "                     [--profile] [--json]\n"
-               "Times the eval-mode forward pass on random input and prints images/s (median).\n"
-               "--all times every registered architecture (one row per architecture and batch);\n"
-               "--all --list only prints their names.\n"
-               "--train times a whole training step instead: training-mode forward,\n"
-               "cross-entropy loss and its gradient, backward, and an SGD step (momentum 0.9).\n"
-               "--amp bf16 runs the training step's convolutions and linear layers in bf16.\n"
-               "--classes sets the head size (default 1000).\n"
-               "--profile adds the time per graph op over the timed runs, split into oneDNN\n"
-               "primitives, reorders between layouts and reference-kernel fallbacks.\n");
+    fprintf(f,
+            "usage: cvision bench -m ARCH | --all [--batch N[,N...]] [--res R] [--threads T]\n"
+            "                     [--warmup W] [--seconds S | --iters K] [--classes K]\n"
+            "                     [--train [--amp bf16]] [--backend cpu|ref] [--profile] [--json]\n"
+            "Times the eval-mode forward pass on random input and prints images/s (median).\n"
+            "W untimed passes first (default 2; the first plans), then timed passes until S\n"
+            "seconds have passed (default 3, at least one pass, at most 200), or exactly K.\n"
+            "--all times every registered architecture (one row per architecture and batch);\n"
+            "--all --list only prints their names.\n"
+            "--train times a whole training step instead: training-mode forward,\n"
+            "cross-entropy loss and its gradient, backward, and an SGD step (momentum 0.9).\n"
+            "--amp bf16 runs the training step's convolutions and linear layers in bf16.\n"
+            "--classes sets the head size (default 1000).\n"
+            "--profile adds the time per graph op over the timed runs, split into oneDNN\n"
+            "primitives, reorders between layouts and reference-kernel fallbacks.\n");
 }
 
 static double peak_rss_mb(void)
@@ -98,7 +100,8 @@ static cv_status iteration(cv_ctx *ctx, bench_state *b, int train, double t[T_PA
 }
 
 typedef struct {
-    int batch, res, iters, train, classes, profile;
+    int batch, res, iters, warmup, train, classes, profile;
+    double seconds;
     const char *amp; /* NULL or "bf16" */
     cv_backend_kind backend;
 } bench_opts;
@@ -124,30 +127,29 @@ static cv_status bench_one(cv_ctx *ctx, const char *arch, const bench_opts *o, c
         ((float *)b.x->data)[i] = (float)((i * 7919) % 255) / 255.0f - 0.5f;
     for (int64_t i = 0; i < batch; i++) ((int64_t *)b.target->data)[i] = (i * 37) % o->classes;
     /* warm-up: the first call plans (primitive creation, weight reorders) */
-    double t[T_PARTS], t0 = cli_now();
-    for (int w = 0; w < 2 && !s; w++) s = iteration(ctx, &b, train, t);
+    double t[T_PARTS];
+    for (int w = 0; w < o->warmup && !s; w++) s = iteration(ctx, &b, train, t);
     if (s) goto done;
-    double warm = (cli_now() - t0) / 2;
-    if (!iters) iters = warm > 0 ? (int)(3.0 / warm) : 10; /* about 3 s of timing */
-    if (iters < 3) iters = 3;
-    if (iters > 200) iters = 200;
-    times = malloc((size_t)iters * (T_PARTS + 1) * sizeof *times);
+    int cap = iters ? iters : 200, n = 0; /* timed passes: exactly --iters, or --seconds' worth */
+    times = malloc((size_t)cap * (T_PARTS + 1) * sizeof *times);
     if (!times) {
         s = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
         goto done;
     }
     if (o->profile && (s = cv_model_profile(ctx, b.m, 1))) goto done;
-    double *cpu = times + T_PARTS * iters;
-    for (int i = 0; i < iters && !s; i++) {
+    double *cpu = times + T_PARTS * cap, t_start = cli_now();
+    while (n < cap && !s && (iters || n == 0 || cli_now() - t_start < o->seconds)) {
         double c0 = cpu_now();
         s = iteration(ctx, &b, train, t);
-        cpu[i] = cpu_now() - c0;
-        for (int k = 0; k < T_PARTS; k++) times[k * iters + i] = t[k];
+        cpu[n] = cpu_now() - c0;
+        for (int k = 0; k < T_PARTS; k++) times[k * cap + n] = t[k];
+        n++;
     }
     if (s) goto done;
-    double med[T_PARTS], total = 0, cpu_med = median(cpu, iters);
-    for (int k = 0; k < T_PARTS; k++) med[k] = median(times + k * iters, iters);
-    for (int i = 0; i < iters; i++) total += times[i]; /* T_TOTAL's row, before sorting */
+    iters = n;
+    double med[T_PARTS], total = 0, cpu_med = median(cpu, n);
+    for (int k = 0; k < T_PARTS; k++) med[k] = median(times + k * cap, n);
+    for (int i = 0; i < n; i++) total += times[i]; /* T_TOTAL's row, before sorting */
     double ips = batch / med[T_TOTAL], rss = peak_rss_mb();
     const char *mode = train ? "training" : "inference";
     cv_profile_row rows[3 * 64];
@@ -163,6 +165,7 @@ static cv_status bench_one(cv_ctx *ctx, const char *arch, const bench_opts *o, c
         cJSON_AddNumberToObject(r, "classes", o->classes);
         cJSON_AddNumberToObject(r, "threads", cv_ctx_threads(ctx));
         cJSON_AddStringToObject(r, "amp", o->amp ? o->amp : "off");
+        cJSON_AddNumberToObject(r, "warmup", o->warmup);
         cJSON_AddNumberToObject(r, "iters", iters);
         cJSON_AddNumberToObject(r, "ms_per_batch_median", med[T_TOTAL] * 1e3);
         cJSON_AddNumberToObject(r, "ms_per_batch_min", times[0] * 1e3);
@@ -243,6 +246,8 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
                                          {"res", required_argument, 0, 'r'},
                                          {"threads", required_argument, 0, 't'},
                                          {"iters", required_argument, 0, 'i'},
+                                         {"warmup", required_argument, 0, 'W'},
+                                         {"seconds", required_argument, 0, 'S'},
                                          {"backend", required_argument, 0, 'B'},
                                          {"classes", required_argument, 0, 'k'},
                                          {"train", no_argument, 0, 'T'},
@@ -253,11 +258,12 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *arch = NULL;
-    bench_opts o = {.res = 224, .classes = 1000, .backend = CV_BACKEND_CPU};
+    bench_opts o = {
+        .res = 224, .warmup = 2, .seconds = 3, .classes = 1000, .backend = CV_BACKEND_CPU};
     int batches[8] = {1}, nbatch = 1, all = 0, list = 0, threads = 0, json = 0, c;
     cv_status s = CV_OK;
     optind = 1;
-    while (!s && (c = getopt_long(argc, argv, "m:b:r:t:i:B:k:TPLja:h", opts, NULL)) != -1) {
+    while (!s && (c = getopt_long(argc, argv, "m:b:r:t:i:W:S:B:k:TPLja:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             arch = optarg;
@@ -276,6 +282,12 @@ int cmd_bench(cv_ctx *ctx, int argc, char **argv)
             break;
         case 'i':
             s = cli_int(ctx, "--iters", optarg, 1, 1 << 20, &o.iters);
+            break;
+        case 'W':
+            s = cli_int(ctx, "--warmup", optarg, 0, 1 << 20, &o.warmup);
+            break;
+        case 'S':
+            s = cli_double(ctx, "--seconds", optarg, 0, 1e6, &o.seconds);
             break;
         case 'B':
             s = cli_backend(ctx, optarg, &o.backend);

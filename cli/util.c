@@ -25,6 +25,18 @@ cv_status cli_int(cv_ctx *ctx, const char *opt, const char *s, int min, int max,
     return CV_OK;
 }
 
+cv_status cli_double(cv_ctx *ctx, const char *opt, const char *s, double min, double max,
+                     double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !(v >= min && v <= max)) /* !(...) also refuses NaN */
+        return cv_fail(ctx, CV_ERR_INVALID, "%s: expected a number in [%g, %g], got '%s'", opt, min,
+                       max, s);
+    *out = v;
+    return CV_OK;
+}
+
 cv_status cli_backend(cv_ctx *ctx, const char *name, cv_backend_kind *out)
 {
     if (!strcmp(name, "cpu") || !strcmp(name, "ref")) {

@@ -8,6 +8,9 @@
 double cli_now(void);
 /* Parses a positive int option value; on failure records an error naming the option. */
 cv_status cli_int(cv_ctx *ctx, const char *opt, const char *s, int min, int max, int *out);
+/* Parses a number option value in [min, max] (finite); on failure records an error naming it. */
+cv_status cli_double(cv_ctx *ctx, const char *opt, const char *s, double min, double max,
+                     double *out);
 int cli_cmp_double(const void *a, const void *b);
 /* "cpu" or "ref" (the --backend option). */
 cv_status cli_backend(cv_ctx *ctx, const char *name, cv_backend_kind *out);

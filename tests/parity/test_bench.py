@@ -1,5 +1,6 @@
 """cvision bench: the JSON of the inference and --train modes (fields, sane values) on a small
-input, batch lists, --profile and --all --list; the timing itself is bench/'s business."""
+input, batch lists, --warmup/--seconds/--iters, --profile and --all --list; the timing itself is
+bench/'s business."""
 import json
 
 from cvtest import check, finish, run
@@ -38,6 +39,17 @@ def main():
               "swin_t: 12 window attentions, two own steps each")
         # the profile is a mean over the runs and the time a median: equal on a quiet machine
         check(0 < total < 5 * r["ms_per_batch_median"], "profile within the measured time")
+    # --warmup passes, then exactly --iters timed passes, or passes until --seconds have gone (at
+    # least one: --seconds 0 gives exactly one; resnet18 at 32x32 takes a few ms a pass)
+    small = ("bench", "-m", "resnet18", "--batch", 1, "--res", 32, "--classes", 10, "--threads", 1, "--json")
+    for extra, warm, iters in ((["--warmup", 0, "--seconds", 0], 0, 1), (["--warmup", 3, "--iters", 2], 3, 2),
+                               (["--seconds", 0], 2, 1), (["--warmup", 1, "--seconds", 0.3], 1, None)):
+        o = json.loads(run(*small, *extra).stdout)
+        got = (o["warmup"], o["iters"])
+        check(got[0] == warm and (got[1] == iters if iters else 1 < got[1] <= 200), f"{extra}: (warmup, iters) {got}")
+    for opt, bad in (("--warmup", "-1"), ("--seconds", "-1"), ("--seconds", "nan"), ("--seconds", "1s")):
+        p = run("bench", "-m", "resnet18", opt, bad, check=False)
+        check(p.returncode != 0 and opt in p.stderr, f"bad {opt} {bad}: {p.stderr.strip()}")
     names = run("bench", "--all", "--list").stdout.split()
     check(len(names) >= 76 and "resnet18" in names and "vit_b_16" in names, f"--all --list: {len(names)}")
     p = run("bench", "-m", "resnet18", "--all", check=False)
