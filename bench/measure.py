@@ -44,19 +44,19 @@ def thread_cpu_seconds(pid):
     return total / 1e9
 
 
-def run_once(cmd, deadline=None):
+def run_once(cmd, deadline=None, pass_min=0.0):
     """Runs cmd (which prints one JSON object); returns (object, peak RSS MB, foreign cores).
 
     With a deadline (seconds), cmd instead prints a line {"pass": k, "t": time.monotonic(),
     "cpu": time.process_time()} right before each forward pass k (0 = the first) and its result
     object on the last line; it is killed `deadline` seconds after its first pass began unless it
-    has finished. The object is then {"killed": true, "pass": k, "pass_elapsed_s": e,
-    "pass_cpu_s": c, "passes_s": [...]}: pass k was still running after e seconds of wall time and
-    c of CPU time (None where unknown), and passes_s are the wall times of the finished passes
-    before it. e and c are lower bounds of the pass's cost: CLOCK_MONOTONIC is one clock for both
-    processes, and c is the CPU time of the process's threads just before the kill (their
-    schedstat runtimes: exact, where rusage at its death would add the teardown of its memory)
-    less that at the pass's start."""
+    has finished, but not before the pass it is in has run pass_min seconds. The object is then
+    {"killed": true, "pass": k, "pass_elapsed_s": e, "pass_cpu_s": c, "passes_s": [...]}: pass k
+    was still running after e (>= pass_min) seconds of wall time and c of CPU time (None where
+    unknown), and passes_s are the wall times of the finished passes before it. e and c are lower
+    bounds of the pass's cost: CLOCK_MONOTONIC is one clock for both processes, and c is the CPU
+    time of the process's threads just before the kill (their schedstat runtimes: exact, where
+    rusage at its death would add the teardown of its memory) less that at the pass's start."""
     with tempfile.TemporaryFile(mode="w+") as err:
         b0, t0 = busy_seconds(), time.perf_counter()
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
@@ -64,7 +64,8 @@ def run_once(cmd, deadline=None):
         while True:
             wait = None
             if deadline is not None and passes and killed_at is None:
-                wait = max(0.0, passes[0]["t"] + deadline - time.monotonic())
+                kill_at = max(passes[0]["t"] + deadline, passes[-1]["t"] + pass_min)
+                wait = max(0.0, kill_at - time.monotonic())
             if not select.select([fd], [], [], wait)[0]:
                 killed_at, cpu_at_kill = time.monotonic(), thread_cpu_seconds(p.pid)
                 p.kill()
@@ -101,7 +102,7 @@ def run_once(cmd, deadline=None):
     return obj, ru.ru_maxrss / 1024, max(0.0, busy - own) / wall
 
 
-def run_quiet(cmd, max_foreign=0.1, tries=5, wait_idle=60, deadline=None):
+def run_quiet(cmd, max_foreign=0.1, tries=5, wait_idle=60, deadline=None, pass_min=0.0):
     """run_once, repeated while other jobs took more than max_foreign cores on average (at most
     `tries` runs), each started once the machine is idle or after wait_idle seconds (0: at once).
     Returns the least disturbed run: (object, peak MB, foreign cores, runs made)."""
@@ -110,7 +111,7 @@ def run_quiet(cmd, max_foreign=0.1, tries=5, wait_idle=60, deadline=None):
         t0 = time.monotonic()
         while wait_idle > 0 and idle_fraction() < 0.9 and time.monotonic() - t0 < wait_idle:
             time.sleep(3)
-        res = run_once(cmd, deadline)
+        res = run_once(cmd, deadline, pass_min)
         if best is None or res[2] < best[2]:
             best = res
         if res[2] <= max_foreign:

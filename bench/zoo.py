@@ -5,21 +5,30 @@ cvision builds, at each batch size, printing images/s and the ratio.
 Each measurement runs in its own process (bench/measure.py) after waiting for an idle machine;
 one disturbed by other jobs (more than --max-foreign cores of foreign CPU time) is repeated, and
 the row reports the worst foreign load behind it. Both sides time about --seconds of forward
-passes after warm-up (at least --min-iters) and report the median of wall time (images/s) and of
-the process's CPU time per batch (all its threads). On a busy machine the wall times measure the
-other jobs as much as the libraries; with --threads 1 the CPU-time ratio (PyTorch's CPU ms over
-cvision's) stays close to what an idle machine gives, since neither side then spins waiting for a
-descheduled partner thread. PyTorch's weights are torchvision's
+passes after warm-up (cvision at least one, PyTorch at least --min-iters) and report the median of
+wall time (images/s) and of the process's CPU time per batch (all its threads). On a busy machine
+the wall times measure the other jobs as much as the libraries; with --threads 1 the CPU-time
+ratio (PyTorch's CPU ms over cvision's) stays close to what an idle machine gives, since neither
+side then spins waiting for a descheduled partner thread. PyTorch's weights are torchvision's
 initialisation (trunc_normal_ replaced by a clamped normal of the same scale: the original takes
 minutes on a 600M-parameter model); cvision's are its own torchvision-like initialisation.
 
-A full run (80 models x batch 1 and 32 at 224 px) takes many hours on 2 cores with Debian's
-PyTorch: choose rows with --models (comma-separated names or a regular expression), --batch and
---res, cap the run with --budget (seconds; rows not started in time are listed as skipped), and
-keep the rows in --out (JSON lines) so that --resume goes on where a run stopped.
+Both sides' warm-up and timed passes are bounded for the big models: cvision gets one warm-up pass
+(not two) where its pass is expected to take --long-pass seconds or more, and with --torch-cap K
+PyTorch's passes may take K x (cvision's time per pass) x (the passes PyTorch would make at that
+speed), at least --torch-floor seconds in all, and each pass at least K x cvision's time before it
+is stopped. A stopped row is a lower bound (">=" in the table, "lower_bound" in --out): PyTorch's
+unfinished pass had run that long already, so its time per pass is longer (when that is the first
+pass, it includes PyTorch's one-time costs; measured rows give its first pass in
+"pytorch_first_pass_s"). Choose rows with --models (comma-separated names or a regular
+expression), --batch and --res, cap the run with --budget (seconds; rows not started in time are
+listed as skipped), and keep the rows in --out (JSON lines) so that --resume goes on where a run
+stopped; --markdown FILE prints such a file as docs/performance.md's table.
 
 usage: /usr/bin/python3 bench/zoo.py [--build build] [--threads 2] [--batch 1 32] [--res 224]
-           [--models REGEX|a,b,c] [--rounds 1] [--seconds 3] [--budget S] [--out FILE] [--resume]"""
+           [--models REGEX|a,b,c] [--rounds 1] [--seconds 3] [--min-iters 3] [--long-pass S]
+           [--torch-cap K] [--torch-floor 5] [--budget S] [--out FILE] [--resume]
+       /usr/bin/python3 bench/zoo.py --markdown FILE.jsonl"""
 import argparse
 import json
 import os
@@ -237,10 +246,12 @@ def main():
                 o, _, f2, _ = run_quiet([sys.executable, __file__, "--torch-worker", arch, str(batch),
                                          str(a.res), str(a.threads), str(a.seconds), str(a.min_iters),
                                          str(deadline)],
-                                        a.max_foreign, a.tries, a.wait_idle, deadline or None)
+                                        a.max_foreign, a.tries, a.wait_idle, deadline or None,
+                                        a.torch_cap * cvs[-1])
                 if o.get("killed"):
-                    # pass o["pass"] was still running after these times: PyTorch's time per pass
-                    # is at least that (in the first pass, with its one-time costs)
+                    # pass o["pass"] was still running after these times (at least torch_cap times
+                    # cvision's pass): PyTorch's time per pass is at least that (in the first pass,
+                    # with its one-time costs)
                     killed.append(o)
                     pt.append(batch / max(o["pass_elapsed_s"], 1e-9))
                     ptc.append(None if o["pass_cpu_s"] is None else 1e3 * o["pass_cpu_s"])

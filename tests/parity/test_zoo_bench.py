@@ -28,9 +28,9 @@ print(json.dumps({"images_per_s": 1.0}))
 """
 
 
-def stand_in(passes, deadline):
+def stand_in(passes, deadline, pass_min=0.0):
     t = time.monotonic()
-    o, _, foreign = measure.run_once([sys.executable, "-c", WORKER, *map(str, passes)], deadline)
+    o, _, foreign = measure.run_once([sys.executable, "-c", WORKER, *map(str, passes)], deadline, pass_min)
     return o, time.monotonic() - t, foreign
 
 
@@ -44,6 +44,9 @@ def main():
     check(o["pass_cpu_s"] is not None and 0 < o["pass_cpu_s"] <= o["pass_elapsed_s"] + 0.02, f"CPU {o}")
     o, _, _ = stand_in([0.1], 0.05)
     check(o.get("killed") and o["pass"] == 0 and o["passes_s"] == [], f"stopped in the first pass {o}")
+    # a pass is given pass_min seconds even past the deadline: pass 1 begins at 0.4 s, killed at 0.7
+    o, _, _ = stand_in([0.4, 30], 0.5, 0.3)
+    check(o.get("killed") and o["pass"] == 1 and 0.3 <= o["pass_elapsed_s"] < 30, f"pass_min 0.3 s: {o}")
     o, _, _ = stand_in([0.05, 0.05], 5)
     check(o == {"images_per_s": 1.0}, f"done before the deadline: its result {o}")
 
@@ -81,7 +84,8 @@ def main():
           f"counts: {md[5:]}")
 
     # one real row: PyTorch's squeezenet1_1 takes about a second a batch of 8 where cvision takes
-    # about 50 ms, so a cap of 1x with no floor stops it in its first pass
+    # about 50 ms, so a cap of 1x with no floor stops it in its first pass, after at least 1x
+    # cvision's pass
     out = os.path.join(d, "real.jsonl")
     subprocess.run([sys.executable, os.path.join(SRC, "bench", "zoo.py"), "--build", os.path.dirname(CVISION),
                     "--models", "squeezenet1_1", "--batch", "8", "--threads", "1", "--seconds", "0.2",
@@ -93,7 +97,8 @@ def main():
     check(r["lower_bound"] and s.get("pass") == 0, f"the row is a lower bound from the first pass: {r}")
     check(abs(r["pytorch"] - 8 / s["pass_elapsed_s"]) < 1e-6 * r["pytorch"]
           and abs(r["ratio"] - r["cvision"] / r["pytorch"]) < 1e-6 * r["ratio"]
-          and abs(r["pytorch_cpu_ms"] - 1e3 * s["pass_cpu_s"]) < 1e-6 * r["pytorch_cpu_ms"], "row figures from the stop")
+          and abs(r["pytorch_cpu_ms"] - 1e3 * s["pass_cpu_s"]) < 1e-6 * r["pytorch_cpu_ms"]
+          and r["ratio"] >= 1, "row figures from the stop")
     finish()
 
 
