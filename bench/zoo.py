@@ -65,10 +65,11 @@ def torch_worker(arch, batch, res, threads, seconds, min_iters, deadline):
     starts = []  # each pass's start, time.monotonic()
 
     def one_pass():
+        starts.append(time.monotonic())
+        if deadline > 0:  # the stamp precedes the pass by the print (microseconds)
+            print(json.dumps({"pass": len(starts) - 1, "t": starts[-1], "cpu": time.process_time()}),
+                  flush=True)
         t, c = time.monotonic(), time.process_time()
-        if deadline > 0:
-            print(json.dumps({"pass": len(starts), "t": t, "cpu": c}), flush=True)
-        starts.append(t)
         m(x)
         return time.monotonic() - t, time.process_time() - c
 
