@@ -103,8 +103,9 @@ def torch_deadline(cap, cv_s, seconds, min_iters, floor):
 
 
 def architectures(build, res):
-    """cvision's architectures, cheapest first (torchvision's GFLOPs from the weights catalog,
-    scaled to res x res), so that a time budget covers as many as it can; and those GFLOPs."""
+    """cvision's architectures that torchvision builds (those in the weights catalog: not timm's
+    DeiT), cheapest first (torchvision's GFLOPs from the catalog, scaled to res x res) so that a
+    time budget covers as many as it can; those GFLOPs; and the architectures left out."""
     names = subprocess.run([f"{build}/cvision", "bench", "--all", "--list"], check=True,
                            capture_output=True, text=True).stdout.split()
     cat = json.loads(subprocess.run([f"{build}/cvision", "models", "--json"], check=True,
@@ -113,7 +114,8 @@ def architectures(build, res):
     for w in cat["weights"]:
         g = w["gflops"] * (res / w["transform"]["crop"]) ** 2
         gflops[w["arch"]] = min(gflops.get(w["arch"], g), g)
-    return sorted(names, key=lambda n: gflops.get(n, 1e9)), gflops
+    return (sorted((n for n in names if n in gflops), key=gflops.get), gflops,
+            [n for n in names if n not in gflops])
 
 
 def cv_warmup(arch, batch, gflops, rows, long_pass):
@@ -205,7 +207,7 @@ def main():
         markdown(a.markdown)
         return
     long_pass = a.seconds if a.long_pass is None else a.long_pass
-    archs, gflops = architectures(a.build, a.res)
+    archs, gflops, other = architectures(a.build, a.res)
     if a.models:
         names = a.models.split(",")
         archs = ([x for x in archs if x in names] if all(n in archs for n in names)
@@ -218,7 +220,7 @@ def main():
     print(f"{len(archs)} architectures, batch {a.batch}, {a.res}x{a.res}, {a.threads} threads, "
           f"{a.rounds} round(s); foreign: the most CPU other jobs used during a row's measurements"
           + (f"; PyTorch stopped beyond {a.torch_cap:g}x cvision's time (>=: lower bound)"
-             if a.torch_cap else ""))
+             if a.torch_cap else "") + (f"; not in torchvision: {', '.join(other)}" if other else ""))
     print(f"{'model':22s} {'batch':>5s} {'cvision img/s':>14s} {'PyTorch img/s':>14s} {'ratio':>9s} "
           f"{'cv CPU ms':>10s} {'PT CPU ms':>12s} {'CPU ratio':>10s} {'foreign':>8s}", flush=True)
     t_start, skipped = time.monotonic(), []

@@ -1,7 +1,8 @@
 """bench/zoo.py's PyTorch cap and tables, fast: measure.run_once's deadline on stand-in workers
 (killed in the right pass, bounds no larger than the truth, a worker done in time returns its
-result), the deadline formula, cvision's warm-up choice, --markdown's marks and counts, and one
-real row (squeezenet1_1 at batch 8) stopped by --torch-cap and reported as a lower bound."""
+result), the deadline formula, the rows (torchvision's 80 builders, GFLOPs at the input size),
+cvision's warm-up choice, --markdown's marks and counts, and one real row (squeezenet1_1 at
+batch 8) stopped by --torch-cap and reported as a lower bound."""
 import json
 import os
 import subprocess
@@ -62,6 +63,17 @@ def main():
           "warm-up from the same architecture's earlier row, scaled by batch")
     check(zoo.cv_warmup("b", 8, gflops, rows, 3) == 1 and zoo.cv_warmup("b", 4, gflops, rows, 3) == 2
           and zoo.cv_warmup("b", 32, gflops, [], 3) == 2, "warm-up from GFLOPs at the rate so far")
+
+    # the side-by-side rows are torchvision's 80 builders; timm's DeiT (cvision-only) is left out
+    archs, gflops, other = zoo.architectures(os.path.dirname(CVISION), 224)
+    check(len(archs) == 80 and sorted(other) == ["deit_base_patch16_224", "deit_small_patch16_224",
+                                                 "deit_tiny_patch16_224"], f"{len(archs)} rows, left out {other}")
+    cat = {w["arch"]: w for w in json.loads(subprocess.run([CVISION, "models", "--json"], check=True,
+                                                          capture_output=True, text=True).stdout)["weights"]}
+    b7 = cat["efficientnet_b7"]  # one weight entry, at 600x600
+    check(all(gflops[a] <= gflops[b] for a, b in zip(archs, archs[1:]))
+          and abs(gflops["efficientnet_b7"] - b7["gflops"] * (224 / b7["transform"]["crop"]) ** 2) < 1e-9
+          and b7["transform"]["crop"] == 600, "GFLOPs scaled to 224x224, cheapest first")
 
     d = tmpdir()
     out = os.path.join(d, "rows.jsonl")
