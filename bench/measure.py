@@ -15,6 +15,10 @@ import time
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+class Failed(Exception):
+    """A measured command failed (its stderr is in the message)."""
+
+
 def busy_seconds():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:9]]
@@ -98,7 +102,8 @@ def run_once(cmd, deadline=None, pass_min=0.0):
             obj = None
         if obj is None:
             err.seek(0)
-            sys.exit(f"{' '.join(cmd)} failed (status {status}): {err.read().strip()}")
+            code = os.waitstatus_to_exitcode(status)
+            raise Failed(f"{' '.join(cmd)} failed (exit {code}): {err.read().strip()}")
     return obj, ru.ru_maxrss / 1024, max(0.0, busy - own) / wall
 
 

@@ -39,7 +39,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from measure import run_quiet  # noqa: E402
+from measure import Failed, run_quiet  # noqa: E402
 
 
 def torch_worker(arch, batch, res, threads, seconds, min_iters, deadline):
@@ -169,6 +169,53 @@ def markdown(path):
         print(f"{lbs} rows are lower bounds (≥): PyTorch was stopped by --torch-cap.")
 
 
+def measure_row(a, arch, batch, warm):
+    """One row: a.rounds measurements of each side, medians; raises Failed."""
+    cv, pt, fg, cvc, ptc, cvs, killed, first = [], [], [], [], [], [], [], []
+    for _ in range(a.rounds):
+        o, _, f1, _ = run_quiet([f"{a.build}/cvision", "bench", "-m", arch, "--batch", str(batch),
+                                 "--res", str(a.res), "--threads", str(a.threads),
+                                 "--warmup", str(warm), "--seconds", str(a.seconds), "--json"],
+                                a.max_foreign, a.tries, a.wait_idle)
+        cv.append(o["images_per_s"])
+        cvc.append(o["cpu_ms_per_batch_median"])
+        cvs.append(o["ms_per_batch_median"] / 1e3)
+        deadline = (torch_deadline(a.torch_cap, cvs[-1], a.seconds, a.min_iters, a.torch_floor)
+                    if a.torch_cap else 0)
+        o, _, f2, _ = run_quiet([sys.executable, __file__, "--torch-worker", arch, str(batch),
+                                 str(a.res), str(a.threads), str(a.seconds), str(a.min_iters),
+                                 str(deadline)],
+                                a.max_foreign, a.tries, a.wait_idle, deadline or None,
+                                a.torch_cap * cvs[-1])
+        if o.get("killed"):
+            # pass o["pass"] was still running after these times (at least torch_cap times
+            # cvision's pass): PyTorch's time per pass is at least that (in the first pass,
+            # with its one-time costs)
+            killed.append(o)
+            pt.append(batch / max(o["pass_elapsed_s"], 1e-9))
+            ptc.append(None if o["pass_cpu_s"] is None else 1e3 * o["pass_cpu_s"])
+        else:
+            pt.append(o["images_per_s"])
+            ptc.append(o["cpu_ms_per_batch_median"])
+            first.append(o["first_pass_s"])
+        fg += [f1, f2]
+    # with some rounds lower bounds, the median of the bounds and measurements bounds the
+    # median of the true figures (each term is at most its true value)
+    c, p = statistics.median(cv), statistics.median(pt)
+    cc = statistics.median(cvc)
+    pc = None if None in ptc else statistics.median(ptc)
+    r = {"model": arch, "batch": batch, "res": a.res, "threads": a.threads,
+         "cvision": c, "pytorch": p, "ratio": c / p, "cvision_cpu_ms": cc,
+         "pytorch_cpu_ms": pc, "cpu_ratio": None if pc is None else pc / cc, "foreign": max(fg),
+         "cvision_warmup": warm, "lower_bound": bool(killed)}
+    if first:
+        r["pytorch_first_pass_s"] = statistics.median(first)
+    if killed:
+        r["pytorch_stopped"] = [{k: o[k] for k in ("pass", "pass_elapsed_s", "pass_cpu_s", "passes_s")}
+                                for o in killed]
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
@@ -223,7 +270,7 @@ def main():
              if a.torch_cap else "") + (f"; not in torchvision: {', '.join(other)}" if other else ""))
     print(f"{'model':22s} {'batch':>5s} {'cvision img/s':>14s} {'PyTorch img/s':>14s} {'ratio':>9s} "
           f"{'cv CPU ms':>10s} {'PT CPU ms':>12s} {'CPU ratio':>10s} {'foreign':>8s}", flush=True)
-    t_start, skipped = time.monotonic(), []
+    t_start, skipped, failed = time.monotonic(), [], []
     for arch in archs:
         for batch in a.batch:
             if (arch, batch) in done:
@@ -235,49 +282,12 @@ def main():
                 print(f"{arch:22s} {batch:5d}  (ViT runs at its position embeddings' 224 only)")
                 continue
             warm = cv_warmup(arch, batch, gflops, rows, long_pass)
-            cv, pt, fg, cvc, ptc, cvs, killed, first = [], [], [], [], [], [], [], []
-            for _ in range(a.rounds):
-                o, _, f1, _ = run_quiet([f"{a.build}/cvision", "bench", "-m", arch, "--batch", str(batch),
-                                         "--res", str(a.res), "--threads", str(a.threads),
-                                         "--warmup", str(warm), "--seconds", str(a.seconds), "--json"],
-                                        a.max_foreign, a.tries, a.wait_idle)
-                cv.append(o["images_per_s"])
-                cvc.append(o["cpu_ms_per_batch_median"])
-                cvs.append(o["ms_per_batch_median"] / 1e3)
-                deadline = (torch_deadline(a.torch_cap, cvs[-1], a.seconds, a.min_iters, a.torch_floor)
-                            if a.torch_cap else 0)
-                o, _, f2, _ = run_quiet([sys.executable, __file__, "--torch-worker", arch, str(batch),
-                                         str(a.res), str(a.threads), str(a.seconds), str(a.min_iters),
-                                         str(deadline)],
-                                        a.max_foreign, a.tries, a.wait_idle, deadline or None,
-                                        a.torch_cap * cvs[-1])
-                if o.get("killed"):
-                    # pass o["pass"] was still running after these times (at least torch_cap times
-                    # cvision's pass): PyTorch's time per pass is at least that (in the first pass,
-                    # with its one-time costs)
-                    killed.append(o)
-                    pt.append(batch / max(o["pass_elapsed_s"], 1e-9))
-                    ptc.append(None if o["pass_cpu_s"] is None else 1e3 * o["pass_cpu_s"])
-                else:
-                    pt.append(o["images_per_s"])
-                    ptc.append(o["cpu_ms_per_batch_median"])
-                    first.append(o["first_pass_s"])
-                fg += [f1, f2]
-            # with some rounds lower bounds, the median of the bounds and measurements bounds the
-            # median of the true figures (each term is at most its true value)
-            c, p = statistics.median(cv), statistics.median(pt)
-            cc = statistics.median(cvc)
-            pc = None if None in ptc else statistics.median(ptc)
-            r = {"model": arch, "batch": batch, "res": a.res, "threads": a.threads,
-                 "cvision": c, "pytorch": p, "ratio": c / p, "cvision_cpu_ms": cc,
-                 "pytorch_cpu_ms": pc, "cpu_ratio": None if pc is None else pc / cc, "foreign": max(fg),
-                 "cvision_warmup": warm,
-                 "lower_bound": bool(killed)}
-            if first:
-                r["pytorch_first_pass_s"] = statistics.median(first)
-            if killed:
-                r["pytorch_stopped"] = [{k: o[k] for k in ("pass", "pass_elapsed_s", "pass_cpu_s", "passes_s")}
-                                        for o in killed]
+            try:
+                r = measure_row(a, arch, batch, warm)
+            except Failed as e:  # reported, and the run goes on (a row too big for memory, ...)
+                print(f"{arch:22s} {batch:5d}  failed: {str(e)[-300:]}", flush=True)
+                failed.append(f"{arch}@{batch}")
+                continue
             rows.append(r)
             cells = fmt_row(r, False)
             print(f"{arch:22s} {batch:5d} {cells[0]:>14s} {cells[1]:>14s} {cells[2]:>9s} {cells[3]:>10s} "
@@ -287,6 +297,8 @@ def main():
                     f.write(json.dumps(r) + "\n")
     if skipped:
         print(f"budget exhausted; not measured: {' '.join(skipped)}")
+    if failed:
+        print(f"failed (not in --out, so --resume tries them again): {' '.join(failed)}")
 
 
 if __name__ == "__main__":

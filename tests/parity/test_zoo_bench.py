@@ -1,8 +1,8 @@
 """bench/zoo.py's PyTorch cap and tables, fast: measure.run_once's deadline on stand-in workers
 (killed in the right pass, bounds no larger than the truth, a worker done in time returns its
 result), the deadline formula, the rows (torchvision's 80 builders, GFLOPs at the input size),
-cvision's warm-up choice, --markdown's marks and counts, and one real row (squeezenet1_1 at
-batch 8) stopped by --torch-cap and reported as a lower bound."""
+cvision's warm-up choice, --markdown's marks and counts, a failing row, and one real row
+(squeezenet1_1 at batch 8) stopped by --torch-cap and reported as a lower bound."""
 import json
 import os
 import subprocess
@@ -95,12 +95,19 @@ def main():
           and any("below 1.0x (CPU): 0; lower bounds under 1.0x, undecided: m2@32" in x for x in md),
           f"counts: {md[5:]}")
 
+    # a row that fails (cvision refuses inception_v3 at 32x32) is reported and the run goes on
+    zoo_py = [sys.executable, os.path.join(SRC, "bench", "zoo.py"), "--build", os.path.dirname(CVISION)]
+    out = os.path.join(d, "failed.jsonl")
+    p = subprocess.run([*zoo_py, "--models", "inception_v3", "--batch", "1", "--res", "32", "--tries", "1",
+                        "--wait-idle", "0", "--out", out], capture_output=True, text=True)
+    check(p.returncode == 0 and "inception_v3@1" in p.stdout.splitlines()[-1] and "too small" in p.stdout
+          and not os.path.exists(out), f"failed row: {p.stdout.strip()[-200:]}")
+
     # one real row: PyTorch's squeezenet1_1 takes about a second a batch of 8 where cvision takes
     # about 50 ms, so a cap of 1x with no floor stops it in its first pass, after at least 1x
     # cvision's pass
     out = os.path.join(d, "real.jsonl")
-    subprocess.run([sys.executable, os.path.join(SRC, "bench", "zoo.py"), "--build", os.path.dirname(CVISION),
-                    "--models", "squeezenet1_1", "--batch", "8", "--threads", "1", "--seconds", "0.2",
+    subprocess.run([*zoo_py, "--models", "squeezenet1_1", "--batch", "8", "--threads", "1", "--seconds", "0.2",
                     "--min-iters", "1", "--tries", "1", "--wait-idle", "0", "--torch-cap", "1",
                     "--torch-floor", "0", "--out", out], check=True, capture_output=True, text=True)
     with open(out) as f:
