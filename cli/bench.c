@@ -149,7 +149,7 @@ static cv_status bench_one(cv_ctx *ctx, const char *arch, const bench_opts *o, c
     iters = n;
     double med[T_PARTS], total = 0, cpu_med = median(cpu, n);
     for (int k = 0; k < T_PARTS; k++) med[k] = median(times + k * cap, n);
-    for (int i = 0; i < n; i++) total += times[i]; /* T_TOTAL's row, before sorting */
+    for (int i = 0; i < n; i++) total += times[i]; /* T_TOTAL's row (sorted, but a sum) */
     double ips = batch / med[T_TOTAL], rss = peak_rss_mb();
     const char *mode = train ? "training" : "inference";
     cv_profile_row rows[3 * 64];
