@@ -13,10 +13,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
-#include <unistd.h>
 /* jpeglib.h needs size_t and FILE first */
 #include <jpeglib.h>
 
+#include "core/atomic.h"
 #include "data/image_internal.h"
 
 /* Pillow's Image.MAX_IMAGE_PIXELS * 2: above this Pillow raises DecompressionBombError. */
@@ -753,6 +753,7 @@ typedef struct {
     char msg[200];
     jmp_buf jmp;
     png_bytep *rows;
+    const cv_image *img;
 } png_wjob;
 
 static void png_on_werror(png_structp png, png_const_charp msg)
@@ -762,19 +763,20 @@ static void png_on_werror(png_structp png, png_const_charp msg)
     longjmp(job->jmp, 1);
 }
 
-static int png_write_file(png_wjob *job, FILE *f, const cv_image *img)
+static const char *png_write_file(void *arg, FILE *f)
 {
+    png_wjob *job = arg;
+    const cv_image *img = job->img;
     png_structp png =
         png_create_write_struct(PNG_LIBPNG_VER_STRING, job, png_on_werror, png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_write_struct(&png, NULL);
-        snprintf(job->msg, sizeof job->msg, "out of memory");
-        return 0;
+        return "out of memory";
     }
     if (setjmp(job->jmp)) {
         png_destroy_write_struct(&png, &info);
-        return 0;
+        return job->msg;
     }
     png_init_io(png, f);
     png_set_IHDR(png, info, (png_uint_32)img->w, (png_uint_32)img->h, 8,
@@ -785,47 +787,22 @@ static int png_write_file(png_wjob *job, FILE *f, const cv_image *img)
     png_write_image(png, job->rows);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    return 1;
+    return NULL;
 }
 
 cv_status cv_image_save_png(cv_ctx *ctx, const char *path, const cv_image *img)
 {
     if (!img || img->w <= 0 || img->h <= 0 || (img->c != 1 && img->c != 3))
         return cv_fail(ctx, CV_ERR_INVALID, "%s: cannot write an invalid image as PNG", path);
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
     png_wjob *job = calloc(1, sizeof *job);
     if (job) job->rows = malloc((size_t)img->h * sizeof *job->rows);
-    if (!tmp || !job || !job->rows) {
-        free(tmp);
-        if (job) free(job->rows);
+    if (!job || !job->rows) {
         free(job);
         return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", path);
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    cv_status s = CV_OK;
-    int fd = mkstemp(tmp);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!f) {
-        s = cv_fail(ctx, CV_ERR_IO, "%s: cannot create a temporary file: %s", path,
-                    strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
-    } else {
-        (void)fchmod(fd, 0644);
-        int ok = png_write_file(job, f, img);
-        ok = !fclose(f) && ok;
-        if (!ok || rename(tmp, path)) {
-            s = cv_fail(ctx, CV_ERR_IO, "%s: write failed: %s", path,
-                        ok ? strerror(errno) : job->msg);
-            unlink(tmp);
-        }
-    }
+    job->img = img;
+    cv_status s = cv_write_atomic(ctx, path, 0, png_write_file, job);
     free(job->rows);
     free(job);
-    free(tmp);
     return s;
 }
