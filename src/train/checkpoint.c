@@ -150,7 +150,7 @@ static cv_status verify(cv_ctx *ctx, const fileset *fs, cJSON **json_out)
         cv_status s = file_size(ctx, fs->path[i], &size);
         if (!s &&
             (!cJSON_IsString(hash) || !cJSON_IsNumber(bytes) || (double)size != bytes->valuedouble))
-            s = cv_fail(ctx, CV_ERR_FORMAT, "%s: size %lld differs from the %s's record",
+            s = cv_fail(ctx, CV_ERR_FORMAT, "%s: size %lld differs from the one %s records",
                         fs->path[i], size, fs->path[F_JSON]);
         if (!s) s = cv_sha256_file(ctx, fs->path[i], hex);
         if (!s && strcmp(hex, hash->valuestring))
