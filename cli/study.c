@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "core/atomic.h"
 #include "cvision/analysis.h"
 #include "cvision/study.h"
 #include "util.h"
@@ -181,6 +182,37 @@ static int finish(cv_ctx *ctx, cv_study *s, int rank, int n_boot, int json)
     return rc;
 }
 
+typedef struct {
+    const int64_t *ids;
+    size_t n;
+    const char *exe, *cwd;
+    int argc;
+    char **argv;
+} jobs_arg;
+
+static const char *write_jobs(void *arg, FILE *f)
+{
+    const jobs_arg *j = arg;
+    for (size_t i = 0; i < j->n; i++) {
+        fputs("cd ", f);
+        shell_quote(f, j->cwd);
+        fputs(" && ", f);
+        shell_quote(f, j->exe);
+        fputs(" study", f);
+        for (int a = 1; a < j->argc; a++) {
+            if (!strcmp(j->argv[a], "--export-jobs")) {
+                a++;
+                continue;
+            }
+            if (!strncmp(j->argv[a], "--export-jobs=", 14)) continue;
+            fputc(' ', f);
+            shell_quote(f, j->argv[a]);
+        }
+        fprintf(f, " --only %lld\n", (long long)j->ids[i]);
+    }
+    return ferror(f) ? cv_write_error() : NULL;
+}
+
 /* One command line per unfinished run, reproducing this command with --only ID. */
 static int export_jobs(cv_ctx *ctx, cv_study *s, const char *path, int argc, char **argv)
 {
@@ -192,38 +224,10 @@ static int export_jobs(cv_ctx *ctx, cv_study *s, const char *path, int argc, cha
     snprintf(exe + (k > 0 ? k : 0), sizeof exe - (size_t)(k > 0 ? k : 0), "%s",
              k > 0 ? "" : "cvision");
     if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
-    char tmp[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        free(ids);
-        cv_fail(ctx, CV_ERR_IO, "--export-jobs %s: cannot write", path);
-        return cli_error(ctx);
-    }
-    for (size_t i = 0; i < n; i++) {
-        fputs("cd ", f);
-        shell_quote(f, cwd);
-        fputs(" && ", f);
-        shell_quote(f, exe);
-        fputs(" study", f);
-        for (int a = 1; a < argc; a++) {
-            if (!strcmp(argv[a], "--export-jobs")) {
-                a++;
-                continue;
-            }
-            if (!strncmp(argv[a], "--export-jobs=", 14)) continue;
-            fputc(' ', f);
-            shell_quote(f, argv[a]);
-        }
-        fprintf(f, " --only %lld\n", (long long)ids[i]);
-    }
+    jobs_arg j = {ids, n, exe, cwd, argc, argv};
+    cv_status st = cv_write_atomic(ctx, path, 0, write_jobs, &j);
     free(ids);
-    int bad = ferror(f);
-    if (fclose(f) || bad || rename(tmp, path)) {
-        unlink(tmp);
-        cv_fail(ctx, CV_ERR_IO, "--export-jobs %s: cannot write", path);
-        return cli_error(ctx);
-    }
+    if (st) return cli_error(ctx);
     printf("wrote %zu job line(s) to %s; when they are done: cvision study --out %s --report\n", n,
            path, cv_study_out_dir(s));
     return 0;

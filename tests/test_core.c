@@ -23,6 +23,16 @@ static void test_tensor_alloc(void)
     cv_ctx_free(ctx);
 }
 
+/* Wrapping the context's own message (a common pattern) prefixes it once. */
+static void test_fail_wraps_own_message(void)
+{
+    cv_ctx *ctx = cv_ctx_new();
+    cv_fail(ctx, CV_ERR_IO, "inner: %s", "detail");
+    CHECK(cv_fail(ctx, CV_ERR_FORMAT, "outer: %s; %s", cv_ctx_error(ctx), "end") == CV_ERR_FORMAT);
+    CHECK(strcmp(cv_ctx_error(ctx), "outer: inner: detail; end") == 0);
+    cv_ctx_free(ctx);
+}
+
 static void test_state(void)
 {
     cv_ctx *ctx = cv_ctx_new();
@@ -55,6 +65,7 @@ static void test_state(void)
 int main(void)
 {
     RUN(test_tensor_alloc);
+    RUN(test_fail_wraps_own_message);
     RUN(test_state);
     TEST_EXIT();
 }

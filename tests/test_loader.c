@@ -53,6 +53,15 @@ static int64_t run_epoch(cv_ctx *ctx, cv_loader *L, int epoch, int64_t *idx, flo
     return m;
 }
 
+/* Opens *L over ds with o; returns the status of epoch 0's first batch. */
+static cv_status first_batch(cv_ctx *ctx, cv_dataset *ds, const cv_loader_opts *o, cv_loader **L)
+{
+    const cv_batch *b;
+    CHECK_OK(ctx, cv_loader_new(ctx, ds, o, L));
+    CHECK_OK(ctx, cv_loader_start_epoch(ctx, *L, 0));
+    return cv_loader_next(ctx, *L, &b);
+}
+
 /* A transform whose output is a function of the sample seed; fails on multiples of 10. */
 static int seeded(void *user, cv_ctx *ctx, const cv_image *img, uint64_t seed, float *out)
 {
@@ -162,18 +171,14 @@ static void test_transform_seeds_and_skip(void)
                         .transform = seeded,
                         .user = &fail};
     cv_loader *L;
-    CHECK_OK(ctx, cv_loader_new(ctx, ds, &o, &L));
-    CHECK_OK(ctx, cv_loader_start_epoch(ctx, L, 0));
-    const cv_batch *b;
-    CHECK(cv_loader_next(ctx, L, &b) == CV_ERR_FORMAT);
+    CHECK(first_batch(ctx, ds, &o, &L) == CV_ERR_FORMAT);
     CHECK(strstr(cv_ctx_error(ctx), "refused 0") && strstr(cv_ctx_error(ctx), "x.npy[0]"));
+    const cv_batch *b;
     CHECK(cv_loader_next(ctx, L, &b) == CV_OK && b == NULL);
     cv_loader_free(L);
     /* The default conversion refuses images of another shape. */
     cv_loader_opts o2 = {.batch_size = 4, .workers = 1, .out_c = 3, .out_h = 2, .out_w = 3};
-    CHECK_OK(ctx, cv_loader_new(ctx, ds, &o2, &L));
-    CHECK_OK(ctx, cv_loader_start_epoch(ctx, L, 0));
-    CHECK(cv_loader_next(ctx, L, &b) == CV_ERR_SHAPE);
+    CHECK(first_batch(ctx, ds, &o2, &L) == CV_ERR_SHAPE);
     cv_loader_free(L);
     cv_dataset_free(ds);
     cv_ctx_free(ctx);
@@ -231,10 +236,7 @@ static void test_pipeline_adapter(void)
                         .transform = cv_loader_pipeline_fn,
                         .user = &bad};
     cv_loader *L;
-    const cv_batch *b;
-    CHECK_OK(ctx, cv_loader_new(ctx, ds, &o, &L));
-    CHECK_OK(ctx, cv_loader_start_epoch(ctx, L, 0));
-    CHECK(cv_loader_next(ctx, L, &b) == CV_ERR_SHAPE);
+    CHECK(first_batch(ctx, ds, &o, &L) == CV_ERR_SHAPE);
     cv_loader_free(L);
     cv_transform_pipeline_free(pipe);
     cv_dataset_free(ds);

@@ -274,6 +274,7 @@ static void test_checkpoint_kill_anywhere(void)
     CHECK(truncate(path, 10) == 0);
     CHECK(cv_checkpoint_load(ctx, dir, "last", &st, NULL, NULL, NULL) == CV_ERR_FORMAT);
     CHECK(strstr(cv_ctx_error(ctx), "last.safetensors") != NULL);
+    CHECK(strstr(cv_ctx_error(ctx), "last.prev.safetensors") != NULL);
     rm_dir(dir);
     CHECK(cv_checkpoint_load(ctx, dir, "last", &st, NULL, NULL, NULL) == CV_ERR_NOT_FOUND);
     /* bad extra JSON and tags are refused */

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 struct cv_ctx {
@@ -38,10 +39,13 @@ void cv_ctx_clear_error(cv_ctx *ctx)
 cv_status cv_fail(cv_ctx *ctx, cv_status code, const char *fmt, ...)
 {
     if (!ctx) return code;
+    /* formatted aside first: an argument may be the context's own message (cv_ctx_error) */
+    char msg[sizeof ctx->msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx->msg, sizeof ctx->msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(ctx->msg, msg, sizeof msg);
     return code;
 }
 

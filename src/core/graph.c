@@ -437,6 +437,35 @@ int b_merge(cv_builder *b, int x)
     return add_node(b, OP_MERGE, 1, &x, 4 * channels_of(b, x), 4);
 }
 
+/* torchvision's relative_position_index buffer: (dy + w - 1) * (2w - 1) + (dx + w - 1) for the
+ * token pairs (i, j) of a window x window window. */
+static void relative_position_index(int64_t *idx, int window)
+{
+    for (int i = 0; i < window * window; i++)
+        for (int j = 0; j < window * window; j++)
+            idx[i * window * window + j] =
+                (int64_t)(i / window - j / window + window - 1) * (2 * window - 1) +
+                (i % window - j % window + window - 1);
+}
+
+/* Node id's two parameters: the relative position bias table and its index buffer, flat (Swin) or
+ * [w * w, w * w] (MaxViT) as torchvision stores it. */
+static int add_relative_bias(cv_builder *b, int id, int window, int heads, int index_ndim)
+{
+    int64_t ts[2] = {(2 * window - 1) * (2 * window - 1), heads},
+            is[2] = {window * window, window * window};
+    if (index_ndim == 1) is[0] *= is[1];
+    int t = add_param(b, "", "relative_position_bias_table", CV_F32, 2, ts);
+    int ix = add_param(b, "", "relative_position_index", CV_I64, index_ndim, is);
+    if (b->err) return -1;
+    relative_position_index(cv_state_tensor(b->params, ix)->data, window);
+    cv_node *n = &b->g->nodes[id];
+    n->nparam = 2;
+    n->param[0] = t;
+    n->param[1] = ix;
+    return 0;
+}
+
 int b_window_attention(cv_builder *b, int qkv, int window, int shift, int heads)
 {
     int c = channels_of(b, qkv);
@@ -447,22 +476,8 @@ int b_window_attention(cv_builder *b, int qkv, int window, int shift, int heads)
     }
     int id = add_node(b, OP_WINDOW_ATTENTION, 1, &qkv, c / 3, 4);
     if (id < 0) return -1;
-    int64_t ts[2] = {(2 * window - 1) * (2 * window - 1), heads},
-            is[1] = {window * window * window * window};
-    int t = add_param(b, "", "relative_position_bias_table", CV_F32, 2, ts);
-    int ix = add_param(b, "", "relative_position_index", CV_I64, 1, is);
-    if (b->err) return -1;
-    /* torchvision's buffer: (dy + w - 1) * (2w - 1) + (dx + w - 1) for token pairs (i, j) */
-    int64_t *idx = cv_state_tensor(b->params, ix)->data;
-    for (int i = 0; i < window * window; i++)
-        for (int j = 0; j < window * window; j++)
-            idx[i * window * window + j] =
-                (int64_t)(i / window - j / window + window - 1) * (2 * window - 1) +
-                (i % window - j % window + window - 1);
+    if (add_relative_bias(b, id, window, heads, 1)) return -1;
     cv_node *n = &b->g->nodes[id];
-    n->nparam = 2;
-    n->param[0] = t;
-    n->param[1] = ix;
     n->a.kh = window, n->a.sh = shift, n->a.groups = heads;
     return id;
 }
@@ -500,12 +515,7 @@ int b_window_attention_v2(cv_builder *b, int qkv, int window, int shift, int hea
                                                                  : 0.0f) *
                                                         log2f(fabsf(v) + 1) / 3;
             }
-    int64_t *idx = cv_state_tensor(b->params, ix)->data;
-    for (int i = 0; i < window * window; i++)
-        for (int j = 0; j < window * window; j++)
-            idx[i * window * window + j] =
-                (int64_t)(i / window - j / window + window - 1) * (2 * window - 1) +
-                (i % window - j % window + window - 1);
+    relative_position_index(cv_state_tensor(b->params, ix)->data, window);
     cv_node *n = &b->g->nodes[id];
     n->nparam = 5;
     n->param[0] = pl, n->param[1] = p0, n->param[2] = p1, n->param[3] = p2, n->param[4] = pb;
@@ -523,21 +533,8 @@ int b_partition_attention(cv_builder *b, int qkv, int window, int grid, int head
     }
     int id = add_node(b, OP_PARTITION_ATTENTION, 1, &qkv, c / 3, 4);
     if (id < 0) return -1;
-    int64_t ts[2] = {(2 * window - 1) * (2 * window - 1), heads},
-            is[2] = {window * window, window * window};
-    int t = add_param(b, "", "relative_position_bias_table", CV_F32, 2, ts);
-    int ix = add_param(b, "", "relative_position_index", CV_I64, 2, is);
-    if (b->err) return -1;
-    int64_t *idx = cv_state_tensor(b->params, ix)->data;
-    for (int i = 0; i < window * window; i++)
-        for (int j = 0; j < window * window; j++)
-            idx[i * window * window + j] =
-                (int64_t)(i / window - j / window + window - 1) * (2 * window - 1) +
-                (i % window - j % window + window - 1);
+    if (add_relative_bias(b, id, window, heads, 2)) return -1;
     cv_node *n = &b->g->nodes[id];
-    n->nparam = 2;
-    n->param[0] = t;
-    n->param[1] = ix;
     n->a.kh = window, n->a.grid = grid, n->a.groups = heads;
     return id;
 }

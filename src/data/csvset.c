@@ -23,11 +23,8 @@ static cv_status csv_get(cv_ctx *ctx, const cv_dataset *ds, int64_t i, cv_image 
 {
     const csv_impl *c = ds->impl;
     cv_status st = cv_image_load(ctx, c->paths[i], 3, img);
-    if (st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
-        return cv_fail(ctx, st, "%s:%lld: %s", c->csv, (long long)c->line[i], msg);
-    }
+    if (st)
+        return cv_fail(ctx, st, "%s:%lld: %s", c->csv, (long long)c->line[i], cv_ctx_error(ctx));
     return CV_OK;
 }
 
@@ -52,11 +49,8 @@ static cv_status csv_read(cv_ctx *ctx, const cv_dataset *ds, int64_t i, void **b
 {
     const csv_impl *c = ds->impl;
     cv_status st = cv_read_file(ctx, c->paths[i], buf, n);
-    if (st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
-        return cv_fail(ctx, st, "%s:%lld: %s", c->csv, (long long)c->line[i], msg);
-    }
+    if (st)
+        return cv_fail(ctx, st, "%s:%lld: %s", c->csv, (long long)c->line[i], cv_ctx_error(ctx));
     return CV_OK;
 }
 

@@ -13,19 +13,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
-#include <unistd.h>
 /* jpeglib.h needs size_t and FILE first */
 #include <jpeglib.h>
 
+#include "core/atomic.h"
 #include "data/image_internal.h"
-
-/* Pillow's Image.MAX_IMAGE_PIXELS * 2: above this Pillow raises DecompressionBombError. */
-#define MAX_PIXELS 178956970LL
 
 static cv_status image_alloc(cv_ctx *ctx, int w, int h, int c, int zero, cv_image **out)
 {
     *out = NULL;
-    if (w <= 0 || h <= 0 || (c != 1 && c != 3) || (int64_t)w * h > MAX_PIXELS)
+    if (w <= 0 || h <= 0 || (c != 1 && c != 3) || (int64_t)w * h > IMG_MAX_PIXELS)
         return cv_fail(ctx, CV_ERR_INVALID, "image: bad size %dx%dx%d", w, h, c);
     cv_image *img = calloc(1, sizeof *img);
     if (!img) return cv_fail(ctx, CV_ERR_NOMEM, "image: out of memory");
@@ -155,7 +152,7 @@ static cv_status jpeg_decode(cv_ctx *ctx, const uint8_t *buf, size_t n, const ch
         s = cv_fail(ctx, CV_ERR_FORMAT, "%s: corrupt JPEG: %s", name, tjGetErrorStr2(tj));
         goto done;
     }
-    if (w <= 0 || h <= 0 || (int64_t)w * h > MAX_PIXELS) {
+    if (w <= 0 || h <= 0 || (int64_t)w * h > IMG_MAX_PIXELS) {
         s = cv_fail(ctx, CV_ERR_FORMAT, "%s: JPEG size %dx%d is out of range", name, w, h);
         goto done;
     }
@@ -255,7 +252,7 @@ static cv_status jpeg_region_run(cv_ctx *ctx, jpeg_job *job, const uint8_t *buf,
     jpeg_create_decompress(ci);
     jpeg_mem_src(ci, buf, (unsigned long)n);
     jpeg_read_header(ci, TRUE);
-    if ((int64_t)ci->image_width * ci->image_height > MAX_PIXELS) {
+    if ((int64_t)ci->image_width * ci->image_height > IMG_MAX_PIXELS) {
         jpeg_destroy_decompress(ci);
         return cv_fail(ctx, CV_ERR_FORMAT, "%s: JPEG size %ux%u is out of range", name,
                        ci->image_width, ci->image_height);
@@ -353,7 +350,8 @@ static void png_on_read(png_structp png, png_bytep out, size_t len)
 }
 
 /* Runs libpng; everything that must survive a longjmp lives in *job. */
-static cv_status png_run(cv_ctx *ctx, png_job *job, const char *name, int want, cv_image **out)
+static cv_status png_run(cv_ctx *ctx, png_job *job, const char *name, int max_channels,
+                         img_png_setup setup, void *arg, img_png_pixels *out)
 {
     png_structp png =
         png_create_read_struct(PNG_LIBPNG_VER_STRING, job, png_on_error, png_on_warning);
@@ -369,22 +367,18 @@ static cv_status png_run(cv_ctx *ctx, png_job *job, const char *name, int want, 
     png_set_read_fn(png, job, png_on_read);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    int ct = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
-    /* Reduce everything to 8 bits per sample: 16-bit keeps the high byte (as Pillow does for RGB
-     * and RGBA), palettes are expanded, 1/2/4-bit gray scaled to 0..255. tRNS is ignored: alpha is
-     * dropped anyway. */
-    /* Pillow opens 16-bit gray as mode I, whose convert("L"/"RGB") clips the value to 255; every
-     * other 16-bit type keeps the high byte (its unpackers read ";16B" as 8 bits). */
-    int gray16 = ct == PNG_COLOR_TYPE_GRAY && depth == 16;
-    if (depth == 16 && !gray16) png_set_strip_16(png);
-    if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-    if (ct == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    int depth = png_get_bit_depth(png, info);
+    cv_status s = setup(ctx, name, png, info, arg);
+    if (s) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return s;
+    }
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
-    int sc = png_get_channels(png, info);
+    int sc = png_get_channels(png, info), out_depth = png_get_bit_depth(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
-    if (w == 0 || h == 0 || (int64_t)w * h > MAX_PIXELS || sc < 1 || sc > 4 ||
-        rowbytes != (size_t)w * sc * (gray16 ? 2 : 1))
+    if (w == 0 || h == 0 || (int64_t)w * h > IMG_MAX_PIXELS || sc < 1 || sc > max_channels ||
+        (out_depth != 8 && out_depth != 16) || rowbytes != (size_t)w * sc * (out_depth / 8))
         png_error(png, "unsupported size or layout");
     /* deflate expands at most 1032:1, so a file this small cannot hold that many pixels. */
     if (((uint64_t)w * sc * depth / 8 + 1) * h > (uint64_t)job->n * 1032 + 1024)
@@ -395,30 +389,65 @@ static cv_status png_run(cv_ctx *ctx, png_job *job, const char *name, int want, 
     for (png_uint_32 y = 0; y < h; y++) job->rows[y] = job->pixels + y * rowbytes;
     png_read_image(png, job->rows);
     png_read_end(png, NULL);
-    if (gray16)
-        for (size_t i = 0; i < (size_t)w * h; i++) {
-            int v = job->pixels[2 * i] << 8 | job->pixels[2 * i + 1]; /* big-endian */
-            job->pixels[i] = (uint8_t)(v > 255 ? 255 : v);
-        }
-    int dc = target_channels(want, sc <= 2);
     png_destroy_read_struct(&png, &info, NULL);
-    cv_status s = cv_image_new(ctx, (int)w, (int)h, dc, out);
-    if (s) return cv_fail(ctx, s, "%s: %s", name, cv_ctx_error(ctx));
-    convert_pixels((*out)->data, dc, job->pixels, sc, (size_t)w * h);
+    *out = (img_png_pixels){job->pixels, (int)w, (int)h, sc, out_depth / 8};
+    job->pixels = NULL;
+    return CV_OK;
+}
+
+cv_status img_png_read(cv_ctx *ctx, const uint8_t *buf, size_t n, const char *name,
+                       int max_channels, img_png_setup setup, void *arg, img_png_pixels *out)
+{
+    png_job *job = calloc(1, sizeof *job);
+    if (!job) return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", name);
+    job->buf = buf;
+    job->n = n;
+    cv_status s = png_run(ctx, job, name, max_channels, setup, arg, out);
+    free(job->pixels);
+    free(job->rows);
+    free(job);
+    return s;
+}
+
+/* Reduces everything to 8 bits per sample: 16-bit keeps the high byte (as Pillow does for RGB and
+ * RGBA), palettes are expanded, 1/2/4-bit gray scaled to 0..255. tRNS is ignored: alpha is
+ * dropped anyway. */
+static cv_status png_setup_image(cv_ctx *ctx, const char *name, png_structp png, png_infop info,
+                                 void *arg)
+{
+    (void)ctx;
+    (void)name;
+    int ct = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+    /* Pillow opens 16-bit gray as mode I, whose convert("L"/"RGB") clips the value to 255; every
+     * other 16-bit type keeps the high byte (its unpackers read ";16B" as 8 bits). */
+    int *gray16 = arg;
+    *gray16 = ct == PNG_COLOR_TYPE_GRAY && depth == 16;
+    if (depth == 16 && !*gray16) png_set_strip_16(png);
+    if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (ct == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     return CV_OK;
 }
 
 static cv_status png_decode(cv_ctx *ctx, const uint8_t *buf, size_t n, const char *name, int want,
                             cv_image **out)
 {
-    png_job *job = calloc(1, sizeof *job);
-    if (!job) return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", name);
-    job->buf = buf;
-    job->n = n;
-    cv_status s = png_run(ctx, job, name, want, out);
-    free(job->pixels);
-    free(job->rows);
-    free(job);
+    int gray16 = 0;
+    img_png_pixels px;
+    cv_status s = img_png_read(ctx, buf, n, name, 4, png_setup_image, &gray16, &px);
+    if (s) return s;
+    size_t np = (size_t)px.w * px.h;
+    if (gray16)
+        for (size_t i = 0; i < np; i++) {
+            int v = px.pixels[2 * i] << 8 | px.pixels[2 * i + 1]; /* big-endian */
+            px.pixels[i] = (uint8_t)(v > 255 ? 255 : v);
+        }
+    int dc = target_channels(want, px.channels <= 2);
+    s = cv_image_new(ctx, px.w, px.h, dc, out);
+    if (s)
+        s = cv_fail(ctx, s, "%s: %s", name, cv_ctx_error(ctx));
+    else
+        convert_pixels((*out)->data, dc, px.pixels, px.channels, np);
+    free(px.pixels);
     return s;
 }
 
@@ -457,7 +486,7 @@ static cv_status pnm_decode(cv_ctx *ctx, const uint8_t *b, size_t n, const char 
     if (maxval != 255)
         return cv_fail(ctx, CV_ERR_UNSUPPORTED, "%s: PGM/PPM maxval %d (only 255 is supported)",
                        name, maxval);
-    if (w <= 0 || h <= 0 || (int64_t)w * h > MAX_PIXELS)
+    if (w <= 0 || h <= 0 || (int64_t)w * h > IMG_MAX_PIXELS)
         return cv_fail(ctx, CV_ERR_FORMAT, "%s: PGM/PPM size %dx%d is out of range", name, w, h);
     size_t need = (size_t)w * h * sc;
     if (n - off < need)
@@ -559,7 +588,7 @@ static cv_status bmp_header(cv_ctx *ctx, const uint8_t *b, size_t n, const char 
         return cv_fail(ctx, CV_ERR_UNSUPPORTED,
                        "%s: unsupported BMP depth %d bits (1, 4, 8, 16, 24, 32)", name, bi->bits);
     if (w32 == 0 || h32 == 0 || w32 > (1u << 30) || h32 > (1u << 30) ||
-        (uint64_t)w32 * h32 > MAX_PIXELS)
+        (uint64_t)w32 * h32 > IMG_MAX_PIXELS)
         return cv_fail(ctx, CV_ERR_FORMAT, "%s: BMP size %ux%u is out of range", name, w32, h32);
     bi->w = (int)w32, bi->h = (int)h32;
     if (!bi->colors) bi->colors = 1 << (bi->bits > 16 ? 16 : bi->bits);
@@ -753,6 +782,7 @@ typedef struct {
     char msg[200];
     jmp_buf jmp;
     png_bytep *rows;
+    const cv_image *img;
 } png_wjob;
 
 static void png_on_werror(png_structp png, png_const_charp msg)
@@ -762,19 +792,20 @@ static void png_on_werror(png_structp png, png_const_charp msg)
     longjmp(job->jmp, 1);
 }
 
-static int png_write_file(png_wjob *job, FILE *f, const cv_image *img)
+static const char *png_write_file(void *arg, FILE *f)
 {
+    png_wjob *job = arg;
+    const cv_image *img = job->img;
     png_structp png =
         png_create_write_struct(PNG_LIBPNG_VER_STRING, job, png_on_werror, png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_write_struct(&png, NULL);
-        snprintf(job->msg, sizeof job->msg, "out of memory");
-        return 0;
+        return "out of memory";
     }
     if (setjmp(job->jmp)) {
         png_destroy_write_struct(&png, &info);
-        return 0;
+        return job->msg;
     }
     png_init_io(png, f);
     png_set_IHDR(png, info, (png_uint_32)img->w, (png_uint_32)img->h, 8,
@@ -785,47 +816,22 @@ static int png_write_file(png_wjob *job, FILE *f, const cv_image *img)
     png_write_image(png, job->rows);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    return 1;
+    return NULL;
 }
 
 cv_status cv_image_save_png(cv_ctx *ctx, const char *path, const cv_image *img)
 {
     if (!img || img->w <= 0 || img->h <= 0 || (img->c != 1 && img->c != 3))
         return cv_fail(ctx, CV_ERR_INVALID, "%s: cannot write an invalid image as PNG", path);
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
     png_wjob *job = calloc(1, sizeof *job);
     if (job) job->rows = malloc((size_t)img->h * sizeof *job->rows);
-    if (!tmp || !job || !job->rows) {
-        free(tmp);
-        if (job) free(job->rows);
+    if (!job || !job->rows) {
         free(job);
         return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", path);
     }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    cv_status s = CV_OK;
-    int fd = mkstemp(tmp);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!f) {
-        s = cv_fail(ctx, CV_ERR_IO, "%s: cannot create a temporary file: %s", path,
-                    strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
-    } else {
-        (void)fchmod(fd, 0644);
-        int ok = png_write_file(job, f, img);
-        ok = !fclose(f) && ok;
-        if (!ok || rename(tmp, path)) {
-            s = cv_fail(ctx, CV_ERR_IO, "%s: write failed: %s", path,
-                        ok ? strerror(errno) : job->msg);
-            unlink(tmp);
-        }
-    }
+    job->img = img;
+    cv_status s = cv_write_atomic(ctx, path, 0, png_write_file, job);
     free(job->rows);
     free(job);
-    free(tmp);
     return s;
 }

@@ -10,7 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
+
+#include "core/atomic.h"
 
 /* numpy itself refuses headers over 10000 bytes by default; be a little more lenient. */
 #define NPY_MAX_HEADER (1u << 20)
@@ -308,36 +309,6 @@ cv_status cv_npy_save(cv_ctx *ctx, const char *path, const cv_tensor *t)
     memset(hdr + 10 + dlen, ' ', total - 10 - dlen - 1);
     hdr[total - 1] = '\n';
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        cv_status s = cv_fail(ctx, CV_ERR_IO, "%s: cannot create a temporary file: %s", path,
-                              strerror(errno));
-        free(tmp);
-        return s;
-    }
-    fchmod(fd, 0644); /* mkstemp creates 0600; an array file is not a secret */
-    FILE *f = fdopen(fd, "wb");
-    int ok = f && fwrite(hdr, 1, total, f) == total &&
-             (!t->nbytes || fwrite(t->data, 1, t->nbytes, f) == t->nbytes);
-    int err = errno;
-    if (f)
-        ok = !fclose(f) && ok;
-    else
-        close(fd);
-    if (ok && rename(tmp, path)) {
-        ok = 0;
-        err = errno;
-    }
-    if (!ok) {
-        unlink(tmp);
-        free(tmp);
-        return cv_fail(ctx, CV_ERR_IO, "%s: write failed: %s", path, strerror(err));
-    }
-    free(tmp);
-    return CV_OK;
+    cv_write_part parts[2] = {{hdr, total}, {t->data, t->nbytes}};
+    return cv_write_parts_atomic(ctx, path, 0, parts, 2);
 }

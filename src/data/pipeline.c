@@ -657,9 +657,7 @@ uint64_t cv_transform_sample_seed(uint64_t seed, uint64_t epoch, uint64_t index)
 /* Prefixes the context's message with the op (copied first: cv_fail writes that buffer). */
 static cv_status op_fail(cv_ctx *ctx, const tf_op *op, cv_status s)
 {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
-    return cv_fail(ctx, s, "transform '%s': %s", op->text, msg);
+    return cv_fail(ctx, s, "transform '%s': %s", op->text, cv_ctx_error(ctx));
 }
 
 /* The fused tail: the longest suffix of flips, to_tensor and at most one normalize. On a uint8

@@ -1,7 +1,6 @@
 /* Stratified holdout and k-fold splits, iterative stratification for multi-label data, and the
  * split file (JSON) that makes every run see the same split. */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include <unistd.h>
 
 #include "cvision/transforms.h"
+#include "core/atomic.h"
 #include "data/dataset_impl.h"
 
 struct cv_split {
@@ -302,22 +302,10 @@ cv_status cv_split_save(cv_ctx *ctx, const cv_split *s, const char *path)
     cJSON_Delete(o);
     if (!text) return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
     /* Written beside the target and renamed, so a concurrent run never reads half a file. */
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(text);
-        return cv_fail(ctx, CV_ERR_IO, "%s: %s", tmp, strerror(errno));
-    }
-    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-    ok = (fclose(f) == 0) && ok;
+    cv_write_part content[2] = {{text, strlen(text)}, {"\n", 1}};
+    cv_status st = cv_write_parts_atomic(ctx, path, 0, content, 2);
     free(text);
-    if (!ok || rename(tmp, path)) {
-        int e = errno;
-        remove(tmp);
-        return cv_fail(ctx, CV_ERR_IO, "%s: %s", path, strerror(e));
-    }
-    return CV_OK;
+    return st;
 }
 
 cv_status cv_split_load(cv_ctx *ctx, const char *path, cv_split **out)

@@ -692,9 +692,7 @@ static cv_status random_erasing(cv_ctx *ctx, tf_sample *smp, const tf_op *op, cv
 
 static cv_status fail_op(cv_ctx *ctx, const tf_op *op, cv_status s)
 {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
-    return cv_fail(ctx, s, "transform '%s': %s", op->text, msg);
+    return cv_fail(ctx, s, "transform '%s': %s", op->text, cv_ctx_error(ctx));
 }
 
 static int needs_image(tf_kind k)

@@ -5,21 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cvision/transforms.h"
 #include "metrics/metrics_internal.h"
 
-/* splitmix64: a small, well-mixed generator; the seed fully determines the intervals. */
-static uint64_t next_u64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static void draw(uint32_t *w, size_t n, uint64_t *rng)
+/* The seed fully determines the intervals: it is the splitmix64 state itself (not mixed by
+ * cv_rng_init), which keeps the intervals of earlier versions. */
+static void draw(uint32_t *w, size_t n, cv_rng *rng)
 {
     memset(w, 0, n * sizeof *w);
-    for (size_t i = 0; i < n; i++) w[(size_t)(((unsigned __int128)next_u64(rng) * n) >> 64)]++;
+    for (size_t i = 0; i < n; i++) w[(size_t)(((unsigned __int128)cv_rng_next(rng) * n) >> 64)]++;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -71,7 +65,7 @@ cv_status cv_bootstrap_cis(cv_ctx *ctx, cv_metrics *m, cv_metrics_result *r)
     ns = 0;
     for (int i = 0; i < r->count; i++)
         if (r->e[i].rows == 0 && r->e[i].section == CV_SECTION_METRIC) idx[ns++] = i;
-    uint64_t rng = m->opts.seed;
+    cv_rng rng = {m->opts.seed};
     for (int b = 0; b < B; b++) {
         draw(w, m->n, &rng);
         cv_metrics_result *rb;
@@ -151,7 +145,7 @@ cv_status cv_metrics_paired_bootstrap(cv_ctx *ctx, cv_metrics *a, cv_metrics *b,
     cv_metrics_result_free(ra);
     cv_metrics_result_free(rb);
     ra = rb = NULL;
-    uint64_t rng = seed;
+    cv_rng rng = {seed};
     int nd = 0, le = 0, ge = 0;
     for (int i = 0; i < resamples; i++) {
         draw(w, a->n, &rng);

@@ -2,20 +2,17 @@
  * torchvision's references/segmentation ConfusionMatrix definitions, and the label-map readers
  * (PNG palette/gray indices, .npy integer arrays). */
 #include <math.h>
-#include <png.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cvision/image.h"
 #include "cvision/npy.h"
+#include "data/image_internal.h"
 #include "metrics/metrics_internal.h"
 
 /* K×K uint64 counts: 4096 classes is 128 MiB, far beyond any segmentation label set. */
 #define SEG_MAX_CLASSES 4096
-/* Pillow's decompression-bomb limit, as the image reader. */
-#define MAX_PIXELS 178956970LL
 
 struct cv_seg {
     int K;     /* classes so far */
@@ -165,90 +162,42 @@ cv_status cv_seg_finalize(cv_ctx *ctx, const cv_seg *s, cv_metrics_result **out)
 
 /* ---- label maps ---- */
 
-typedef struct {
-    const uint8_t *buf;
-    size_t n, off;
-    char msg[200];
-    jmp_buf jmp;
-    uint8_t *pixels;
-    png_bytep *rows;
-} png_job;
-
-static void on_error(png_structp png, png_const_charp msg)
+/* Pillow's values: palette indices as stored; 1-bit gray 0/1; 2- and 4-bit gray scaled to 0..255;
+ * 8- and 16-bit gray as stored. */
+static cv_status label_setup(cv_ctx *ctx, const char *name, png_structp png, png_infop info,
+                             void *arg)
 {
-    png_job *job = png_get_error_ptr(png);
-    snprintf(job->msg, sizeof job->msg, "%s", msg);
-    longjmp(job->jmp, 1);
-}
-
-static void on_warning(png_structp png, png_const_charp msg)
-{
-    (void)png;
-    (void)msg;
-}
-
-static void on_read(png_structp png, png_bytep out, size_t len)
-{
-    png_job *job = png_get_io_ptr(png);
-    if (len > job->n - job->off) png_error(png, "file is truncated");
-    memcpy(out, job->buf + job->off, len);
-    job->off += len;
-}
-
-/* Everything that must survive a longjmp lives in *job; *out is set only on success. */
-static cv_status png_labels(cv_ctx *ctx, png_job *job, const char *name, int32_t **out, int *w,
-                            int *h)
-{
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, job, on_error, on_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
-        png_destroy_read_struct(&png, NULL, NULL);
-        return cv_fail(ctx, CV_ERR_NOMEM, "%s: cannot start the PNG decoder", name);
-    }
-    if (setjmp(job->jmp)) {
-        png_destroy_read_struct(&png, &info, NULL);
-        return cv_fail(ctx, CV_ERR_FORMAT, "%s: corrupt PNG: %s", name, job->msg);
-    }
-    png_set_read_fn(png, job, on_read);
-    png_read_info(png, info);
-    png_uint_32 W = png_get_image_width(png, info), H = png_get_image_height(png, info);
+    (void)arg;
     int ct = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
-    if (ct != PNG_COLOR_TYPE_PALETTE && ct != PNG_COLOR_TYPE_GRAY) {
-        png_destroy_read_struct(&png, &info, NULL);
+    if (ct != PNG_COLOR_TYPE_PALETTE && ct != PNG_COLOR_TYPE_GRAY)
         return cv_fail(ctx, CV_ERR_FORMAT,
                        "%s: a %s PNG is not a label map (expected palette or grayscale)", name,
                        ct == PNG_COLOR_TYPE_GRAY_ALPHA ? "gray+alpha" : "colour");
-    }
-    /* Pillow's values: palette indices as stored; 1-bit gray 0/1; 2- and 4-bit gray scaled to
-     * 0..255; 8- and 16-bit gray as stored. */
     if (depth < 8 && (ct == PNG_COLOR_TYPE_PALETTE || depth == 1))
         png_set_packing(png);
     else if (depth < 8)
         png_set_expand_gray_1_2_4_to_8(png);
-    png_set_interlace_handling(png);
-    png_read_update_info(png, info);
-    int bytes = depth == 16 ? 2 : 1;
-    size_t rowbytes = png_get_rowbytes(png, info);
-    if (W == 0 || H == 0 || (int64_t)W * H > MAX_PIXELS || png_get_channels(png, info) != 1 ||
-        rowbytes != (size_t)W * bytes)
-        png_error(png, "unsupported size or layout");
-    if (((uint64_t)W * depth / 8 + 1) * H > (uint64_t)job->n * 1032 + 1024)
-        png_error(png, "header declares more pixels than the file can hold");
-    job->pixels = malloc((size_t)H * rowbytes);
-    job->rows = malloc(H * sizeof *job->rows);
-    if (!job->pixels || !job->rows) png_error(png, "out of memory");
-    for (png_uint_32 y = 0; y < H; y++) job->rows[y] = job->pixels + y * rowbytes;
-    png_read_image(png, job->rows);
-    png_read_end(png, NULL);
-    png_destroy_read_struct(&png, &info, NULL);
-    int32_t *v = malloc((size_t)W * H * sizeof *v);
-    if (!v) return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", name);
-    size_t np = (size_t)W * H;
+    return CV_OK;
+}
+
+static cv_status png_labels(cv_ctx *ctx, const uint8_t *buf, size_t n, const char *name,
+                            int32_t **out, int *w, int *h)
+{
+    img_png_pixels px;
+    cv_status st = img_png_read(ctx, buf, n, name, 1, label_setup, NULL, &px);
+    if (st) return st;
+    size_t np = (size_t)px.w * px.h;
+    int32_t *v = malloc(np * sizeof *v);
+    if (!v) {
+        free(px.pixels);
+        return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", name);
+    }
     for (size_t i = 0; i < np; i++)
-        v[i] = bytes == 2 ? (job->pixels[2 * i] << 8 | job->pixels[2 * i + 1]) : job->pixels[i];
+        v[i] = px.bytes == 2 ? (px.pixels[2 * i] << 8 | px.pixels[2 * i + 1]) : px.pixels[i];
+    free(px.pixels);
     *out = v;
-    *w = (int)W;
-    *h = (int)H;
+    *w = px.w;
+    *h = px.h;
     return CV_OK;
 }
 
@@ -261,7 +210,7 @@ static cv_status npy_labels(cv_ctx *ctx, const void *buf, size_t n, const char *
     const int64_t *sh = t->shape;
     int ok2 = t->ndim == 2, ok3 = t->ndim == 3 && sh[0] == 1;
     int64_t H = ok2 ? sh[0] : ok3 ? sh[1] : 0, W = ok2 ? sh[1] : ok3 ? sh[2] : 0;
-    if ((!ok2 && !ok3) || W <= 0 || H <= 0 || W * H > MAX_PIXELS) {
+    if ((!ok2 && !ok3) || W <= 0 || H <= 0 || W * H > IMG_MAX_PIXELS) {
         char s[96];
         cv_shape_str(t->ndim, sh, s, sizeof s);
         cv_tensor_free(t);
@@ -321,17 +270,7 @@ cv_status cv_label_map_decode(cv_ctx *ctx, const void *buf, size_t n, const char
     *out = NULL;
     *w = *h = 0;
     const uint8_t *b = buf;
-    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) {
-        png_job *job = calloc(1, sizeof *job);
-        if (!job) return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", name);
-        job->buf = b;
-        job->n = n;
-        cv_status st = png_labels(ctx, job, name, out, w, h);
-        free(job->pixels);
-        free(job->rows);
-        free(job);
-        return st;
-    }
+    if (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) return png_labels(ctx, b, n, name, out, w, h);
     if (n >= 6 && !memcmp(b, "\x93NUMPY", 6)) return npy_labels(ctx, buf, n, name, out, w, h);
     return cv_fail(ctx, CV_ERR_FORMAT, "%s: not a PNG or .npy label map", name);
 }

@@ -7,26 +7,15 @@
 #include <math.h>
 #include <string.h>
 
+#include "cvision/transforms.h"
 #include "models/models.h"
 
-typedef struct {
-    uint64_t s;
-} rng_t;
-
-static uint64_t next_u64(rng_t *r)
+static double uniform01(cv_rng *r) /* (0, 1) */
 {
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return ((cv_rng_next(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
-static double uniform01(rng_t *r) /* (0, 1) */
-{
-    return ((next_u64(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
-
-static double normal(rng_t *r)
+static double normal(cv_rng *r)
 {
     return sqrt(-2 * log(uniform01(r))) * cos(2 * M_PI * uniform01(r));
 }
@@ -41,7 +30,7 @@ static void fans(const cv_tensor *w, double *fan_in, double *fan_out)
 }
 
 /* Fills t by rule; `fan_w` is the weight whose fans a bias's default bound uses. */
-static void fill(cv_tensor *t, init_rule rule, const cv_tensor *fan_w, rng_t *r)
+static void fill(cv_tensor *t, init_rule rule, const cv_tensor *fan_w, cv_rng *r)
 {
     float *d = t->data;
     int64_t n = cv_tensor_numel(t);
@@ -102,7 +91,7 @@ void init_params(const cv_graph *g, cv_state *params, const init_spec *spec, uin
 {
     static const init_spec resnet = {
         {INIT_KAIMING_NORMAL_OUT, 0}, {INIT_CONST, 0}, {INIT_DEFAULT, 0}, {INIT_DEFAULT, 0}, {{0}}};
-    rng_t r = {seed};
+    cv_rng r = {seed}; /* the seed is the raw state (cv_rng_init would mix it): same values */
     if (!spec) spec = &resnet;
     for (int i = 0; i < g->n; i++) {
         const cv_node *nd = &g->nodes[i];

@@ -13,7 +13,7 @@
 #include "cvision/analysis.h"
 #include "report/json.h"
 #include "report/svg.h"
-#include "report/write.h"
+#include "core/atomic.h"
 #include "study/study_internal.h"
 
 #define LEVEL     0.95
@@ -695,7 +695,7 @@ static cv_status write_stream(cv_ctx *ctx, const study_an *s, const char *dir, c
         free(buf);
         return cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", path);
     }
-    cv_status st = cv_write_file_atomic(ctx, path, buf, len);
+    cv_status st = cv_write_file_atomic(ctx, path, 0, buf, len);
     free(buf);
     return st;
 }
@@ -730,7 +730,7 @@ cv_status cv_study_analyze(cv_ctx *ctx, const cv_study_result *rows, size_t n, c
         else if ((size_t)snprintf(path, sizeof path, "%s/analysis.json", out_dir) >= sizeof path)
             st = cv_fail(ctx, CV_ERR_INVALID, "%s: path too long", out_dir);
         else
-            st = cv_write_file_atomic(ctx, path, json, strlen(json));
+            st = cv_write_file_atomic(ctx, path, 0, json, strlen(json));
         free(json);
     }
     if (!st) st = write_stream(ctx, &s, out_dir, "analysis.csv", analysis_csv);

@@ -319,12 +319,8 @@ static cv_status prepare_dataset(cv_ctx *ctx, cv_study *s, study_dataset *d)
     if (!st && d->num_classes < 2)
         st = cv_fail(ctx, CV_ERR_INVALID, "%s: dataset %s has %d class(es); a study needs >= 2",
                      d->train, d->name, d->num_classes);
-    if (!st &&
-        (st = study_metric_key(ctx, d->metric, d->task, d->num_classes, &d->key, &d->tuned))) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
-        st = cv_fail(ctx, st, "--metric %s=%s: %s", d->name, d->metric, msg);
-    }
+    if (!st && (st = study_metric_key(ctx, d->metric, d->task, d->num_classes, &d->key, &d->tuned)))
+        st = cv_fail(ctx, st, "--metric %s=%s: %s", d->name, d->metric, cv_ctx_error(ctx));
     char path[4400], spec[9000];
     if (!st && !d->val) {
         /* One split file per dataset, shared by every run, so all models see the same split. */
@@ -384,11 +380,7 @@ static cv_status prepare_weights(cv_ctx *ctx, cv_study *s, study_model *m, int w
     st = cv_weights_load(ctx, src, &in);
     if (!st) st = cv_model_create(ctx, m->arch, 2, &model);
     if (!st) st = cv_model_load_state(ctx, model, in, CV_LOAD_SKIP_HEAD);
-    if (st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
-        st = cv_fail(ctx, st, "--weights %s for %s: %s", src, m->arch, msg);
-    }
+    if (st) st = cv_fail(ctx, st, "--weights %s for %s: %s", src, m->arch, cv_ctx_error(ctx));
     while (!st && cv_state_count(in) > 0) {
         const char *name = cv_state_name(in, 0);
         int head = 0;

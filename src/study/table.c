@@ -1,13 +1,12 @@
 /* The study's final table: per (model, dataset) the grid point with the best validation score,
  * and its test metric; written as DIR/table.csv and DIR/table.json. */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "core/atomic.h"
 #include "runner.h"
 
 cv_status cv_study_table(cv_ctx *ctx, cv_study *s, const cv_study_row **rows, size_t *n)
@@ -62,22 +61,6 @@ cv_status cv_study_table(cv_ctx *ctx, cv_study *s, const cv_study_row **rows, si
     free(runs);
     *rows = s->rows;
     *n = s->n_rows;
-    return CV_OK;
-}
-
-/* Writes text to path through a per-process temporary file and a rename. */
-static cv_status write_atomic(cv_ctx *ctx, const char *path, const char *text)
-{
-    char tmp[4400];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return cv_fail(ctx, CV_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-    int bad = fputs(text, f) < 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        unlink(tmp);
-        return cv_fail(ctx, CV_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
     return CV_OK;
 }
 
@@ -167,14 +150,12 @@ cv_status cv_study_write_table(cv_ctx *ctx, cv_study *s)
     if (!json) st = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
     if (!st) {
         snprintf(path, sizeof path, "%s/table.csv", s->out_dir);
-        st = write_atomic(ctx, path, csv);
+        st = cv_write_file_atomic(ctx, path, 0, csv, strlen(csv));
     }
     if (!st) {
         snprintf(path, sizeof path, "%s/table.json", s->out_dir);
-        size_t len = strlen(json);
-        char *j2 = realloc(json, len + 2);
-        if (j2) json = j2, strcpy(json + len, "\n");
-        st = write_atomic(ctx, path, json);
+        cv_write_part parts[2] = {{json, strlen(json)}, {"\n", 1}};
+        st = cv_write_parts_atomic(ctx, path, 0, parts, 2);
     }
     free(csv);
     free(json);

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/atomic.h"
 #include "cvision/weights.h"
 
 enum { F_MODEL, F_OPTIM, F_JSON, F_COUNT };
@@ -60,24 +61,6 @@ static cv_status sync_dir(cv_ctx *ctx, const char *dir)
     return CV_OK;
 }
 
-static cv_status write_synced(cv_ctx *ctx, const char *path, const char *data, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return cv_fail(ctx, CV_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, data + off, n - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
-    int ok = off == n && fsync(fd) == 0;
-    int err = errno;
-    if (close(fd) != 0) ok = 0;
-    if (!ok) return cv_fail(ctx, CV_ERR_IO, "%s: write failed: %s", path, strerror(err));
-    return CV_OK;
-}
-
 /* A second name for `src` (a hard link; a synced copy where links are not supported). */
 static cv_status link_or_copy(cv_ctx *ctx, const char *src, const char *dst)
 {
@@ -103,8 +86,8 @@ static cv_status link_or_copy(cv_ctx *ctx, const char *src, const char *dst)
     }
     int err = ferror(f);
     fclose(f);
-    cv_status s =
-        err ? cv_fail(ctx, CV_ERR_IO, "%s: read failed", src) : write_synced(ctx, dst, buf, n);
+    cv_status s = err ? cv_fail(ctx, CV_ERR_IO, "%s: read failed", src)
+                      : cv_write_file_atomic(ctx, dst, 1, buf, n);
     free(buf);
     return s;
 }
@@ -167,7 +150,7 @@ static cv_status verify(cv_ctx *ctx, const fileset *fs, cJSON **json_out)
         cv_status s = file_size(ctx, fs->path[i], &size);
         if (!s &&
             (!cJSON_IsString(hash) || !cJSON_IsNumber(bytes) || (double)size != bytes->valuedouble))
-            s = cv_fail(ctx, CV_ERR_FORMAT, "%s: size %lld differs from the %s's record",
+            s = cv_fail(ctx, CV_ERR_FORMAT, "%s: size %lld differs from the one %s records",
                         fs->path[i], size, fs->path[F_JSON]);
         if (!s) s = cv_sha256_file(ctx, fs->path[i], hex);
         if (!s && strcmp(hex, hash->valuestring))
@@ -300,7 +283,7 @@ cv_status cv_checkpoint_save_until(cv_ctx *ctx, const char *dir, const char *tag
     }
     if ((s = build_json(ctx, tag, &fresh, has_optim, json_extra, &json))) goto done;
     STEP(&st);
-    if ((s = write_synced(ctx, fresh.path[F_JSON], json, strlen(json)))) goto done;
+    if ((s = cv_write_file_atomic(ctx, fresh.path[F_JSON], 1, json, strlen(json)))) goto done;
     if ((s = sync_dir(ctx, dir))) goto done;
 
     /* 2. keep the current set as the previous one, if it is complete */

@@ -229,11 +229,7 @@ static cv_status open_model(cv_ctx *ctx, trainer *t)
     int same_head = head && head->shape[0] == t->num_classes;
     s = cv_model_load_state(ctx, t->model, st, same_head ? CV_LOAD_STRICT : CV_LOAD_SKIP_HEAD);
     cv_state_free(st);
-    if (s) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
-        return cv_fail(ctx, s, "%s: %s", path, msg);
-    }
+    if (s) return cv_fail(ctx, s, "%s: %s", path, cv_ctx_error(ctx));
     return CV_OK;
 }
 

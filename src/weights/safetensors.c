@@ -1,15 +1,14 @@
 /* safetensors: u64 header length | JSON header | tensor bytes. Reading applies the rules of the
  * reference reader (huggingface/safetensors tensor.rs); writing follows the reference writer. */
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "core/atomic.h"
 #include "weights/internal.h"
 
 #define MAX_HEADER 100000000ull /* the reference reader's MAX_HEADER_SIZE */
@@ -314,20 +313,21 @@ static int write_order(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-static cv_status write_all(cv_ctx *ctx, const char *tmp, const sbuf *hdr, wentry **order, int n)
+typedef struct {
+    const sbuf *hdr;
+    wentry **order;
+    int n;
+} wjob;
+
+static const char *write_all(void *arg, FILE *f)
 {
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return cv_fail(ctx, CV_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    const wjob *w = arg;
     uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hdr->n >> (8 * i));
-    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(hdr->s, 1, hdr->n, f) == hdr->n;
-    for (int i = 0; ok && i < n; i++)
-        ok = fwrite(order[i]->t->data, 1, order[i]->t->nbytes, f) == order[i]->t->nbytes;
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    int err = errno;
-    ok = fclose(f) == 0 && ok;
-    if (!ok) return cv_fail(ctx, CV_ERR_IO, "%s: write failed: %s", tmp, strerror(err));
-    return CV_OK;
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)w->hdr->n >> (8 * i));
+    int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(w->hdr->s, 1, w->hdr->n, f) == w->hdr->n;
+    for (int i = 0; ok && i < w->n; i++)
+        ok = fwrite(w->order[i]->t->data, 1, w->order[i]->t->nbytes, f) == w->order[i]->t->nbytes;
+    return ok ? NULL : cv_write_error();
 }
 
 cv_status cv_safetensors_save(cv_ctx *ctx, const cv_state *st, const char *path)
@@ -403,16 +403,8 @@ cv_status cv_safetensors_save(cv_ctx *ctx, const cv_state *st, const char *path)
         s = cv_fail(ctx, CV_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp) {
-        s = cv_fail(ctx, CV_ERR_INVALID, "%s: path too long", path);
-        goto done;
-    }
-    s = write_all(ctx, tmp, &hdr, order, n);
-    if (s == CV_OK && rename(tmp, path) != 0)
-        s = cv_fail(ctx, CV_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp,
-                    strerror(errno));
-    if (s != CV_OK) unlink(tmp);
+    wjob w = {&hdr, order, n};
+    s = cv_write_atomic(ctx, path, 1, write_all, &w);
 done:
     free(e);
     free(order);

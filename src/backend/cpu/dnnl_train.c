@@ -209,25 +209,33 @@ static cv_status fwd_weighted(tplanner *p, int i, const dnnl_memory_desc_t *w_us
     return weighted_step(p, &e->fwd, t->pd, FWD_ARGS, t->x[0], t->w_fwd, y, bv);
 }
 
+/* A convolution's weight, [G, O/G, I, kh, kw] when grouped (the stored weight may be [O, I]), as
+ * type dt in torchvision's layout (`user`) or any. */
+static cv_status conv_weight_desc(const tplanner *p, const cv_node *nd, dnnl_data_type_t dt,
+                                  int user, dnnl_memory_desc_t *md)
+{
+    const cv_tensor *wt = cv_state_tensor(p->e->params, nd->param[0]);
+    int64_t O = wt->shape[0], G = nd->a.groups;
+    int64_t wd5[5] = {G, O / G, wt->shape[1], nd->a.kh, nd->a.kw},
+            wd4[4] = {O, wt->shape[1], nd->a.kh, nd->a.kw};
+    dnnl_format_tag_t tag = !user ? dnnl_format_tag_any : G > 1 ? dnnl_goihw : dnnl_oihw;
+    return desc_dt(p->ctx, md, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, dt, tag);
+}
+
 static cv_status fwd_conv(tplanner *p, int i)
 {
     cv_exec *e = p->e;
     cv_ctx *ctx = p->ctx;
     const cv_node *nd = &e->g->nodes[i];
     tnode *t = &p->t[i];
-    const cv_tensor *wt = cv_state_tensor(e->params, nd->param[0]);
     const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[i];
-    int64_t O = wt->shape[0], G = nd->a.groups;
+    int64_t O = cv_state_tensor(e->params, nd->param[0])->shape[0];
     dnnl_memory_desc_t src_any, dst_any, w_any, w_user, b_md;
-    int64_t wd5[5] = {G, O / G, wt->shape[1], nd->a.kh, nd->a.kw},
-            wd4[4] = {O, wt->shape[1], nd->a.kh, nd->a.kw}; /* the weight may be [O, I] */
     cv_status s = desc_dt(ctx, &src_any, 4, xs->d, p->lowp, dnnl_format_tag_any);
     if (!s) s = desc(ctx, &dst_any, 4, ys->d, dnnl_format_tag_any);
     if (!s) s = desc(ctx, &b_md, 1, &O, dnnl_x);
-    if (!s)
-        s = desc_dt(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, p->lowp, dnnl_format_tag_any);
-    if (!s)
-        s = desc(ctx, &w_user, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, G > 1 ? dnnl_goihw : dnnl_oihw);
+    if (!s) s = conv_weight_desc(p, nd, p->lowp, 0, &w_any);
+    if (!s) s = conv_weight_desc(p, nd, dnnl_f32, 1, &w_user);
     if (s) return s;
     dnnl_dims_t strides, dil, pl, pr;
     conv_geometry(nd, xs, ys, nd->a.kh, nd->a.kw, strides, dil, pl, pr);
@@ -454,26 +462,6 @@ static cv_status bwd_ref(tplanner *p, int i, int dy)
     return s;
 }
 
-/* The input gradient of a weighted op from its backward-data primitive `pd`: the weights in the
- * layout it wants (the forward's copy when the layouts agree), into the producer's gradient. */
-static cv_status bwd_data(tplanner *p, int i, int dy, const_dnnl_primitive_desc_t pd)
-{
-    cv_exec *e = p->e;
-    const cv_node *nd = &e->g->nodes[i];
-    tnode *t = &p->t[i];
-    const dnnl_memory_desc_t *wmd = q(pd, dnnl_query_weights_md);
-    int wb = t->w_fwd, dx;
-    cv_status s = dnnl_memory_desc_equal(wmd, md_of(p, t->w_fwd))
-                      ? CV_OK
-                      : relaid(p, &e->bwd, t->w_user, wmd, &wb);
-    if (!s) s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
-    if (!s)
-        s = prim_step(p->ctx, e, &e->bwd, pd, 3,
-                      (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
-                      (int[]){dy, wb, dx});
-    return s ? s : contribute(p, nd->in[0], dx);
-}
-
 /* The output gradient dy in the layout a backward primitive wants: dy itself, or a reorder (to
  * bf16 under mixed precision) made once and shared by the node's backward-data and -weights. */
 static cv_status dy_as(tplanner *p, int dy, const dnnl_memory_desc_t *want, int *copy, int *out)
@@ -488,16 +476,38 @@ static cv_status dy_as(tplanner *p, int dy, const dnnl_memory_desc_t *want, int 
     return s;
 }
 
-/* Weight (and bias) gradients of a weighted op from its backward-weights primitive `pd`,
- * accumulated into the parameters' gradient tensors. */
-static cv_status bwd_weights(tplanner *p, int i, int x, int dy, const_dnnl_primitive_desc_t pd,
-                             const dnnl_memory_desc_t *b_md)
+/* The input gradient of a weighted op from its backward-data primitive `pd`: dy and the weights
+ * in the layouts it wants (the forward's weights when the layouts agree; *dyc as in dy_as), into
+ * the producer's gradient. */
+static cv_status bwd_data(tplanner *p, int i, int dy, int *dyc, const_dnnl_primitive_desc_t pd)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    const dnnl_memory_desc_t *wmd = q(pd, dnnl_query_weights_md);
+    int wb = t->w_fwd, dx;
+    cv_status s = dy_as(p, dy, q(pd, dnnl_query_diff_dst_md), dyc, &dy);
+    if (!s && !dnnl_memory_desc_equal(wmd, md_of(p, t->w_fwd)))
+        s = relaid(p, &e->bwd, t->w_user, wmd, &wb);
+    if (!s) s = grad_target(p, nd->in[0], q(pd, dnnl_query_diff_src_md), &dx);
+    if (!s)
+        s = prim_step(p->ctx, e, &e->bwd, pd, 3,
+                      (int[]){DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
+                      (int[]){dy, wb, dx});
+    return s ? s : contribute(p, nd->in[0], dx);
+}
+
+/* Weight (and bias) gradients of a weighted op from its backward-weights primitive `pd` (dy as in
+ * bwd_data), accumulated into the parameters' gradient tensors. */
+static cv_status bwd_weights(tplanner *p, int i, int x, int dy, int *dyc,
+                             const_dnnl_primitive_desc_t pd, const dnnl_memory_desc_t *b_md)
 {
     cv_exec *e = p->e;
     const cv_node *nd = &e->g->nodes[i];
     tnode *t = &p->t[i];
     int dw, db = -1;
-    cv_status s = new_value(p->ctx, e, q(pd, dnnl_query_diff_weights_md), 1, &dw);
+    cv_status s = dy_as(p, dy, q(pd, dnnl_query_diff_dst_md), dyc, &dy);
+    if (!s) s = new_value(p->ctx, e, q(pd, dnnl_query_diff_weights_md), 1, &dw);
     if (!s && nd->param[1] >= 0) s = new_value(p->ctx, e, b_md, 1, &db);
     if (!s) s = weighted_step(p, &e->bwd, pd, BWD_W_ARGS, x, dy, dw, db);
     if (!s) s = into_grad(p, nd, 0, md_of(p, t->w_user), dw);
@@ -511,18 +521,14 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
     cv_ctx *ctx = p->ctx;
     const cv_node *nd = &e->g->nodes[i];
     tnode *t = &p->t[i];
-    const cv_tensor *wt = cv_state_tensor(e->params, nd->param[0]);
     const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[i];
-    int64_t O = wt->shape[0], G = nd->a.groups;
-    int64_t wd5[5] = {G, O / G, wt->shape[1], nd->a.kh, nd->a.kw},
-            wd4[4] = {O, wt->shape[1], nd->a.kh, nd->a.kw}; /* the weight may be [O, I] */
+    int64_t O = cv_state_tensor(e->params, nd->param[0])->shape[0];
     /* float32: the gradients in the values' own layouts. bf16: backward data reads a bf16 copy of
      * the output gradient and bf16 weights and writes a float32 input gradient; the weight gradient
      * comes from the float32 input and output gradient (more accurate, and oneDNN 2.6's bf16
      * backward-weights kernels ran 5x slower here than its float32 ones) */
     dnnl_memory_desc_t w_any, b_md, dx_md = *md_of(p, t->x[0]), dy_md = *md_of(p, dy);
-    cv_status s =
-        desc_dt(ctx, &w_any, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, p->lowp, dnnl_format_tag_any);
+    cv_status s = conv_weight_desc(p, nd, p->lowp, 0, &w_any);
     if (!s) s = desc(ctx, &b_md, 1, &O, dnnl_x);
     if (!s && p->lowp != dnnl_f32) s = desc(ctx, &dx_md, 4, xs->d, dnnl_format_tag_any);
     if (!s && p->lowp != dnnl_f32) s = desc_dt(ctx, &dy_md, 4, ys->d, p->lowp, dnnl_format_tag_any);
@@ -531,7 +537,7 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
     conv_geometry(nd, xs, ys, nd->a.kh, nd->a.kw, strides, dil, pl, pr);
     dnnl_primitive_desc_t pd;
     dnnl_status_t ds = dnnl_unimplemented;
-    int dyc = -1, dyl;
+    int dyc = -1;
     if (p->need[nd->in[0]]) {
         for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
             dnnl_convolution_desc_t cd;
@@ -540,14 +546,13 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
             if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, NULL, e->eng, t->pd);
         }
         if (ds != dnnl_success) return no_primitive(ctx, "convolution backward data", i);
-        s = dy_as(p, dy, q(pd, dnnl_query_diff_dst_md), &dyc, &dyl);
-        if (!s) s = bwd_data(p, i, dyl, pd);
+        s = bwd_data(p, i, dy, &dyc, pd);
         dnnl_primitive_desc_destroy(pd);
         if (s) return s;
     }
     if (!pgrad(p, nd, 0) && !pgrad(p, nd, 1)) return CV_OK;
     dnnl_memory_desc_t w_f32; /* the weight gradient is float32 */
-    if ((s = desc(ctx, &w_f32, G > 1 ? 5 : 4, G > 1 ? wd5 : wd4, dnnl_format_tag_any))) return s;
+    if ((s = conv_weight_desc(p, nd, dnnl_f32, 0, &w_f32))) return s;
     ds = dnnl_unimplemented;
     int lowp = p->lowp != dnnl_f32, xw = lowp ? in_val(p, nd, 0) : t->x[0];
     dnnl_memory_desc_t dyw = lowp ? *md_of(p, dy) : dy_md;
@@ -559,8 +564,7 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
         if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, NULL, e->eng, t->pd);
     }
     if (ds != dnnl_success) return no_primitive(ctx, "convolution backward weights", i);
-    s = dy_as(p, dy, q(pd, dnnl_query_diff_dst_md), &dyc, &dyl);
-    if (!s) s = bwd_weights(p, i, xw, dyl, pd, &b_md);
+    s = bwd_weights(p, i, xw, dy, &dyc, pd, &b_md);
     dnnl_primitive_desc_destroy(pd);
     return s;
 }
@@ -582,12 +586,11 @@ static cv_status bwd_linear(tplanner *p, int i, int dy)
     if (s) return s;
     dnnl_inner_product_desc_t ipd;
     dnnl_primitive_desc_t pd;
-    int dyc = -1, dyl;
+    int dyc = -1;
     if (p->need[nd->in[0]]) {
         DNNL(ctx, dnnl_inner_product_backward_data_desc_init(&ipd, &dx_md, &w_any, &dy_md));
         if ((s = make_pd(ctx, e, &ipd, t->pd, &pd, "inner product backward data", i))) return s;
-        s = dy_as(p, dy, q(pd, dnnl_query_diff_dst_md), &dyc, &dyl);
-        if (!s) s = bwd_data(p, i, dyl, pd);
+        s = bwd_data(p, i, dy, &dyc, pd);
         dnnl_primitive_desc_destroy(pd);
         if (s) return s;
     }
@@ -595,8 +598,7 @@ static cv_status bwd_linear(tplanner *p, int i, int dy)
     DNNL(ctx, dnnl_inner_product_backward_weights_desc_init(
                   &ipd, md_of(p, t->x[0]), &w_f32, nd->param[1] >= 0 ? &b_md : NULL, &dy_md));
     if ((s = make_pd(ctx, e, &ipd, t->pd, &pd, "inner product backward weights", i))) return s;
-    s = dy_as(p, dy, q(pd, dnnl_query_diff_dst_md), &dyc, &dyl);
-    if (!s) s = bwd_weights(p, i, t->x[0], dyl, pd, &b_md);
+    s = bwd_weights(p, i, t->x[0], dy, &dyc, pd, &b_md);
     dnnl_primitive_desc_destroy(pd);
     return s;
 }

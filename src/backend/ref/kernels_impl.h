@@ -505,6 +505,17 @@ void FN(ref_affine_backward)(const REAL *dy, REAL *dx, const cv_shape4 *s, const
                 dx[(n * C + c) * hw + k] += dy[(n * C + c) * hw + k] * (REAL)scale[c];
 }
 
+/* Mean and 1 / sqrt(biased variance + eps) of the C values xp[c * HW]. */
+static inline double FN(ln_stats)(const REAL *xp, int64_t C, int64_t HW, float eps, double *mean)
+{
+    double m = 0, v = 0;
+    for (int64_t c = 0; c < C; c++) m += xp[c * HW];
+    m /= (double)C;
+    for (int64_t c = 0; c < C; c++) v += (xp[c * HW] - m) * (xp[c * HW] - m);
+    *mean = m;
+    return 1 / sqrt(v / (double)C + eps);
+}
+
 /* LayerNorm over the C channels at each position of [N, C, H, W] (or the features of [N, C]),
  * biased variance, as F.layer_norm on the channels-last view. */
 void FN(ref_layernorm)(const REAL *x, REAL *y, const cv_shape4 *s, const REAL *weight,
@@ -516,11 +527,7 @@ void FN(ref_layernorm)(const REAL *x, REAL *y, const cv_shape4 *s, const REAL *w
         for (int64_t p = 0; p < HW; p++) {
             const REAL *xp = x + n * C * HW + p;
             REAL *yp = y + n * C * HW + p;
-            double m = 0, v = 0;
-            for (int64_t c = 0; c < C; c++) m += xp[c * HW];
-            m /= (double)C;
-            for (int64_t c = 0; c < C; c++) v += (xp[c * HW] - m) * (xp[c * HW] - m);
-            double inv = 1 / sqrt(v / (double)C + eps);
+            double m, inv = FN(ln_stats)(xp, C, HW, eps, &m);
             for (int64_t c = 0; c < C; c++)
                 yp[c * HW] = (REAL)((xp[c * HW] - m) * inv * weight[c] + bias[c]);
         }
@@ -535,11 +542,7 @@ void FN(ref_layernorm_backward)(const REAL *x, const REAL *dy, REAL *dx, REAL *d
     for (int64_t n = 0; n < N; n++)
         for (int64_t p = 0; p < HW; p++) {
             const REAL *xp = x + n * C * HW + p, *gp = dy + n * C * HW + p;
-            double m = 0, v = 0, sg = 0, sgx = 0;
-            for (int64_t c = 0; c < C; c++) m += xp[c * HW];
-            m /= (double)C;
-            for (int64_t c = 0; c < C; c++) v += (xp[c * HW] - m) * (xp[c * HW] - m);
-            double inv = 1 / sqrt(v / (double)C + eps);
+            double m, inv = FN(ln_stats)(xp, C, HW, eps, &m), sg = 0, sgx = 0;
             for (int64_t c = 0; c < C; c++) {
                 double xhat = (xp[c * HW] - m) * inv, g = gp[c * HW] * (double)weight[c];
                 sg += g, sgx += g * xhat;
@@ -607,6 +610,22 @@ void FN(ref_tokens_backward)(const REAL *dy, REAL *dx, REAL *dcls, REAL *dpos, c
         }
 }
 
+/* Row i of softmax((q s) k^T) before normalisation, for q and k [hd, L]: p[j] = exp(a_ij - max
+ * a_i); returns the sum of p. */
+static inline REAL FN(attention_row)(const REAL *q, const REAL *k, int64_t i, int64_t L, int64_t hd,
+                                     REAL s, REAL *p)
+{
+    REAL m = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < L; j++) {
+        REAL a = 0;
+        for (int64_t c = 0; c < hd; c++) a += q[c * L + i] * s * k[c * L + j];
+        p[j] = a;
+        m = a > m ? a : m;
+    }
+    for (int64_t j = 0; j < L; j++) sum += p[j] = exp(p[j] - m);
+    return sum;
+}
+
 /* Multi-head self-attention core on qkv [N, 3D, L] (q, k, v stacked along channels; head h owns
  * channels [h*hd, (h+1)*hd) of each): y[N, D, L] = softmax((q / sqrt(hd)) k^T) v per head, as
  * torch's multi_head_attention_forward computes it. */
@@ -620,14 +639,7 @@ void FN(ref_attention)(const REAL *qkv, REAL *y, const cv_shape4 *xs, int heads)
             const REAL *q = qkv + (n * 3 * D + h * hd) * L, *k = q + D * L, *v = k + D * L;
             REAL *yp = y + (n * D + h * hd) * L, *p = malloc((size_t)L * sizeof *p);
             for (int64_t i = 0; p && i < L; i++) {
-                REAL m = -INFINITY, sum = 0;
-                for (int64_t j = 0; j < L; j++) {
-                    REAL a = 0;
-                    for (int64_t c = 0; c < hd; c++) a += q[c * L + i] * s * k[c * L + j];
-                    p[j] = a;
-                    m = a > m ? a : m;
-                }
-                for (int64_t j = 0; j < L; j++) sum += p[j] = exp(p[j] - m);
+                REAL sum = FN(attention_row)(q, k, i, L, hd, s, p);
                 for (int64_t c = 0; c < hd; c++) {
                     REAL o = 0;
                     for (int64_t j = 0; j < L; j++) o += p[j] * v[c * L + j];
@@ -653,14 +665,7 @@ void FN(ref_attention_backward)(const REAL *qkv, const REAL *dy, REAL *dqkv, con
             REAL *dq = dqkv + (n * 3 * D + h * hd) * L, *dk = dq + D * L, *dv = dk + D * L;
             REAL *p = malloc((size_t)L * sizeof *p), *dp = malloc((size_t)L * sizeof *dp);
             for (int64_t i = 0; p && dp && i < L; i++) {
-                REAL m = -INFINITY, sum = 0, dot = 0;
-                for (int64_t j = 0; j < L; j++) {
-                    REAL a = 0;
-                    for (int64_t c = 0; c < hd; c++) a += q[c * L + i] * s * k[c * L + j];
-                    p[j] = a;
-                    m = a > m ? a : m;
-                }
-                for (int64_t j = 0; j < L; j++) sum += p[j] = exp(p[j] - m);
+                REAL sum = FN(attention_row)(q, k, i, L, hd, s, p), dot = 0;
                 for (int64_t j = 0; j < L; j++) {
                     p[j] /= sum;
                     REAL a = 0;
@@ -783,6 +788,33 @@ static void FN(window_tokens)(int64_t H, int64_t W, int w, int sh, int sw, int g
     }
 }
 
+/* The row of the (2w - 1)^2 relative position bias table that token pair (i, j) of a window
+ * reads. */
+static inline int64_t FN(rel_bias)(int64_t i, int64_t j, int w)
+{
+    return (i / w - j / w + w - 1) * (2 * w - 1) + i % w - j % w + w - 1;
+}
+
+/* Row i of a window's softmax before normalisation: a_ij = s q_i.k_j + the relative position bias
+ * (- 100 between shifted regions), p[j] = exp(a_ij - max a_i); returns the sum of p. */
+static inline REAL FN(window_row)(const REAL *q, const REAL *k, const int64_t *pos,
+                                  const int *label, int masked, int64_t i, int64_t T, int w,
+                                  int64_t hd, int64_t HW, const REAL *table, int h, int heads,
+                                  REAL s, REAL *p)
+{
+    REAL m = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < T; j++) {
+        REAL a = 0;
+        for (int64_t c = 0; c < hd; c++) a += q[c * HW + pos[i]] * s * k[c * HW + pos[j]];
+        a += table[FN(rel_bias)(i, j, w) * heads + h];
+        if (masked && label[i] != label[j]) a -= 100;
+        p[j] = a;
+        m = a > m ? a : m;
+    }
+    for (int64_t j = 0; j < T; j++) sum += p[j] = exp(p[j] - m);
+    return sum;
+}
+
 /* The attention itself, with q scaled by `s` (Swin V2 passes pre-scaled queries and s = 1). */
 static void FN(window_attention_core)(const REAL *qkv, REAL *y, const cv_shape4 *xs, int w,
                                       int shift, int grid, int heads, const REAL *table, REAL s)
@@ -803,20 +835,8 @@ static void FN(window_attention_core)(const REAL *qkv, REAL *y, const cv_shape4 
                                *v = k + C * HW;
                     REAL *yp = y + (n * C + h * hd) * HW;
                     for (int64_t i = 0; i < T; i++) {
-                        REAL m = -INFINITY, sum = 0;
-                        for (int64_t j = 0; j < T; j++) {
-                            REAL a = 0;
-                            for (int64_t c = 0; c < hd; c++)
-                                a += q[c * HW + pos[i]] * s * k[c * HW + pos[j]];
-                            a += table[((i / w - j / w + w - 1) * (2 * w - 1) + i % w - j % w + w -
-                                        1) *
-                                           heads +
-                                       h];
-                            if (masked && label[i] != label[j]) a -= 100;
-                            p[j] = a;
-                            m = a > m ? a : m;
-                        }
-                        for (int64_t j = 0; j < T; j++) sum += p[j] = exp(p[j] - m);
+                        REAL sum = FN(window_row)(q, k, pos, label, masked, i, T, w, hd, HW, table,
+                                                  h, heads, s, p);
                         for (int64_t c = 0; c < hd; c++) {
                             REAL o = 0;
                             for (int64_t j = 0; j < T; j++) o += p[j] * v[c * HW + pos[j]];
@@ -857,19 +877,9 @@ static void FN(window_attention_core_backward)(const REAL *qkv, const REAL *dy, 
                 REAL *dq = dqkv ? dqkv + (n * 3 * C + h * hd) * HW : NULL;
                 REAL *dk = dq ? dq + C * HW : NULL, *dv = dk ? dk + C * HW : NULL;
                 for (int64_t i = 0; i < T; i++) {
-                    REAL m = -INFINITY, sum = 0, dot = 0;
-                    for (int64_t j = 0; j < T; j++) {
-                        REAL a = 0;
-                        for (int64_t c = 0; c < hd; c++)
-                            a += q[c * HW + pos[i]] * s * k[c * HW + pos[j]];
-                        a += table[((i / w - j / w + w - 1) * (2 * w - 1) + i % w - j % w + w - 1) *
-                                       heads +
-                                   h];
-                        if (masked && label[i] != label[j]) a -= 100;
-                        p[j] = a;
-                        m = a > m ? a : m;
-                    }
-                    for (int64_t j = 0; j < T; j++) sum += p[j] = exp(p[j] - m);
+                    REAL sum = FN(window_row)(q, k, pos, label, masked, i, T, w, hd, HW, table, h,
+                                              heads, s, p),
+                         dot = 0;
                     for (int64_t j = 0; j < T; j++) {
                         p[j] /= sum;
                         REAL a = 0;
@@ -880,10 +890,7 @@ static void FN(window_attention_core_backward)(const REAL *qkv, const REAL *dy, 
                     }
                     for (int64_t j = 0; j < T; j++) {
                         REAL ds = p[j] * (dp[j] - dot);
-                        if (dtable)
-                            dtable[((i / w - j / w + w - 1) * (2 * w - 1) + i % w - j % w + w - 1) *
-                                       heads +
-                                   h] += ds;
+                        if (dtable) dtable[FN(rel_bias)(i, j, w) * heads + h] += ds;
                         for (int64_t c = 0; dq && c < hd; c++) {
                             dv[c * HW + pos[j]] += p[j] * g[c * HW + pos[i]];
                             dq[c * HW + pos[i]] += ds * s * k[c * HW + pos[j]];
