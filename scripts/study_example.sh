@@ -13,7 +13,7 @@
 set -euo pipefail
 CV=$(realpath "${1:-build/cvision}")
 OUT=${OUT:-study-example}
-MODELS=${MODELS:-resnet18,mobilenet_v3_small,shufflenet_v2_x0_5,shufflenet_v2_x1_0}
+MODELS=${MODELS:-resnet18,mobilenet_v2,shufflenet_v2_x0_5,shufflenet_v2_x1_0}
 PRE_STEPS=${PRE_STEPS:-150}
 EPOCHS=${EPOCHS:-3}
 GRID=${GRID:-"lr=0.01,0.001;wd=1e-4;opt=sgd;sched=cosine"}
