@@ -27,7 +27,7 @@ static void usage(FILE *f)
         "  --workers W (2)  --threads T  --runs-db FILE  --max-steps N  --quiet\n"
         "  --no-shuffle  --dropout P (every dropout layer's probability)\n"
         "Under mpirun, trains data-parallel across the ranks (docs/distributed.md);\n"
-        "  --sync-bn: batch-norm statistics over all ranks (runs on the reference backend)\n"
+        "  --sync-bn: batch-norm statistics over all ranks\n"
         "Writes DIR/last.safetensors and DIR/best.safetensors (+ .json sidecars), "
         "DIR/runs.sqlite.\n");
 }

@@ -658,8 +658,8 @@ cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *o
     if (!s) s = open_data(ctx, &t);
     if (!s) s = open_model(ctx, &t);
     if (!s && t.ddp) cv_model_set_grad_hook(t.model, ddp_grad_ready, t.ddp);
-    if (!s && c->sync_bn) s = cv_model_set_backend(ctx, t.model, CV_BACKEND_REF);
-    if (!s && c->sync_bn && t.world > 1) s = cv_model_set_sync_bn(ctx, t.model, ddp_sum, t.comm);
+    /* with one rank too (its sums are the identity), so that 1 and N ranks compute alike */
+    if (!s && c->sync_bn) s = cv_model_set_sync_bn(ctx, t.model, ddp_sum, t.comm);
     if (!s) s = set_trainable(ctx, &t, linear);
     if (!s) s = make_optim(ctx, &t);
     if (!s) s = make_sched(ctx, &t);

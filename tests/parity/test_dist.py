@@ -11,7 +11,7 @@
    which has no batch norm; dropout 0; shuffled data: the two ranks' halves of a step are the one
    process's batch), SGD with momentum and weight decay, and AdamW: within 1e-5 of the largest
    parameter (float32 summation order differs).
-   Synchronised batch norm (--sync-bn, reference backend): resnet18 at 16x16, 2 steps, 2 x 16
+   Synchronised batch norm (--sync-bn, oneDNN): resnet18 at 16x16, 2 steps, 2 x 16
    against 1 x 32 within 1e-5 (weights relative to the largest weight, running statistics to
    each tensor's largest value); per-rank batch norm must differ from it by more than 1e-3 (the
    check can fail). Only 2 steps: training-mode batch norm at a random initialisation is
