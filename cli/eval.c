@@ -1,5 +1,6 @@
 /* cvision eval: a model over a dataset in eval mode, with the full metrics report. Writes the
- * predictions CSV that `cvision metrics --pred` reads, the metrics JSON and the HTML page. */
+ * predictions CSV that `cvision metrics --pred` reads, the metrics JSON and the HTML page. Under
+ * mpirun each rank evaluates its shard and rank 0 reports on all of them (cv_eval_gather). */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +19,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cvision eval -m ARCH -w WEIGHTS --data SPEC [options]\n"
                "Runs the model in eval mode over the dataset and reports every metric.\n"
+               "Under mpirun, each rank evaluates its shard and rank 0 reports on all of them\n"
+               "(docs/distributed.md).\n"
                "  --transform P   preprocessing pipeline (docs/transforms.md); default: the\n"
                "                  checkpoint's JSON sidecar, else the catalog preset of catalog\n"
                "                  weights, else chosen from the images (docs/eval.md)\n"
@@ -293,6 +296,24 @@ static void write_row(FILE *f, int64_t index, const int *label, int multilabel, 
     fputc('\n', f);
 }
 
+/* Where the evaluated rows go (in one process batch by batch, under mpirun all of them at once
+ * on rank 0, in dataset order): the predictions CSV and the metrics accumulator. */
+typedef struct {
+    FILE *csv; /* or NULL */
+    cv_metrics *mt;
+    int multilabel, k;
+} sink_t;
+
+static cv_status sink_rows(cv_ctx *ctx, void *user, const int64_t *index, const int *labels,
+                           const float *scores, size_t n)
+{
+    const sink_t *o = user;
+    for (size_t i = 0; o->csv && i < n; i++)
+        write_row(o->csv, index[i], labels + i * (o->multilabel ? o->k : 1), o->multilabel,
+                  scores + i * o->k, o->k);
+    return cv_metrics_add(ctx, o->mt, labels, scores, NULL, n);
+}
+
 static cv_status mkdir_p(cv_ctx *ctx, const char *dir)
 {
     char p[4096];
@@ -326,6 +347,9 @@ int cmd_eval(cv_ctx *ctx, int argc, char **argv)
     int rc = parse_args(ctx, argc, argv, &a);
     if (rc) return rc == 1 ? 0 : rc == 2 ? 2 : cli_error(ctx);
     if (a.threads) cv_ctx_set_threads(ctx, a.threads);
+    cv_comm *comm = NULL;
+    if (cv_comm_init(ctx, &comm)) return cli_error(ctx);
+    int rank = cv_comm_rank(comm), world = cv_comm_size(comm);
 
     sidecar_t sc;
     cv_model *m = NULL;
@@ -337,6 +361,8 @@ int cmd_eval(cv_ctx *ctx, int argc, char **argv)
     cv_loader *L = NULL;
     cv_metrics *mt = NULL;
     cv_metrics_result *r = NULL;
+    cv_eval_gather *g = NULL;
+    sink_t sink = {0};
     FILE *csv = NULL;
     float *prob = NULL;
     int *lab = NULL;
@@ -383,7 +409,7 @@ int cmd_eval(cv_ctx *ctx, int argc, char **argv)
                     c, K);
             goto out;
         }
-        if (differ)
+        if (differ && rank == 0)
             fprintf(stderr, "cvision: warning: the class names of %s differ from those in %s\n",
                     a.data, sc.path);
         named = 1;
@@ -421,7 +447,7 @@ int cmd_eval(cv_ctx *ctx, int argc, char **argv)
                 tf, (long long)t0->shape[0]);
         goto out;
     }
-    if (cv_transform_pipeline_is_random(pipe))
+    if (cv_transform_pipeline_is_random(pipe) && rank == 0)
         fprintf(stderr, "cvision: warning: the transform '%s' is random\n", tf);
 
     cv_loader_pipeline lp = {pipe, 3, (int)t0->shape[1], (int)t0->shape[2]};
@@ -429,6 +455,8 @@ int cmd_eval(cv_ctx *ctx, int argc, char **argv)
     lo.batch_size = a.batch;
     lo.workers = a.workers;
     lo.skip_bad = a.skip_bad;
+    /* an unpadded shard per rank: every sample is evaluated once */
+    lo.world = world, lo.rank = rank, lo.shard = CV_SHARD_EXACT;
     lo.out_c = lp.c;
     lo.out_h = lp.h;
     lo.out_w = lp.w;
@@ -438,8 +466,9 @@ int cmd_eval(cv_ctx *ctx, int argc, char **argv)
     cv_metrics_opts_default(&mo);
     mo.bootstrap = a.ci;
     mo.seed = a.seed;
+    /* rank 0 alone computes the metrics and writes the outputs */
     if (cv_loader_new(ctx, ds, &lo, &L) || cv_loader_start_epoch(ctx, L, 0) ||
-        cv_metrics_new(ctx, task, K, &mo, &mt))
+        (rank == 0 && cv_metrics_new(ctx, task, K, &mo, &mt)))
         goto out;
     prob = malloc((size_t)a.batch * (size_t)K * sizeof *prob);
     lab = malloc((size_t)a.batch * (size_t)(multilabel ? K : 1) * sizeof *lab);
@@ -447,7 +476,7 @@ int cmd_eval(cv_ctx *ctx, int argc, char **argv)
         cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (a.out) {
+    if (a.out && rank == 0) {
         if (mkdir_p(ctx, a.out)) goto out;
         snprintf(csv_path, sizeof csv_path, "%s/predictions.csv", a.out);
         snprintf(csv_tmp, sizeof csv_tmp, "%s.partial", csv_path);
@@ -459,9 +488,14 @@ int cmd_eval(cv_ctx *ctx, int argc, char **argv)
         for (int c = 0; c < K; c++) fprintf(csv, ",score_%d", c);
         fputc('\n', csv);
     }
+    sink = (sink_t){csv, mt, multilabel, K};
+    if (cv_eval_gather_new(ctx, comm, multilabel ? K : 1, K, sink_rows, &sink, &g)) goto out;
 
-    int tty = isatty(2);
-    int64_t total = cv_dataset_len(ds), done = 0;
+    int tty = isatty(2) && rank == 0;
+    /* the progress line counts rank 0's shard */
+    int64_t total = cv_dataset_len(ds), done = 0,
+            mine = world > 1 ? cv_shard_indices(NULL, total, world, rank, CV_SHARD_EXACT, NULL)
+                             : total;
     double t_start = cli_now(), t_fwd = 0;
     const cv_batch *b;
     for (;;) {
@@ -486,20 +520,24 @@ int cmd_eval(cv_ctx *ctx, int argc, char **argv)
         if (cv_model_forward(ctx, m, b->x, &logits)) goto out;
         t_fwd += cli_now() - t;
         cv_logits_to_scores(logits->data, prob, b->n, K, multilabel);
-        for (int64_t i = 0; i < b->n; i++) {
-            float *pi = prob + i * K;
-            if (csv)
-                write_row(csv, b->indices[i], lab + i * (multilabel ? K : 1), multilabel, pi, K);
-        }
-        if (cv_metrics_add(ctx, mt, lab, prob, NULL, (size_t)b->n)) goto out;
+        if (cv_eval_gather_add(ctx, g, b->indices, lab, prob, (size_t)b->n)) goto out;
         done += b->n + b->skipped;
         if (tty)
-            fprintf(stderr, "\reval: %lld/%lld images, %.1f images/s ", (long long)done,
-                    (long long)total, done / (cli_now() - t_start));
+            fprintf(stderr, "\reval: %lld/%lld images, %.1f images/s%s ", (long long)done,
+                    (long long)mine, done / (cli_now() - t_start), world > 1 ? " (rank 0)" : "");
     }
     if (tty) fputc('\n', stderr);
+    /* skipped samples and forward time summed over the ranks */
+    double sums[2] = {(double)cv_loader_skipped(L), t_fwd};
+    if (cv_eval_gather_finish(ctx, g) || cv_comm_allreduce_sum(ctx, comm, sums, 2, CV_F64))
+        goto out;
     double seconds = cli_now() - t_start;
-    int64_t skipped = cv_loader_skipped(L);
+    int64_t skipped = (int64_t)sums[0];
+    t_fwd = sums[1];
+    if (rank != 0) { /* rank 0 alone reports */
+        ok = 1;
+        goto out;
+    }
     if (skipped)
         fprintf(stderr, "cvision: skipped %lld unreadable sample%s of %lld\n", (long long)skipped,
                 skipped == 1 ? "" : "s", (long long)total);
@@ -532,6 +570,7 @@ int cmd_eval(cv_ctx *ctx, int argc, char **argv)
     cJSON_AddNumberToObject(ev, "seconds", seconds);
     cJSON_AddNumberToObject(ev, "forward_seconds", t_fwd);
     cJSON_AddNumberToObject(ev, "images_per_s", seconds > 0 ? (total - skipped) / seconds : 0);
+    cJSON_AddNumberToObject(ev, "ranks", world);
     json = cv_metrics_report_json_extra(r, extra);
     if (!json) {
         cv_fail(ctx, CV_ERR_NOMEM, "out of memory writing JSON");
@@ -560,6 +599,7 @@ out:
     free(lab);
     free(names);
     cv_metrics_result_free(r);
+    cv_eval_gather_free(g);
     cv_metrics_free(mt);
     cv_loader_free(L);
     cv_tensor_free(logits);
@@ -569,5 +609,5 @@ out:
     cv_dataset_free(ds);
     cv_model_free(m);
     cJSON_Delete(sc.root);
-    return ok ? 0 : cli_error(ctx);
+    return cli_comm_end(ctx, comm, ok ? CV_OK : CV_ERR_INVALID) ? cli_error(ctx) : 0;
 }

@@ -27,7 +27,7 @@ static void usage(FILE *f)
         "  --workers W (2)  --threads T  --runs-db FILE  --max-steps N  --quiet\n"
         "  --no-shuffle  --dropout P (every dropout layer's probability)\n"
         "Under mpirun, trains data-parallel across the ranks (docs/distributed.md);\n"
-        "  --sync-bn: batch-norm statistics over all ranks (runs on the reference backend)\n"
+        "  --sync-bn: batch-norm statistics over all ranks\n"
         "Writes DIR/last.safetensors and DIR/best.safetensors (+ .json sidecars), "
         "DIR/runs.sqlite.\n");
 }
@@ -262,17 +262,8 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
     cv_comm *comm = NULL;
     if ((s = cv_comm_init(ctx, &comm))) return cli_error(ctx);
     c.comm = comm;
-    int rank = cv_comm_rank(comm), world = cv_comm_size(comm);
-    s = cv_train_run(ctx, &c, &r);
-    /* A failed rank exits without finalizing MPI, so that mpirun ends the ranks still waiting. */
-    if (!s) s = cv_comm_finalize(ctx, comm);
-    cv_comm_free(comm);
-    if (s && world > 1) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
-        cv_fail(ctx, s, "rank %d of %d: %s", rank, world, msg);
-    }
-    if (s) return cli_error(ctx);
+    int rank = cv_comm_rank(comm);
+    if (cli_comm_end(ctx, comm, cv_train_run(ctx, &c, &r))) return cli_error(ctx);
     if (c.progress >= 0 && rank == 0) {
         if (r.best_epoch >= 0)
             printf("best %s %.4f at epoch %d; checkpoints in %s (run %lld)\n",

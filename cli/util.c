@@ -46,6 +46,19 @@ cv_status cli_backend(cv_ctx *ctx, const char *name, cv_backend_kind *out)
     return cv_fail(ctx, CV_ERR_INVALID, "--backend: expected cpu or ref, got '%s'", name);
 }
 
+cv_status cli_comm_end(cv_ctx *ctx, cv_comm *comm, cv_status s)
+{
+    int rank = cv_comm_rank(comm), world = cv_comm_size(comm);
+    if (!s) s = cv_comm_finalize(ctx, comm);
+    cv_comm_free(comm);
+    if (s && world > 1) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", cv_ctx_error(ctx));
+        cv_fail(ctx, s, "rank %d of %d: %s", rank, world, msg);
+    }
+    return s;
+}
+
 int cli_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;

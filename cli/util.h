@@ -14,6 +14,10 @@ cv_status cli_double(cv_ctx *ctx, const char *opt, const char *s, double min, do
 int cli_cmp_double(const void *a, const void *b);
 /* "cpu" or "ref" (the --backend option). */
 cv_status cli_backend(cv_ctx *ctx, const char *name, cv_backend_kind *out);
+/* Ends a command run on `comm` with status s: finalizes MPI only when s is CV_OK (a failed rank
+ * exits without it, so that mpirun ends the ranks still waiting in a collective) and frees comm.
+ * With several ranks a failure's message gets a "rank R of N: " prefix. Returns the status. */
+cv_status cli_comm_end(cv_ctx *ctx, cv_comm *comm, cv_status s);
 
 #endif
 

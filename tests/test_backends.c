@@ -163,9 +163,20 @@ static double state_rel_diff(const cv_state *a, const cv_state *b, const char **
     return rel;
 }
 
+/* Synchronised batch norm's sum over the ranks of a one-rank job: the identity (counted). */
+static int sum_calls;
+static int one_rank_sum(void *user, double *buf, int n)
+{
+    sum_calls++;
+    return 0;
+}
+
 /* One training step on each backend from the same weights: outputs, gradients of every
- * parameter and the updated BN running statistics must agree. */
-static void compare_training(const char *arch, int64_t n, int64_t h, int64_t w, const char *freeze)
+ * parameter and the updated BN running statistics must agree. sync: the oneDNN side runs
+ * synchronised batch norm (its own statistics and backward) over one rank, which must compute
+ * what the reference backend's batch norm does. */
+static void compare_training(const char *arch, int64_t n, int64_t h, int64_t w, const char *freeze,
+                             int sync)
 {
     cv_ctx *ctx = cv_ctx_new();
     cv_model *m[2];
@@ -182,6 +193,7 @@ static void compare_training(const char *arch, int64_t n, int64_t h, int64_t w, 
         randomise(m[b]);
         CHECK_OK(ctx, cv_model_set_backend(ctx, m[b], b ? CV_BACKEND_CPU : CV_BACKEND_REF));
         CHECK_OK(ctx, cv_model_set_training(ctx, m[b], 1));
+        if (b && sync) CHECK_OK(ctx, cv_model_set_sync_bn(ctx, m[b], one_rank_sum, NULL));
         if (freeze) {
             CHECK_OK(ctx, cv_model_set_trainable(ctx, m[b], "", 0));
             CHECK_OK(ctx, cv_model_set_trainable(ctx, m[b], freeze, 1));
@@ -191,6 +203,8 @@ static void compare_training(const char *arch, int64_t n, int64_t h, int64_t w, 
         CHECK_OK(ctx, cv_model_backward(ctx, m[b], dy));
     }
     const char *worst = "";
+    if (sync) CHECK(sum_calls > 0);
+    sum_calls = 0;
     if (y[0] && y[1]) {
         double d = 0, scale = max_abs(y[0]);
         for (int64_t i = 0; i < cv_tensor_numel(y[0]); i++)
@@ -199,8 +213,8 @@ static void compare_training(const char *arch, int64_t n, int64_t h, int64_t w, 
         const char *wp = "";
         double pd = state_rel_diff(cv_model_params(m[0]), cv_model_params(m[1]), &wp);
         fprintf(stderr,
-                "  %-18s train %s: out %.2g, grads %.2g (%s), params+stats %.2g (%s), %d grads\n",
-                arch, freeze ? freeze : "all", d / scale, gd, worst, pd, wp,
+                "  %-18s train %s%s: out %.2g, grads %.2g (%s), params+stats %.2g (%s), %d grads\n",
+                arch, freeze ? freeze : "all", sync ? " sync-bn" : "", d / scale, gd, worst, pd, wp,
                 cv_state_count(cv_model_grads(m[1])));
         CHECK(d <= 1e-4 * scale);
         CHECK(gd <= 1e-3);
@@ -224,10 +238,11 @@ static void test_training(void)
      * stacks (resnet50, mobilenet_v2) are ill-conditioned even in PyTorch (its float32 gradients
      * differ from its float64 ones by 17% and more), so their blocks are checked one by one in
      * test_train_blocks.c and the whole models against PyTorch after optimizer steps. */
-    compare_training("resnet18", 4, 64, 64, NULL);
-    compare_training("alexnet", 2, 67, 71, NULL);
-    compare_training("resnet18", 4, 64, 64, "fc.");     /* linear probe: only the head trains */
-    compare_training("resnet18", 4, 64, 64, "layer4."); /* partial fine-tuning */
+    compare_training("resnet18", 4, 64, 64, NULL, 0);
+    compare_training("alexnet", 2, 67, 71, NULL, 0);
+    compare_training("resnet18", 4, 64, 64, "fc.", 0);     /* linear probe: only the head trains */
+    compare_training("resnet18", 4, 64, 64, "layer4.", 0); /* partial fine-tuning */
+    compare_training("resnet18", 4, 64, 64, NULL, 1);
 }
 
 static void test_too_small(void)

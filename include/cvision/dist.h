@@ -11,6 +11,7 @@
 #define CVISION_DIST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cvision/core.h"
 
@@ -46,6 +47,25 @@ cv_status cv_comm_allgather(cv_ctx *ctx, cv_comm *c, const void *send, size_t by
 cv_status cv_comm_gatherv(cv_ctx *ctx, cv_comm *c, const void *send, size_t bytes, int root,
                           void **recv, size_t *recv_bytes);
 cv_status cv_comm_barrier(cv_ctx *ctx, cv_comm *c);
+/* Distributed evaluation, as the trainer's validation and `cvision eval` do it: every rank
+ * evaluates its own unpadded shard (CV_SHARD_EXACT) and passes each sample's row (its index in
+ * the dataset, `nl` int labels and `k` float32 scores) to cv_eval_gather_add. In one process the
+ * rows go straight on to `sink`, batch by batch. With several ranks they are kept until
+ * cv_eval_gather_finish sends them to rank 0, which puts them back in index order (what one
+ * process sees with an unshuffled loader) and hands them all to its sink: what the sink computes
+ * (metrics, a predictions file) covers every sample once, as in one process, and no ratio is
+ * ever averaged across ranks. Only rank 0's sink is called. */
+typedef cv_status (*cv_eval_sink)(cv_ctx *ctx, void *user, const int64_t *index, const int *labels,
+                                  const float *scores, size_t n);
+typedef struct cv_eval_gather cv_eval_gather;
+
+cv_status cv_eval_gather_new(cv_ctx *ctx, cv_comm *c, int nl, int k, cv_eval_sink sink, void *user,
+                             cv_eval_gather **out);
+cv_status cv_eval_gather_add(cv_ctx *ctx, cv_eval_gather *g, const int64_t *index,
+                             const int *labels, const float *scores, size_t n);
+/* A collective: every rank calls it once, after its last row. */
+cv_status cv_eval_gather_finish(cv_ctx *ctx, cv_eval_gather *g);
+void cv_eval_gather_free(cv_eval_gather *g);
 /* Ends a run that succeeded on every rank (MPI_Finalize). After a failure call only cv_comm_free:
  * the process then exits without finalizing, and mpirun ends the other ranks. */
 cv_status cv_comm_finalize(cv_ctx *ctx, cv_comm *c);

@@ -103,7 +103,7 @@ void cv_model_set_seed(cv_model *m, uint64_t seed);
 void cv_model_set_grad_hook(cv_model *m, void (*fn)(void *user, const cv_tensor *grad), void *user);
 /* Synchronised batch norm for data-parallel training: training-mode batch norms take their
  * statistics over all ranks' batches, summing per-channel terms with sum(user, buf, n) (in place
- * over the ranks; 0 on success). Needs the reference backend (CV_BACKEND_REF). NULL: off. */
+ * over the ranks; 0 on success). Both backends (docs/distributed.md). NULL: off. */
 cv_status cv_model_set_sync_bn(cv_ctx *ctx, cv_model *m, int (*sum)(void *user, double *buf, int n),
                                void *user);
 

@@ -52,8 +52,8 @@ typedef struct cv_train_config {
      * in this process alone. With several ranks each takes its shard of every epoch, gradients
      * are averaged, and rank 0 alone logs and writes checkpoints and the runs database. */
     struct cv_comm *comm;
-    /* Synchronised batch norm: training-mode statistics over all ranks' batches. Runs the model
-     * on the reference backend (slow), also with one rank, so that 1 and N ranks compute alike. */
+    /* Synchronised batch norm: training-mode statistics over all ranks' batches, computed by the
+     * synchronised code path also with one rank, so that 1 and N ranks compute alike. */
     int sync_bn;
 } cv_train_config;
 

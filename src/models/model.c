@@ -407,9 +407,6 @@ cv_status cv_model_set_backend(cv_ctx *ctx, cv_model *m, cv_backend_kind kind)
                               : kind == CV_BACKEND_CPU ? &cv_backend_dnnl
                                                        : NULL;
     if (!b) return cv_fail(ctx, CV_ERR_INVALID, "unknown backend %d", (int)kind);
-    if (m->bn_sum && b != &cv_backend_ref)
-        return cv_fail(ctx, CV_ERR_UNSUPPORTED,
-                       "synchronised batch norm runs on the reference backend only");
     cv_model_params_changed(m);
     m->backend = b;
     return CV_OK;
@@ -552,11 +549,7 @@ void cv_model_set_grad_hook(cv_model *m, void (*fn)(void *user, const cv_tensor 
 cv_status cv_model_set_sync_bn(cv_ctx *ctx, cv_model *m, int (*sum)(void *user, double *buf, int n),
                                void *user)
 {
-    if (sum && m->backend != &cv_backend_ref)
-        return cv_fail(ctx, CV_ERR_UNSUPPORTED,
-                       "%s: synchronised batch norm runs on the reference backend only (select "
-                       "it first)",
-                       m->arch->name);
+    cv_model_params_changed(m); /* training plans are made for one or the other */
     m->bn_sum = sum;
     m->bn_sum_user = user;
     return CV_OK;

@@ -432,64 +432,29 @@ static void batch_labels(const trainer *t, const cv_batch *b, int *labels)
     }
 }
 
-/* A gathered evaluation row: the sample's index in the validation set, then its labels (int32)
- * and its k scores (float32). */
-typedef struct {
-    int64_t index;
-    const unsigned char *p;
-} row_ref;
-
-static int row_cmp(const void *a, const void *b)
+/* The validation rows' sink (on rank 0, or the one process): the metrics accumulator. */
+static cv_status add_to_metrics(cv_ctx *ctx, void *acc, const int64_t *index, const int *labels,
+                                const float *scores, size_t n)
 {
-    int64_t x = ((const row_ref *)a)->index, y = ((const row_ref *)b)->index;
-    return (x > y) - (x < y);
+    return cv_metrics_add(ctx, acc, labels, scores, NULL, n);
 }
 
-/* Rank 0 puts the gathered rows back in the validation set's order (what one process sees) and
- * feeds them to the accumulator: the metrics are computed once, over every sample. */
-static cv_status add_rows(cv_ctx *ctx, const trainer *t, cv_metrics *acc, const unsigned char *buf,
-                          size_t bytes, size_t nl)
-{
-    int64_t k = t->num_classes;
-    size_t rb = 8 + 4 * (nl + (size_t)k), n = bytes / rb;
-    if (bytes % rb) return cv_fail(ctx, CV_ERR_INTERNAL, "evaluation gather: %zu bytes", bytes);
-    row_ref *r = malloc((n + 1) * sizeof *r);
-    int *labels = malloc((n * nl + 1) * sizeof *labels);
-    float *scores = malloc((n * (size_t)k + 1) * sizeof *scores);
-    cv_status s = CV_OK;
-    if (!r || !labels || !scores) s = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; !s && i < n; i++) {
-        r[i].p = buf + i * rb;
-        memcpy(&r[i].index, r[i].p, 8);
-    }
-    if (!s) qsort(r, n, sizeof *r, row_cmp);
-    for (size_t i = 0; !s && i < n; i++) {
-        memcpy(labels + i * nl, r[i].p + 8, 4 * nl);
-        memcpy(scores + i * (size_t)k, r[i].p + 8 + 4 * nl, 4 * (size_t)k);
-    }
-    if (!s) s = cv_metrics_add(ctx, acc, labels, scores, NULL, n);
-    free(r);
-    free(labels);
-    free(scores);
-    return s;
-}
-
-/* Each rank evaluates its shard; with several ranks the (index, labels, scores) rows go to rank 0,
- * which alone returns a result (*out stays NULL elsewhere). */
+/* Each rank evaluates its shard; the rows go to rank 0 (cv_eval_gather), which alone returns a
+ * result (*out stays NULL elsewhere). */
 static cv_status validate(cv_ctx *ctx, trainer *t, cv_metrics_result **out)
 {
     *out = NULL;
     cv_metrics_opts mo;
     cv_metrics_opts_default(&mo);
     cv_metrics *acc = NULL;
+    cv_eval_gather *g = NULL;
     cv_tensor *logits = NULL;
     int *labels = NULL;
-    unsigned char *rows = NULL;
-    size_t nrows = 0;
     int64_t k = t->num_classes;
-    size_t nl = t->task == CV_TASK_MULTILABEL ? (size_t)k : 1, rb = 8 + 4 * (nl + (size_t)k);
+    size_t nl = t->task == CV_TASK_MULTILABEL ? (size_t)k : 1;
     cv_status s = cv_model_set_training(ctx, t->model, 0);
     if (!s && t->rank == 0) s = cv_metrics_new(ctx, t->task, t->num_classes, &mo, &acc);
+    if (!s) s = cv_eval_gather_new(ctx, t->comm, (int)nl, (int)k, add_to_metrics, acc, &g);
     if (!s) s = cv_loader_start_epoch(ctx, t->val_loader, 0);
     const cv_batch *b;
     while (!s && !(s = cv_loader_next(ctx, t->val_loader, &b)) && b) {
@@ -497,37 +462,20 @@ static cv_status validate(cv_ctx *ctx, trainer *t, cv_metrics_result **out)
         logits = NULL;
         if ((s = cv_model_forward(ctx, t->model, b->x, &logits))) break;
         cv_logits_to_scores(logits->data, logits->data, b->n, k, t->task == CV_TASK_MULTILABEL);
-        int *l = realloc(labels, (size_t)b->n * nl * sizeof *l);
-        unsigned char *r = t->world > 1 ? realloc(rows, (nrows + (size_t)b->n) * rb) : rows;
-        if (l) labels = l;
-        if (r) rows = r;
-        if (!l || (t->world > 1 && !r)) {
+        int *l = realloc(labels, ((size_t)b->n * nl + 1) * sizeof *l);
+        if (!l) {
             s = cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
             break;
         }
+        labels = l;
         batch_labels(t, b, labels);
-        if (t->world == 1) {
-            s = cv_metrics_add(ctx, acc, labels, logits->data, NULL, (size_t)b->n);
-            continue;
-        }
-        for (int64_t i = 0; i < b->n; i++, nrows++) {
-            unsigned char *p = rows + nrows * rb;
-            memcpy(p, &b->indices[i], 8);
-            memcpy(p + 8, labels + (size_t)i * nl, 4 * nl);
-            memcpy(p + 8 + 4 * nl, (const float *)logits->data + i * k, 4 * (size_t)k);
-        }
+        s = cv_eval_gather_add(ctx, g, b->indices, labels, logits->data, (size_t)b->n);
     }
-    if (!s && t->world > 1) {
-        void *all = NULL;
-        size_t bytes = 0;
-        s = cv_comm_gatherv(ctx, t->comm, rows, nrows * rb, 0, &all, &bytes);
-        if (!s && t->rank == 0) s = add_rows(ctx, t, acc, all, bytes, nl);
-        free(all);
-    }
+    if (!s) s = cv_eval_gather_finish(ctx, g);
     if (!s && acc) s = cv_metrics_finalize(ctx, acc, out);
     cv_tensor_free(logits);
     free(labels);
-    free(rows);
+    cv_eval_gather_free(g);
     cv_metrics_free(acc);
     return s;
 }
@@ -706,8 +654,8 @@ cv_status cv_train_run(cv_ctx *ctx, const cv_train_config *c, cv_train_result *o
     if (!s) s = open_data(ctx, &t);
     if (!s) s = open_model(ctx, &t);
     if (!s && t.ddp) cv_model_set_grad_hook(t.model, ddp_grad_ready, t.ddp);
-    if (!s && c->sync_bn) s = cv_model_set_backend(ctx, t.model, CV_BACKEND_REF);
-    if (!s && c->sync_bn && t.world > 1) s = cv_model_set_sync_bn(ctx, t.model, ddp_sum, t.comm);
+    /* with one rank too (its sums are the identity), so that 1 and N ranks compute alike */
+    if (!s && c->sync_bn) s = cv_model_set_sync_bn(ctx, t.model, ddp_sum, t.comm);
     if (!s) s = set_trainable(ctx, &t, linear);
     if (!s) s = make_optim(ctx, &t);
     if (!s) s = make_sched(ctx, &t);

@@ -32,7 +32,7 @@ def clean(out):
 def main():
     d = tmpdir()
     rc, out = mpirun(os.path.join(os.path.dirname(CVISION), "tools", "comm_check"))
-    check(rc == 0 and out.count("ok ") == 8 and clean(out), f"collectives over 2 ranks: status {rc}"
+    check(rc == 0 and out.count("ok ") == 9 and clean(out), f"collectives over 2 ranks: status {rc}"
           + ("" if rc == 0 else f": {out[-2000:]}"))
 
     rng = np.random.default_rng(0)

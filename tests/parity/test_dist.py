@@ -2,7 +2,8 @@
 
 0. Every cv_comm collective (tests/tools/comm_check.c) gives the values each rank can compute
    itself, in one process and over 3 ranks: sums in float32/float64, two asynchronous allreduces
-   in flight, broadcast, allgather, gatherv of uneven and empty parts, refusals of bad arguments.
+   in flight, broadcast, allgather, gatherv of uneven and empty parts, refusals of bad arguments,
+   and the evaluation gather (rank 0 alone gets every rank's rows, in index order).
 1. The loader's shards are torch.utils.data.DistributedSampler's: torch is given cvision's own
    epoch permutation (torch.randperm patched to return it), then padding, drop_last and
    indices[rank::world] must agree exactly; the unpadded evaluation split is perm[rank::world].
@@ -10,7 +11,7 @@
    which has no batch norm; dropout 0; shuffled data: the two ranks' halves of a step are the one
    process's batch), SGD with momentum and weight decay, and AdamW: within 1e-5 of the largest
    parameter (float32 summation order differs).
-   Synchronised batch norm (--sync-bn, reference backend): resnet18 at 16x16, 2 steps, 2 x 16
+   Synchronised batch norm (--sync-bn, oneDNN): resnet18 at 16x16, 2 steps, 2 x 16
    against 1 x 32 within 1e-5 (weights relative to the largest weight, running statistics to
    each tensor's largest value); per-rank batch norm must differ from it by more than 1e-3 (the
    check can fail). Only 2 steps: training-mode batch norm at a random initialisation is
@@ -23,7 +24,11 @@
    is waiting in a collective.
 4. --resume after the kill ends with exactly the parameters of an uninterrupted 2-rank run.
 5. Distributed validation (an odd number of samples, so the shards differ in length) gives
-   exactly the metrics of one process (lr 0, so both evaluate the same weights)."""
+   exactly the metrics of one process (lr 0, so both evaluate the same weights).
+6. `mpirun -np 2 cvision eval` (19 samples: shards of 10 and 9; batches of one sample) writes
+   byte for byte the predictions CSV of one process and the same metrics JSON (bootstrap CIs
+   included) apart from the timings and the rank count, printed once; multi-class and
+   multi-label (a row then carries K labels)."""
 import json
 import os
 import signal
@@ -126,8 +131,8 @@ def main():
         p = subprocess.run(([] if ranks == 1 else ["mpirun", "-np", str(ranks)]) + [COMM_CHECK], env=ENV,
                            capture_output=True, text=True, timeout=120)
         lines = p.stdout.splitlines()
-        check(p.returncode == 0 and len(lines) == 8 and all(l.startswith("ok") for l in lines),
-              f"collectives over {ranks} rank(s): {sum(l.startswith('ok') for l in lines)} of 8 checks pass"
+        check(p.returncode == 0 and len(lines) == 9 and all(l.startswith("ok") for l in lines),
+              f"collectives over {ranks} rank(s): {sum(l.startswith('ok') for l in lines)} of 9 checks pass"
               + ("" if p.returncode == 0 else f" ({p.stdout}{p.stderr})"))
     check_sampler(d)
     rng = np.random.default_rng(0)
@@ -221,6 +226,29 @@ def main():
     m2 = json.load(open(f"{d}/eval2/last.json"))["val_metrics"]
     check(m1 == m2 and len(m1) > 5, f"distributed validation metrics equal one process's exactly "
           f"({len(m1)} metrics, accuracy {m1.get('accuracy_score')})")
+
+    # 6. cvision eval under mpirun, with the weights trained in 3.
+    np.save(f"{d}/Xe.npy", smooth_images(rng, 19, S))
+    np.save(f"{d}/Ye.npy", (np.arange(19) % K).astype(np.int64))
+    np.save(f"{d}/Ym.npy", (rng.random((19, K)) < 0.4).astype(np.uint8))
+    for name, labels, extra in [("multiclass", "Ye", ["--ci", 20]), ("multilabel", "Ym", ["--task", "multilabel"])]:
+        reports = []
+        for ranks in [1, 2]:
+            out = f"{d}/eval-{name}-{ranks}"
+            args = [CVISION, "eval", "-m", "squeezenet1_1", "-w", f"{d}/full/last.safetensors", "--data",
+                    f"npy:{d}/Xe.npy,{d}/{labels}.npy", "--batch", 1, "--workers", 1, "--threads", 1, "--out", out,
+                    "--json", *extra]
+            printed = json.loads(launch(ranks, args if ranks == 1 else ["--bind-to", "none", *args]))
+            written = json.load(open(f"{out}/metrics.json"))
+            ev = written.pop("eval")
+            check(printed.pop("eval")["ranks"] == ev["ranks"] == ranks and ev["samples"] == 19 and printed == written,
+                  f"eval {name}, {ranks} rank(s): one report printed, the one written, over all 19 samples")
+            reports.append((written, open(f"{out}/predictions.csv").read()))
+        (j1, csv1), (j2, csv2) = reports
+        rows = [int(l.split(",")[0]) for l in csv2.splitlines()[1:]]
+        check(csv1 == csv2 and rows == list(range(19)) and j1 == j2 and len(j1["metrics"]) > 5,
+              f"eval {name}: 2 ranks write one process's predictions (dataset order) and metrics exactly "
+              f"({len(j1['metrics'])} metrics)")
     finish()
 
 

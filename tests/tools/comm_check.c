@@ -33,6 +33,24 @@ static int cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The eval-gather sink: rows must arrive in index order 0, 1, ... with the values rank_rows made.
+ */
+typedef struct {
+    int64_t next;
+    int ok;
+} sink_state;
+
+static cv_status sink(cv_ctx *ctx, void *user, const int64_t *index, const int *labels,
+                      const float *scores, size_t n)
+{
+    sink_state *st = user;
+    for (size_t i = 0; i < n; i++, st->next++)
+        st->ok = st->ok && index[i] == st->next && labels[2 * i] == (int)index[i] &&
+                 labels[2 * i + 1] == -(int)index[i] && scores[3 * i] == 0.5f * (float)index[i] &&
+                 scores[3 * i + 2] == (float)index[i];
+    return CV_OK;
+}
+
 int main(int argc, char **argv)
 {
     cv_ctx *ctx = cv_ctx_new();
@@ -92,6 +110,30 @@ int main(int argc, char **argv)
     }
     free(got);
     report(r, ok, "gatherv of uneven (and empty) parts to rank 0, in rank order");
+    /* eval gather: 11 rows of 2 labels and 3 scores, rank r holding indices r, r + p, ...
+     * (an exact shard) in two calls; rank 0's sink must see all of them in index order */
+    sink_state st = {0, 1};
+    cv_eval_gather *g = NULL;
+    ok = !cv_eval_gather_new(ctx, c, 2, 3, sink, &st, &g);
+    for (int part = 0; ok && part < 2; part++) {
+        int64_t index[11];
+        int labels[22];
+        float scores[33];
+        size_t m = 0;
+        for (int64_t i = r; i < 11; i += p)
+            if ((i / p < 2) == (part == 0)) {
+                index[m] = i;
+                labels[2 * m] = (int)i, labels[2 * m + 1] = -(int)i;
+                scores[3 * m] = 0.5f * (float)i, scores[3 * m + 1] = 1;
+                scores[3 * m + 2] = (float)i;
+                m++;
+            }
+        ok = !cv_eval_gather_add(ctx, g, index, labels, scores, m);
+    }
+    ok = ok && !cv_eval_gather_finish(ctx, g);
+    cv_eval_gather_free(g);
+    report(r, ok && st.ok && st.next == (r == 0 ? 11 : 0),
+           "eval gather: every rank's rows to rank 0 alone, in index order");
     ok = !cv_comm_barrier(ctx, c);
     report(r, ok, "barrier");
     if (argc == 3) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/ref/kernels.h"
+#include "backend/sync_bn.h"
 #include "oneapi/dnnl/dnnl_debug.h"
 
 static int grow(void **p, int *cap, int n, size_t elem)
@@ -499,19 +500,67 @@ static void run_ref_backward(cv_exec *e, const xstep *x, const cv_train_io *io)
     }
 }
 
-/* Running statistics as PyTorch updates them: momentum, unbiased variance, num_batches_tracked. */
-static void bn_update(cv_exec *e, const xstep *x)
+/* Samples per channel of batch norm node i's batch on this rank. */
+static double bn_count(const cv_exec *e, int i)
+{
+    const cv_shape4 *s = &e->shapes[i];
+    return (double)(s->d[0] * (s->rank == 4 ? s->d[2] * s->d[3] : 1));
+}
+
+/* Running statistics as PyTorch updates them from a batch of M samples per channel: momentum,
+ * unbiased variance, num_batches_tracked. */
+static void bn_update(cv_exec *e, const xstep *x, const float *mean, const float *var, double M)
 {
     const cv_node *nd = &e->g->nodes[x->node];
-    const cv_shape4 *s = &e->shapes[x->node];
-    int64_t C = s->d[1], M = s->d[0] * (s->rank == 4 ? s->d[2] * s->d[3] : 1);
-    const float *mean = ptr(e, x->in_val[0]), *var = ptr(e, x->in_val[1]);
+    int64_t C = e->shapes[x->node].d[1];
     float *rm = param(e, nd, 2), *rv = param(e, nd, 3), m = nd->a.momentum;
     for (int64_t c = 0; c < C; c++) {
         rm[c] = (1 - m) * rm[c] + m * mean[c];
         rv[c] = (1 - m) * rv[c] + m * var[c] * (float)M / (float)(M > 1 ? M - 1 : 1);
     }
     if (nd->param[4] >= 0) (*(int64_t *)cv_state_tensor(e->params, nd->param[4])->data)++;
+}
+
+static cv_status bn_sync_stats(cv_ctx *ctx, cv_exec *e, const xstep *x, const cv_train_io *io)
+{
+    float *mean = ptr(e, x->in_val[1]), *var = ptr(e, x->in_val[2]);
+    double M = sync_bn_stats(io, ptr(e, x->in_val[0]), &e->shapes[x->node], mean, var);
+    if (M < 0)
+        return cv_fail(ctx, CV_ERR_IO,
+                       "synchronised batch norm (node %d): the sum over the ranks failed", x->node);
+    bn_update(e, x, mean, var, M);
+    return CV_OK;
+}
+
+/* The input gradient of synchronised batch norm is
+ *   dx = w inv / M (M dy - Σdy - x̂ Σ(dy x̂)),  inv = 1 / sqrt(var + eps),  x̂ = (x - mean) inv,
+ * with Σ over all ranks' M samples. oneDNN's backward with the statistics as constants gives the
+ * first term, w inv dy, and this rank's sums; after the sums over the ranks, a binary primitive
+ * adds (x - mean) k1 + k0 with k1 = -w inv² Σ(dy x̂) / M and k0 = -w inv Σdy / M. */
+static cv_status bn_sync_backward(cv_ctx *ctx, cv_exec *e, const xstep *x, const cv_train_io *io)
+{
+    const cv_node *nd = &e->g->nodes[x->node];
+    int64_t C = e->shapes[x->node].d[1];
+    const float *sdy = ptr(e, x->in_val[0]), *sdyx = ptr(e, x->in_val[1]),
+                *var = ptr(e, x->in_val[2]), *w = param(e, nd, 0);
+    float *k1 = ptr(e, x->din_val[0]), *k0 = ptr(e, x->din_val[1]);
+    double *b = malloc((2 * (size_t)C + 1) * sizeof *b);
+    if (!b) return cv_fail(ctx, CV_ERR_NOMEM, "out of memory");
+    for (int64_t c = 0; c < C; c++) b[c] = sdy[c], b[C + c] = sdyx[c];
+    b[2 * C] = bn_count(e, x->node);
+    if (io->sum(io->user, b, 2 * (int)C + 1) || b[2 * C] <= 0) {
+        free(b);
+        return cv_fail(ctx, CV_ERR_IO,
+                       "synchronised batch norm (node %d): the sum over the ranks failed", x->node);
+    }
+    double M = b[2 * C];
+    for (int64_t c = 0; c < C; c++) {
+        double inv = 1 / sqrt((double)var[c] + nd->a.eps), wi = (w ? w[c] : 1) * inv / M;
+        k1[c] = (float)(-wi * inv * b[C + c]);
+        k0[c] = (float)(-wi * b[c]);
+    }
+    free(b);
+    return CV_OK;
 }
 
 static void dropout(cv_exec *e, const xstep *x, const cv_train_io *io, int backward)
@@ -559,8 +608,15 @@ cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *i
             run_ref_backward(e, x, io);
             break;
         case X_BN_UPDATE:
-            bn_update(e, x);
+            bn_update(e, x, ptr(e, x->in_val[0]), ptr(e, x->in_val[1]), bn_count(e, x->node));
             break;
+        case X_BN_SYNC_STATS:
+        case X_BN_SYNC_BWD: {
+            cv_status s = x->kind == X_BN_SYNC_STATS ? bn_sync_stats(ctx, e, x, io)
+                                                     : bn_sync_backward(ctx, e, x, io);
+            if (s) return s;
+            break;
+        }
         case X_DROPOUT:
             dropout(e, x, io, 0);
             break;
@@ -650,7 +706,13 @@ static int step_values(const xstep *x, int *vals)
     case X_GRAD_READY:
         break;
     case X_BN_UPDATE:
+    case X_BN_SYNC_STATS:
         for (int k = 0; k < x->nin; k++) vals[n++] = x->in_val[k];
+        break;
+    case X_BN_SYNC_BWD:
+        for (int k = 0; k < x->nin; k++) vals[n++] = x->in_val[k];
+        vals[n++] = x->din_val[0];
+        vals[n++] = x->din_val[1];
         break;
     case X_DROPOUT_BWD:
         vals[n++] = x->din_val[0];

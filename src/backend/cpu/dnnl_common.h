@@ -25,6 +25,13 @@ typedef enum {
     X_ZERO,       /* clear a value */
     X_GRAD_READY, /* parameter `node`'s gradient is final: io->grad_ready (data parallelism) */
     X_CL,         /* a node's forward (phase `phase`) by a channels-last kernel (dnnl_cl.c) */
+    /* synchronised batch norm (io->sum): the batch statistics over all ranks from the plain input
+     * in_val[0] into in_val[1] (mean) and in_val[2] (variance), and the running ones updated */
+    X_BN_SYNC_STATS,
+    /* its backward: from this rank's sums of dy (in_val[0]) and dy * x̂ (in_val[1]) and the
+     * variance (in_val[2]), the per-channel factors din_val[0] and din_val[1] of the input
+     * gradient's correction (dnnl_train.c, bwd_bn) */
+    X_BN_SYNC_BWD,
 } xkind;
 
 typedef struct {

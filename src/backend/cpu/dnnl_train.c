@@ -274,6 +274,13 @@ static cv_status fwd_linear(tplanner *p, int i)
     return fwd_weighted(p, i, &w_user, &b_md);
 }
 
+/* Batch norm's flags: synchronised batch norm (io->sum) computes the statistics itself, over all
+ * ranks, and has the primitives take them as given. */
+static unsigned bn_flags(const tplanner *p)
+{
+    return dnnl_use_scale | dnnl_use_shift | (p->io->sum ? dnnl_use_global_stats : 0);
+}
+
 static cv_status fwd_bn(tplanner *p, int i)
 {
     cv_exec *e = p->e;
@@ -282,9 +289,8 @@ static cv_status fwd_bn(tplanner *p, int i)
     tnode *t = &p->t[i];
     t->x[0] = in_val(p, nd, 0);
     dnnl_batch_normalization_desc_t bd;
-    DNNL(ctx,
-         dnnl_batch_normalization_forward_desc_init(&bd, dnnl_forward_training, md_of(p, t->x[0]),
-                                                    nd->a.eps, dnnl_use_scale | dnnl_use_shift));
+    DNNL(ctx, dnnl_batch_normalization_forward_desc_init(
+                  &bd, dnnl_forward_training, md_of(p, t->x[0]), nd->a.eps, bn_flags(p)));
     cv_status s = make_pd(ctx, e, &bd, NULL, &t->pd, "batch norm", i);
     dnnl_memory_desc_t c_md;
     if (!s) s = desc(ctx, &c_md, 1, &e->shapes[i].d[1], dnnl_x);
@@ -294,6 +300,13 @@ static cv_status fwd_bn(tplanner *p, int i)
     if (!s) s = new_value(ctx, e, &c_md, 1, &t->mean);
     if (!s) s = new_value(ctx, e, &c_md, 1, &t->var);
     if (!s) s = new_value(ctx, e, q(t->pd, dnnl_query_dst_md), 1, &y);
+    if (!s && p->io->sum) { /* the statistics (and running ones) from a plain copy of the input */
+        dnnl_memory_desc_t plain;
+        md_plain(&plain, &e->shapes[nd->in[0]]);
+        xstep x = {.kind = X_BN_SYNC_STATS, .node = i, .nin = 3, .in_val = {-1, t->mean, t->var}};
+        s = as_layout(ctx, e, &e->fwd, t->x[0], &plain, &x.in_val[0], p->temps, &p->ntemps);
+        if (!s) s = add_xstep(ctx, &e->fwd, &x);
+    }
     if (!s)
         s = prim_step(ctx, e, &e->fwd, t->pd, 6,
                       (int[]){DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE,
@@ -301,6 +314,7 @@ static cv_status fwd_bn(tplanner *p, int i)
                       (int[]){t->x[0], y, t->mean, t->var, sc, sh});
     if (s) return s;
     e->node_val[i] = y;
+    if (p->io->sum) return CV_OK; /* X_BN_SYNC_STATS updated the running statistics */
     xstep upd = {.kind = X_BN_UPDATE, .node = i, .nin = 2, .in_val = {t->mean, t->var}};
     return add_xstep(ctx, &e->fwd, &upd);
 }
@@ -603,17 +617,66 @@ static cv_status bwd_linear(tplanner *p, int i, int dy)
     return s;
 }
 
+/* Synchronised batch norm's input gradient: oneDNN's backward `dx` (the statistics taken as
+ * constants) plus the correction (x - mean) k1 + k0, whose factors X_BN_SYNC_BWD computes from the
+ * sums over the ranks of this rank's Σdy (`dsh`) and Σdy x̂ (`dsc`); see dnnl_common.c. */
+static cv_status bwd_bn_sync(tplanner *p, int i, int dx, int dsc, int dsh)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    tnode *t = &p->t[i];
+    const cv_shape4 *s4 = &e->shapes[i];
+    int64_t kd[4] = {1, s4->d[1], 1, 1};
+    int rank = s4->rank == 4 ? 4 : 2, mv, k1, k0;
+    dnnl_memory_desc_t k_md;
+    cv_status s = desc(ctx, &k_md, rank, kd, rank == 4 ? dnnl_abcd : dnnl_ab);
+    if (!s) s = new_value(ctx, e, &k_md, 1, &k1);
+    if (!s) s = new_value(ctx, e, &k_md, 1, &k0);
+    if (!s) s = new_value(ctx, e, &k_md, 0, &mv); /* the mean, shaped to broadcast */
+    if (s) return s;
+    e->vals[mv].slot = e->vals[t->mean].slot;
+    xstep x = {.kind = X_BN_SYNC_BWD,
+               .node = i,
+               .nin = 3,
+               .in_val = {dsh, dsc, t->var},
+               .din_val = {k1, k0}};
+    if ((s = add_xstep(ctx, &e->bwd, &x))) return s;
+    dnnl_binary_desc_t bd;
+    DNNL(ctx, dnnl_binary_desc_init(&bd, dnnl_binary_sub, md_of(p, t->x[0]), &k_md, md_of(p, dx)));
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    int ok = dnnl_primitive_attr_create(&attr) == dnnl_success &&
+             dnnl_post_ops_create(&po) == dnnl_success &&
+             dnnl_post_ops_append_binary(po, dnnl_binary_mul, &k_md) == dnnl_success &&
+             dnnl_post_ops_append_binary(po, dnnl_binary_add, &k_md) == dnnl_success &&
+             dnnl_post_ops_append_sum(po, 1.f) == dnnl_success &&
+             dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success &&
+             dnnl_primitive_desc_create(&pd, &bd, attr, e->eng, NULL) == dnnl_success;
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (!ok) return no_primitive(ctx, "synchronised batch norm backward (binary)", i);
+    s = prim_step(ctx, e, &e->bwd, pd, 5,
+                  (int[]){DNNL_ARG_SRC_0, DNNL_ARG_SRC_1, DNNL_ARG_DST,
+                          DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                          DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1},
+                  (int[]){t->x[0], mv, dx, k1, k0});
+    dnnl_primitive_desc_destroy(pd);
+    return s;
+}
+
 static cv_status bwd_bn(tplanner *p, int i, int dy)
 {
     cv_exec *e = p->e;
     cv_ctx *ctx = p->ctx;
     const cv_node *nd = &e->g->nodes[i];
     tnode *t = &p->t[i];
-    int want_params = pgrad(p, nd, 0) || pgrad(p, nd, 1);
+    /* synchronised batch norm needs the sums (the parameter gradients) in any case */
+    int want_params = pgrad(p, nd, 0) || pgrad(p, nd, 1) || p->io->sum;
     dnnl_batch_normalization_desc_t bd;
     DNNL(ctx, dnnl_batch_normalization_backward_desc_init(
                   &bd, want_params ? dnnl_backward : dnnl_backward_data, md_of(p, dy),
-                  md_of(p, t->x[0]), nd->a.eps, dnnl_use_scale | dnnl_use_shift));
+                  md_of(p, t->x[0]), nd->a.eps, bn_flags(p)));
     dnnl_primitive_desc_t pd;
     cv_status s = make_pd(ctx, e, &bd, t->pd, &pd, "batch norm backward", i);
     if (s) return s;
@@ -641,6 +704,7 @@ static cv_status bwd_bn(tplanner *p, int i, int dy)
                                     DNNL_ARG_DIFF_SRC},
                             (int[]){t->x[0], t->mean, t->var, dy, sc, sh, dx});
     dnnl_primitive_desc_destroy(pd);
+    if (!s && p->need[nd->in[0]] && p->io->sum) s = bwd_bn_sync(p, i, dx, dsc, dsh);
     if (!s && p->need[nd->in[0]]) s = contribute(p, nd->in[0], dx);
     if (!s && want_params) s = into_grad(p, nd, 0, &c_md, dsc);
     if (!s && want_params) s = into_grad(p, nd, 1, &c_md, dsh);

@@ -7,6 +7,7 @@
 
 #include "backend/backend.h"
 #include "backend/ref/kernels.h"
+#include "backend/sync_bn.h"
 
 struct cv_exec {
     const cv_graph *g;
@@ -89,41 +90,6 @@ int *grad_final_node(const cv_graph *g, const cv_state *params)
     return first;
 }
 
-/* Training-mode batch norm: normalise with the batch statistics and update the running ones as
- * PyTorch does (momentum, unbiased variance for the running estimate, num_batches_tracked). */
-/* Synchronised batch norm: mean and (biased) variance over every rank's batch, two-pass like
- * ref_batch_stats, in double: sum and count, then the sum of squared deviations. Returns the
- * total count, or -1 when the sum over ranks failed or memory ran out. */
-static double bn_stats_sync(const cv_train_io *io, const float *x, const cv_shape4 *s, float *mean,
-                            float *var)
-{
-    int64_t N = s->d[0], C = s->d[1], HW = s->rank == 4 ? s->d[2] * s->d[3] : 1;
-    double *b = calloc((size_t)C + 1, sizeof *b), M;
-    if (!b) return -1;
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t k = 0; k < HW; k++) b[c] += x[(n * C + c) * HW + k];
-    b[C] = (double)(N * HW);
-    if (io->sum(io->user, b, (int)C + 1) || (M = b[C]) <= 0) {
-        free(b);
-        return -1;
-    }
-    for (int64_t c = 0; c < C; c++) {
-        double m = b[c] / M, d = 0;
-        mean[c] = (float)m;
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t k = 0; k < HW; k++) {
-                double v = x[(n * C + c) * HW + k] - m;
-                d += v * v;
-            }
-        b[c] = d;
-    }
-    if (io->sum(io->user, b, (int)C)) M = -1;
-    for (int64_t c = 0; M > 0 && c < C; c++) var[c] = (float)(b[c] / M);
-    free(b);
-    return M;
-}
-
 /* Synchronised batch norm's backward: the two reductions (sums of dy and of dy * x̂) over all
  * ranks give the input gradient; the weight and bias gradients stay this rank's sums, which the
  * data-parallel averaging then combines (as PyTorch's SyncBatchNorm under DDP). */
@@ -164,6 +130,8 @@ static int bn_backward_sync(const cv_train_io *io, const float *x, const float *
     return 0;
 }
 
+/* Training-mode batch norm: normalise with the batch statistics and update the running ones as
+ * PyTorch does (momentum, unbiased variance for the running estimate, num_batches_tracked). */
 static cv_status bn_train(cv_ctx *ctx, cv_exec *e, const cv_node *nd, int i, const float *x,
                           float *y, const cv_train_io *io)
 {
@@ -172,7 +140,7 @@ static cv_status bn_train(cv_ctx *ctx, cv_exec *e, const cv_node *nd, int i, con
     double M = (double)(s->d[0] * (s->rank == 4 ? s->d[2] * s->d[3] : 1));
     float *mean = e->stats[i], *var = mean + C;
     if (io && io->sum) {
-        if ((M = bn_stats_sync(io, x, s, mean, var)) < 0)
+        if ((M = sync_bn_stats(io, x, s, mean, var)) < 0)
             return cv_fail(ctx, CV_ERR_IO,
                            "synchronised batch norm (node %d): the sum over the "
                            "ranks failed",
