@@ -319,6 +319,53 @@ static cv_status fwd_bn(tplanner *p, int i)
     return add_xstep(ctx, &e->fwd, &upd);
 }
 
+/* LayerNorm over the channels at each position: oneDNN's layer normalisation on a channels-last
+ * copy of the input (NHWC; [N, F] for rank 2, the plain layout) viewed as [positions, channels],
+ * as the eval planner runs it. Its batch statistics (per position) are kept for the backward. A
+ * value outside the arena (the graph's input) cannot be viewed; the reference kernel takes it. */
+static cv_status ln_descs(tplanner *p, int i, dnnl_memory_desc_t *cl, dnnl_memory_desc_t *rows,
+                          dnnl_memory_desc_t *stat, dnnl_memory_desc_t *c_md)
+{
+    const cv_shape4 *ys = &p->e->shapes[i];
+    int64_t C = ys->d[1], M = shape_numel(ys) / C, rd[2] = {M, C};
+    md_cl(cl, ys);
+    cv_status s = desc(p->ctx, rows, 2, rd, dnnl_nc);
+    if (!s) s = desc(p->ctx, stat, 1, &M, dnnl_x);
+    return s ? s : desc(p->ctx, c_md, 1, &C, dnnl_x);
+}
+
+static cv_status fwd_layernorm(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    dnnl_memory_desc_t cl, rows, stat, c_md;
+    cv_status s = ln_descs(p, i, &cl, &rows, &stat, &c_md);
+    if (!s) s = as_layout(ctx, e, &e->fwd, in_val(p, nd, 0), &cl, &t->x[0], p->temps, &p->ntemps);
+    if (s) return s;
+    if (e->vals[t->x[0]].slot < 0) return fwd_ref(p, i);
+    dnnl_layer_normalization_desc_t ld;
+    DNNL(ctx,
+         dnnl_layer_normalization_forward_desc_init(&ld, dnnl_forward_training, &rows, &stat,
+                                                    nd->a.eps, dnnl_use_scale | dnnl_use_shift));
+    int xr, yr, sc, sh, y = -1;
+    s = make_pd(ctx, e, &ld, NULL, &t->pd, "layer norm", i);
+    if (!s) s = new_value(ctx, e, &cl, 1, &y);
+    if (!s) s = alias_value(ctx, e, t->x[0], &rows, &xr);
+    if (!s) s = alias_value(ctx, e, y, &rows, &yr);
+    if (!s) s = param_value(p, nd, 0, &c_md, &sc);
+    if (!s) s = param_value(p, nd, 1, &c_md, &sh);
+    if (!s) s = new_value(ctx, e, &stat, 1, &t->mean);
+    if (!s) s = new_value(ctx, e, &stat, 1, &t->var);
+    if (s) return s;
+    e->node_val[i] = y;
+    return prim_step(ctx, e, &e->fwd, t->pd, 6,
+                     (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE,
+                             DNNL_ARG_SHIFT, DNNL_ARG_DST},
+                     (int[]){xr, t->mean, t->var, sc, sh, yr});
+}
+
 /* The training eltwise algorithm: ReLU computes its backward from its output (the same result:
  * dst > 0 exactly where src > 0), so its input need not be kept. */
 static act_algs train_act(cv_act act)
@@ -711,6 +758,54 @@ static cv_status bwd_bn(tplanner *p, int i, int dy)
     return s;
 }
 
+/* LayerNorm's backward on the [positions, channels] views of its channels-last input copy, output
+ * gradient and input gradient; the weight and bias gradients (diff scale and shift) accumulate
+ * into the parameters' gradients as batch norm's do. */
+static cv_status bwd_layernorm(tplanner *p, int i, int dy)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    int want_params = pgrad(p, nd, 0) || pgrad(p, nd, 1), need_x = p->need[nd->in[0]];
+    dnnl_memory_desc_t cl, rows, stat, c_md;
+    cv_status s = ln_descs(p, i, &cl, &rows, &stat, &c_md);
+    if (s) return s;
+    dnnl_layer_normalization_desc_t ld;
+    DNNL(ctx, dnnl_layer_normalization_backward_desc_init(
+                  &ld, want_params ? dnnl_backward : dnnl_backward_data, &rows, &rows, &stat,
+                  nd->a.eps, dnnl_use_scale | dnnl_use_shift));
+    dnnl_primitive_desc_t pd;
+    if ((s = make_pd(ctx, e, &ld, t->pd, &pd, "layer norm backward", i))) return s;
+    int xr, dyr, dx, dxr, sc, sh, dsc = -1, dsh = -1; /* dy is in the output's layout: cl */
+    s = need_x ? grad_target(p, nd->in[0], &cl, &dx) : new_value(ctx, e, &cl, 1, &dx);
+    if (!s) s = alias_value(ctx, e, t->x[0], &rows, &xr);
+    if (!s) s = alias_value(ctx, e, dy, &rows, &dyr);
+    if (!s) s = alias_value(ctx, e, dx, &rows, &dxr);
+    if (!s) s = param_value(p, nd, 0, &c_md, &sc);
+    if (!s)
+        s = param_value(p, nd, 1, &c_md, &sh); /* oneDNN 2.6 wants it whenever use_shift is set */
+    if (!s && want_params) s = new_value(ctx, e, &c_md, 1, &dsc);
+    if (!s && want_params) s = new_value(ctx, e, &c_md, 1, &dsh);
+    if (!s)
+        s = want_params
+                ? prim_step(ctx, e, &e->bwd, pd, 9,
+                            (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE,
+                                    DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT,
+                                    DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT},
+                            (int[]){xr, t->mean, t->var, dyr, sc, sh, dxr, dsc, dsh})
+                : prim_step(ctx, e, &e->bwd, pd, 7,
+                            (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE,
+                                    DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT,
+                                    DNNL_ARG_DIFF_SRC},
+                            (int[]){xr, t->mean, t->var, dyr, sc, sh, dxr});
+    dnnl_primitive_desc_destroy(pd);
+    if (!s && need_x) s = contribute(p, nd->in[0], dx);
+    if (!s && want_params) s = into_grad(p, nd, 0, &c_md, dsc);
+    if (!s && want_params) s = into_grad(p, nd, 1, &c_md, dsh);
+    return s;
+}
+
 static cv_status bwd_eltwise(tplanner *p, int i, int dy)
 {
     cv_exec *e = p->e;
@@ -776,6 +871,8 @@ static cv_status bwd_node(tplanner *p, int i)
         return bwd_linear(p, i, dy);
     case OP_BN:
         return bwd_bn(p, i, dy);
+    case OP_LAYERNORM:
+        return bwd_layernorm(p, i, dy);
     case OP_ACT:
         return p->need[nd->in[0]] ? bwd_eltwise(p, i, dy) : CV_OK;
     case OP_MAXPOOL:
@@ -853,6 +950,9 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
             break;
         case OP_BN:
             s = fwd_bn(&p, i);
+            break;
+        case OP_LAYERNORM:
+            s = fwd_layernorm(&p, i);
             break;
         case OP_ACT:
             s = fwd_eltwise(&p, i);
