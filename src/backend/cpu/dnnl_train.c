@@ -16,7 +16,8 @@
 typedef struct {
     int x[CV_MAX_INPUTS];     /* the values the forward read (maybe reordered copies) */
     dnnl_primitive_desc_t pd; /* the forward primitive's, the hint of its backward ones */
-    int ws, mean, var;        /* max-pool workspace; batch-norm batch statistics */
+    int ws, mean, var; /* max-pool workspace or attention's probabilities; batch or layer norm
+                          statistics */
     int w_user, w_fwd; /* conv/linear weights: the parameter, and the forward layout's copy */
     int ref;           /* run by a reference kernel on plain layouts */
 } tnode;
@@ -364,6 +365,51 @@ static cv_status fwd_layernorm(tplanner *p, int i)
                      (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE,
                              DNNL_ARG_SHIFT, DNNL_ARG_DST},
                      (int[]){xr, t->mean, t->var, sc, sh, yr});
+}
+
+/* Multi-head and shifted-window attention on the channels-last qkv, as the eval planner runs
+ * them: scores (dnnl_cl.c) into [rows, tokens], oneDNN's softmax along the rows in place (its
+ * output, the probabilities, kept for the backward), then the product with v. */
+static cv_status attn_descs(tplanner *p, int i, dnnl_memory_desc_t *cl_in, dnnl_memory_desc_t *smd)
+{
+    const cv_node *nd = &p->e->g->nodes[i];
+    const cv_shape4 *xs = &p->e->shapes[nd->in[0]];
+    int win = nd->op == OP_WINDOW_ATTENTION;
+    int64_t T = win ? (int64_t)nd->a.kh * nd->a.kh : xs->d[2];
+    int64_t sd[2] = {
+        win ? cl_window_score_rows(xs, nd->a.kh, nd->a.groups) : xs->d[0] * nd->a.groups * T, T};
+    md_cl(cl_in, xs);
+    return desc(p->ctx, smd, 2, sd, dnnl_nc);
+}
+
+static cv_status fwd_attention(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    dnnl_memory_desc_t cl_in, smd, cl_out;
+    md_cl(&cl_out, &e->shapes[i]);
+    cv_status s = attn_descs(p, i, &cl_in, &smd);
+    if (!s)
+        s = as_layout(ctx, e, &e->fwd, in_val(p, nd, 0), &cl_in, &t->x[0], p->temps, &p->ntemps);
+    if (!s) s = new_value(ctx, e, &smd, 1, &t->ws);
+    if (s) return s;
+    xstep a = {.kind = X_CL, .node = i, .nin = 1, .in_val = {t->x[0]}, .out_val = t->ws};
+    if ((s = add_xstep(ctx, &e->fwd, &a))) return s;
+    dnnl_softmax_desc_t sd;
+    DNNL(ctx, dnnl_softmax_forward_desc_init(&sd, dnnl_forward_training, &smd, 1));
+    if ((s = make_pd(ctx, e, &sd, NULL, &t->pd, "softmax", i))) return s;
+    s = prim_step(ctx, e, &e->fwd, t->pd, 2, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST},
+                  (int[]){t->ws, t->ws});
+    if (!s) s = new_value(ctx, e, &cl_out, 1, &e->node_val[i]);
+    xstep b = {.kind = X_CL,
+               .node = i,
+               .nin = 2,
+               .in_val = {t->x[0], t->ws},
+               .out_val = e->node_val[i],
+               .phase = 1};
+    return s ? s : add_xstep(ctx, &e->fwd, &b);
 }
 
 /* The training eltwise algorithm: ReLU computes its backward from its output (the same result:
@@ -806,6 +852,43 @@ static cv_status bwd_layernorm(tplanner *p, int i, int dy)
     return s;
 }
 
+/* Attention's backward: the probabilities' gradient dP (dnnl_cl.c), oneDNN's softmax backward
+ * in place over it (the scores' gradient), then dqkv and the bias table's gradient (dnnl_cl.c). */
+static cv_status bwd_attention(tplanner *p, int i, int dy)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    dnnl_memory_desc_t cl_in, smd;
+    int dp, dx;
+    cv_status s = attn_descs(p, i, &cl_in, &smd);
+    if (!s) s = new_value(ctx, e, &smd, 1, &dp);
+    if (s) return s;
+    xstep a = {.kind = X_CL_BWD,
+               .node = i,
+               .nin = 2,
+               .in_val = {t->x[0], -1},
+               .out_val = -1,
+               .din_val = {dp, -1},
+               .dout_val = dy};
+    if ((s = add_xstep(ctx, &e->bwd, &a))) return s;
+    dnnl_softmax_desc_t sd;
+    DNNL(ctx, dnnl_softmax_backward_desc_init(&sd, &smd, &smd, 1));
+    dnnl_primitive_desc_t pd;
+    if ((s = make_pd(ctx, e, &sd, t->pd, &pd, "softmax backward", i))) return s;
+    s = prim_step(ctx, e, &e->bwd, pd, 3,
+                  (int[]){DNNL_ARG_DST, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC},
+                  (int[]){t->ws, dp, dp});
+    dnnl_primitive_desc_destroy(pd);
+    int need_x = p->need[nd->in[0]];
+    if (!s) s = need_x ? grad_target(p, nd->in[0], &cl_in, &dx) : new_value(ctx, e, &cl_in, 1, &dx);
+    xstep b = a;
+    b.in_val[1] = t->ws, b.din_val[0] = dx, b.din_val[1] = dp, b.phase = 1;
+    if (!s) s = add_xstep(ctx, &e->bwd, &b);
+    return s || !need_x ? s : contribute(p, nd->in[0], dx);
+}
+
 static cv_status bwd_eltwise(tplanner *p, int i, int dy)
 {
     cv_exec *e = p->e;
@@ -873,6 +956,9 @@ static cv_status bwd_node(tplanner *p, int i)
         return bwd_bn(p, i, dy);
     case OP_LAYERNORM:
         return bwd_layernorm(p, i, dy);
+    case OP_ATTENTION:
+    case OP_WINDOW_ATTENTION:
+        return bwd_attention(p, i, dy);
     case OP_ACT:
         return p->need[nd->in[0]] ? bwd_eltwise(p, i, dy) : CV_OK;
     case OP_MAXPOOL:
@@ -934,6 +1020,7 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
             p.need[i] |= nd->param[k] >= 0 && io->grad[nd->param[k]];
         for (int k = 0; k < nd->nin; k++) p.need[i] |= p.need[nd->in[k]];
         p.ntemps = 0;
+        e->cur_node = i; /* its primitive steps count for it in cv_model_profile */
         switch (nd->op) {
         case OP_INPUT: {
             dnnl_memory_desc_t md;
@@ -953,6 +1040,10 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
             break;
         case OP_LAYERNORM:
             s = fwd_layernorm(&p, i);
+            break;
+        case OP_ATTENTION:
+        case OP_WINDOW_ATTENTION:
+            s = fwd_attention(&p, i);
             break;
         case OP_ACT:
             s = fwd_eltwise(&p, i);
@@ -988,6 +1079,7 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
     int *final = s ? NULL : grad_final_node(g, e->params);
     if (!s && !final) s = cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
     for (int i = n - 1; !s && i >= 0; i--) {
+        e->cur_node = i;
         if (p.need[i] && p.written[i] && g->nodes[i].op != OP_INPUT) s = bwd_node(&p, i);
         /* after the last step that accumulates into a parameter's gradient: a hook step */
         for (int k = 0; !s && k < g->nodes[i].nparam; k++) {
@@ -997,6 +1089,7 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
         }
     }
     free(final);
+    e->cur_node = -1;
     if (!s) s = exec_pack_slots(ctx, e);
     for (int i = 0; p.t && i < n; i++)
         if (p.t[i].pd) dnnl_primitive_desc_destroy(p.t[i].pd);
