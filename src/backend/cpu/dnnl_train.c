@@ -612,8 +612,9 @@ static cv_status bwd_weights(tplanner *p, int i, int x, int dy, int *dyc,
     cv_exec *e = p->e;
     const cv_node *nd = &e->g->nodes[i];
     tnode *t = &p->t[i];
-    int dw, db = -1;
+    int dw, db = -1, tmp[1], nt = 0;
     cv_status s = dy_as(p, dy, q(pd, dnnl_query_diff_dst_md), dyc, &dy);
+    if (!s) s = as_layout(p->ctx, e, &e->bwd, x, q(pd, dnnl_query_src_md), &x, tmp, &nt);
     if (!s) s = new_value(p->ctx, e, q(pd, dnnl_query_diff_weights_md), 1, &dw);
     if (!s && nd->param[1] >= 0) s = new_value(p->ctx, e, b_md, 1, &db);
     if (!s) s = weighted_step(p, &e->bwd, pd, BWD_W_ARGS, x, dy, dw, db);
@@ -662,14 +663,28 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
     if ((s = conv_weight_desc(p, nd, dnnl_f32, 0, &w_f32))) return s;
     ds = dnnl_unimplemented;
     int lowp = p->lowp != dnnl_f32, xw = lowp ? in_val(p, nd, 0) : t->x[0];
-    dnnl_memory_desc_t dyw = lowp ? *md_of(p, dy) : dy_md;
-    for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
-        dnnl_convolution_desc_t cd;
-        ds = dnnl_dilated_convolution_backward_weights_desc_init(
-            &cd, conv_algs[a], md_of(p, xw), &w_f32, nd->param[1] >= 0 ? &b_md : NULL, &dyw,
-            strides, dil, pl, pr);
-        if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, NULL, e->eng, t->pd);
-    }
+    dnnl_memory_desc_t dyw = lowp ? *md_of(p, dy) : dy_md, x_any, dy_any;
+    if ((s = desc(ctx, &x_any, 4, xs->d, dnnl_format_tag_any)) ||
+        (s = desc(ctx, &dy_any, 4, ys->d, dnnl_format_tag_any)))
+        return s;
+    /* In the values' layouts unless oneDNN has only its reference kernel for them (ViT's patch
+     * embedding, a 32x32 stride-32 kernel on the plain 3-channel input with a blocked output
+     * gradient: 10.5 of vit_b_32's 12 s per step); then in the layouts it picks, reordered to. */
+    for (int pass = 0; pass < 2 && ds != dnnl_success; pass++)
+        for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
+            dnnl_convolution_desc_t cd;
+            ds = dnnl_dilated_convolution_backward_weights_desc_init(
+                &cd, conv_algs[a], pass ? &x_any : md_of(p, xw), &w_f32,
+                nd->param[1] >= 0 ? &b_md : NULL, pass ? &dy_any : &dyw, strides, dil, pl, pr);
+            if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, NULL, e->eng, t->pd);
+            const char *impl = NULL;
+            if (ds == dnnl_success && !pass &&
+                (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) || !impl ||
+                 strstr(impl, "ref"))) {
+                dnnl_primitive_desc_destroy(pd);
+                ds = dnnl_unimplemented;
+            }
+        }
     if (ds != dnnl_success) return no_primitive(ctx, "convolution backward weights", i);
     s = bwd_weights(p, i, xw, dy, &dyc, pd, &b_md);
     dnnl_primitive_desc_destroy(pd);
