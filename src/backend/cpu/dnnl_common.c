@@ -594,6 +594,18 @@ static void dropout(cv_exec *e, const xstep *x, const cv_train_io *io, int backw
     float scale = p < 1 ? 1 / (1 - p) : 0;
     uint64_t seed = io ? io->seed : 0;
     const cv_shape4 *s = &e->shapes[x->node];
+    if (nd->a.rows) { /* one mask value per sample, whose elements are contiguous (any layout) */
+        int64_t per = n / s->d[0];
+        for (int64_t b = 0; b < s->d[0]; b++) {
+            const float *sp = src + b * per;
+            float *dp = dst + b * per;
+            if (dropout_keep(seed, x->node, b, p))
+                for (int64_t k = 0; k < per; k++) dp[k] = sp[k] * scale;
+            else
+                memset(dp, 0, (size_t)per * sizeof *dp);
+        }
+        return;
+    }
     for (int64_t k = 0; k < n; k++)
         dst[k] = dropout_keep(seed, x->node, dropout_index(nd, s, k), p) ? src[k] * scale : 0;
 }
