@@ -410,8 +410,9 @@ static float *param_grad(const cv_node *nd, int k, const cv_train_io *io)
     return io && nd->param[k] >= 0 && io->grad[nd->param[k]] ? io->grad[nd->param[k]]->data : NULL;
 }
 
-/* Attention's backward around the softmax backward: phase 0 the probabilities' gradient
- * (din_val[0]) from dy and v, phase 1 dqkv (din_val[0]) and the bias table's gradient from the
+/* Backward on channels-last values into din_val[0]. Pad and crop: the gradient is dy's part
+ * over the input (zero-filled beyond dy). Attention, around the softmax backward: phase 0 the
+ * probabilities' gradient from dy and v, phase 1 dqkv and the bias table's gradient from the
  * scores' gradient (din_val[1]) and the probabilities (in_val[1]). */
 static void run_cl_backward(cv_exec *e, const xstep *x, const cv_train_io *io)
 {
@@ -420,7 +421,9 @@ static void run_cl_backward(cv_exec *e, const xstep *x, const cv_train_io *io)
     float *out = ptr(e, x->din_val[0]);
     const cv_shape4 *xs = &e->shapes[nd->in[0]];
     int win = nd->op == OP_WINDOW_ATTENTION;
-    if (!x->phase && win)
+    if (nd->op == OP_PAD || nd->op == OP_CROP)
+        cl_pad_crop(dy, out, &e->shapes[x->node], xs);
+    else if (!x->phase && win)
         cl_window_dprobs(qkv, dy, out, xs, nd->a.kh, nd->a.sh, nd->a.groups);
     else if (!x->phase)
         cl_attention_dprobs(qkv, dy, out, xs, nd->a.groups);

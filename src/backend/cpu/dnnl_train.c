@@ -412,6 +412,24 @@ static cv_status fwd_attention(tplanner *p, int i)
     return s ? s : add_xstep(ctx, &e->fwd, &b);
 }
 
+/* Pad and crop on channels-last values with the eval planner's kernel (dnnl_cl.c); crop's second
+ * input only gives the size. Their backward is the same kernel from the output's size back to the
+ * input's. */
+static cv_status fwd_pad_crop(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    dnnl_memory_desc_t cl_in, cl_out;
+    md_cl(&cl_in, &e->shapes[nd->in[0]]);
+    md_cl(&cl_out, &e->shapes[i]);
+    xstep x = {.kind = X_CL, .node = i, .nin = 1};
+    cv_status s =
+        as_layout(p->ctx, e, &e->fwd, in_val(p, nd, 0), &cl_in, &x.in_val[0], p->temps, &p->ntemps);
+    if (!s) s = new_value(p->ctx, e, &cl_out, 1, &e->node_val[i]);
+    x.out_val = e->node_val[i];
+    return s ? s : add_xstep(p->ctx, &e->fwd, &x);
+}
+
 /* The training eltwise algorithm: ReLU computes its backward from its output (the same result:
  * dst > 0 exactly where src > 0), so its input need not be kept. */
 static act_algs train_act(cv_act act)
@@ -974,6 +992,21 @@ static cv_status bwd_node(tplanner *p, int i)
     case OP_ATTENTION:
     case OP_WINDOW_ATTENTION:
         return bwd_attention(p, i, dy);
+    case OP_PAD:
+    case OP_CROP: {
+        if (!p->need[nd->in[0]]) return CV_OK;
+        dnnl_memory_desc_t cl_in;
+        md_cl(&cl_in, &e->shapes[nd->in[0]]);
+        xstep x = {.kind = X_CL_BWD,
+                   .node = i,
+                   .nin = 1,
+                   .in_val = {-1},
+                   .out_val = -1,
+                   .dout_val = dy}; /* dy is channels-last, as the output */
+        cv_status s = grad_target(p, nd->in[0], &cl_in, &x.din_val[0]);
+        if (!s) s = add_xstep(p->ctx, &e->bwd, &x);
+        return s ? s : contribute(p, nd->in[0], x.din_val[0]);
+    }
     case OP_ACT:
         return p->need[nd->in[0]] ? bwd_eltwise(p, i, dy) : CV_OK;
     case OP_MAXPOOL:
@@ -1059,6 +1092,10 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
         case OP_ATTENTION:
         case OP_WINDOW_ATTENTION:
             s = fwd_attention(&p, i);
+            break;
+        case OP_PAD:
+        case OP_CROP:
+            s = fwd_pad_crop(&p, i);
             break;
         case OP_ACT:
             s = fwd_eltwise(&p, i);
