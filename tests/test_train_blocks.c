@@ -376,6 +376,15 @@ static int blk_vit(cv_builder *b)
     return b_linear(b, b_flatten(b, x), "head", 5, 1);
 }
 
+/* vit_b_32's patch embedding: a 32x32 stride-32 kernel on the 3-channel input, for which oneDNN
+ * has only its reference backward-weights kernel in the values' own layouts (the planner then
+ * lets it pick the layouts). */
+static int blk_patch32(cv_builder *b)
+{
+    int x = b_conv(b, b_input(b, 3), "conv_proj", 16, 32, 32, 0, 1, 1, 1);
+    return b_linear(b, b_flatten(b, x), "head", 5, 1);
+}
+
 /* A Swin block pair (plain, then shifted windows with masks) on a map that needs window padding,
  * then patch merging. */
 static int blk_swin(cv_builder *b)
@@ -456,6 +465,7 @@ int main(void)
     test_stochastic_depth_rows();
     check_block("convnext: layernorm, pointwise, layer scale", blk_convnext, 4, 8, 9, 11);
     check_block("vit: tokens, attention, take", blk_vit, 4, 3, 12, 8);
+    check_block("patch embedding 32x32, stride 32", blk_patch32, 4, 3, 32, 32);
     check_block("swin: pad, shifted windows, crop, merge", blk_swin, 2, 3, 14, 10);
     check_block("swin v2: cosine attention, position-bias MLP", blk_swin_v2, 2, 3, 14, 10);
     check_block("maxvit: mbconv, block and grid attention, tanh", blk_maxvit, 2, 3, 12, 11);

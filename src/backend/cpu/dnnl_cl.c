@@ -35,6 +35,38 @@ void cl_attention_apply(const float *qkv, const float *P, float *y, const cv_sha
                        qkv + n * L * 3 * D + 2 * D + h * hd, 3 * D, 0, y + n * L * D + h * hd, D);
 }
 
+/* Attention's backward (training), around oneDNN's softmax backward: dP = dy v^T per sample and
+ * head into [N, heads, L, L]; then from dS (the scores' gradient) and P: dq = s dS k,
+ * dk = s dS^T q, dv = P^T dy, written whole into dqkv [N, L, 3D]. */
+void cl_attention_dprobs(const float *qkv, const float *dy, float *dP, const cv_shape4 *xs,
+                         int heads)
+{
+    int64_t N = xs->d[0], D = xs->d[1] / 3, L = xs->d[2], hd = D / heads;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t h = 0; h < heads; h++)
+            dnnl_sgemm('N', 'T', L, L, hd, 1, dy + n * L * D + h * hd, D,
+                       qkv + n * L * 3 * D + 2 * D + h * hd, 3 * D, 0, dP + (n * heads + h) * L * L,
+                       L);
+}
+
+void cl_attention_grads(const float *qkv, const float *dy, const float *P, const float *dS,
+                        float *dqkv, const cv_shape4 *xs, int heads)
+{
+    int64_t N = xs->d[0], D = xs->d[1] / 3, L = xs->d[2], hd = D / heads;
+    float s = (float)(1 / sqrt((double)hd));
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t h = 0; h < heads; h++) {
+            const float *q = qkv + n * L * 3 * D + h * hd, *ds = dS + (n * heads + h) * L * L;
+            float *dq = dqkv + n * L * 3 * D + h * hd;
+            dnnl_sgemm('N', 'N', L, hd, L, s, ds, L, q + D, 3 * D, 0, dq, 3 * D);
+            dnnl_sgemm('T', 'N', L, hd, L, s, ds, L, q, 3 * D, 0, dq + D, 3 * D);
+            dnnl_sgemm('T', 'N', L, hd, L, 1, P + (n * heads + h) * L * L, L,
+                       dy + n * L * D + h * hd, D, 0, dq + 2 * D, 3 * D);
+        }
+}
+
 /* ---- Swin's shifted-window attention: qkv [N, H, W, 3C], scores [N, windows, heads, T, T] ---- */
 
 typedef struct {
@@ -118,6 +150,86 @@ void cl_window_apply(const float *qkv, const float *P, float *y, const cv_shape4
                 }
             }
             free(pos), free(label), free(vo);
+        }
+}
+
+/* The window attention's backward (training), as cl_attention_dprobs and cl_attention_grads per
+ * window and head on gathered [T, hd] blocks, the gradients scattered back to the windows'
+ * pixels (every pixel is in exactly one window, so dqkv is written whole); the relative position
+ * bias table's gradient, the sum of dS over the windows, accumulates into dtable (optional). */
+void cl_window_dprobs(const float *qkv, const float *dy, float *dP, const cv_shape4 *xs, int w,
+                      int shift, int heads)
+{
+    win_geom g = win_geometry(xs, w, shift, heads);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t win = 0; win < g.nwin; win++) {
+            int64_t *pos = malloc((size_t)g.T * sizeof *pos);
+            int *label = malloc((size_t)g.T * sizeof *label);
+            float *vg = malloc((size_t)(2 * g.T * g.hd) * sizeof *vg);
+            if (pos && label && vg) {
+                swin_window_tokens(g.H, g.W, w, g.sh, g.sw, win / (g.W / w), win % (g.W / w), pos,
+                                   label);
+                const float *base = qkv + n * g.H * g.W * 3 * g.C, *dyb = dy + n * g.H * g.W * g.C;
+                for (int h = 0; h < heads; h++) {
+                    gather(base + 2 * g.C + h * g.hd, 3 * g.C, pos, g.T, g.hd, vg);
+                    gather(dyb + h * g.hd, g.C, pos, g.T, g.hd, vg + g.T * g.hd);
+                    dnnl_sgemm('N', 'T', g.T, g.T, g.hd, 1, vg + g.T * g.hd, g.hd, vg, g.hd, 0,
+                               dP + ((n * g.nwin + win) * heads + h) * g.T * g.T, g.T);
+                }
+            }
+            free(pos), free(label), free(vg);
+        }
+}
+
+/* Writes the [T, hd] block b to channels [off, off + hd) of the window's pixels. */
+static void scatter(const float *b, float *x, int64_t stride, const int64_t *pos, int64_t T,
+                    int64_t hd)
+{
+    for (int64_t t = 0; t < T; t++) memcpy(x + pos[t] * stride, b + t * hd, (size_t)hd * 4);
+}
+
+void cl_window_grads(const float *qkv, const float *dy, const float *P, const float *dS,
+                     float *dqkv, float *dtable, const cv_shape4 *xs, int w, int shift, int heads)
+{
+    win_geom g = win_geometry(xs, w, shift, heads);
+    float s = (float)(1 / sqrt((double)g.hd));
+    int64_t T = g.T, hd = g.hd, C = g.C;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t win = 0; win < g.nwin; win++) {
+            int64_t *pos = malloc((size_t)T * sizeof *pos);
+            int *label = malloc((size_t)T * sizeof *label);
+            float *b = malloc((size_t)(4 * T * hd) * sizeof *b); /* q, k, dy, and a result */
+            if (pos && label && b) {
+                swin_window_tokens(g.H, g.W, w, g.sh, g.sw, win / (g.W / w), win % (g.W / w), pos,
+                                   label);
+                const float *base = qkv + n * g.H * g.W * 3 * C;
+                float *dbase = dqkv + n * g.H * g.W * 3 * C, *o = b + 3 * T * hd;
+                for (int h = 0; h < heads; h++) {
+                    int64_t k0 = ((n * g.nwin + win) * heads + h) * T * T;
+                    gather(base + h * hd, 3 * C, pos, T, hd, b);
+                    gather(base + C + h * hd, 3 * C, pos, T, hd, b + T * hd);
+                    gather(dy + n * g.H * g.W * C + h * hd, C, pos, T, hd, b + 2 * T * hd);
+                    dnnl_sgemm('N', 'N', T, hd, T, s, dS + k0, T, b + T * hd, hd, 0, o, hd);
+                    scatter(o, dbase + h * hd, 3 * C, pos, T, hd);
+                    dnnl_sgemm('T', 'N', T, hd, T, s, dS + k0, T, b, hd, 0, o, hd);
+                    scatter(o, dbase + C + h * hd, 3 * C, pos, T, hd);
+                    dnnl_sgemm('T', 'N', T, hd, T, 1, P + k0, T, b + 2 * T * hd, hd, 0, o, hd);
+                    scatter(o, dbase + 2 * C + h * hd, 3 * C, pos, T, hd);
+                }
+            }
+            free(pos), free(label), free(b);
+        }
+    if (!dtable) return;
+#pragma omp parallel for schedule(static)
+    for (int h = 0; h < heads; h++) /* one head per thread: no two threads share an entry */
+        for (int64_t nw = 0; nw < g.N * g.nwin; nw++) {
+            const float *ds = dS + (nw * heads + h) * T * T;
+            for (int64_t i = 0; i < T; i++)
+                for (int64_t j = 0; j < T; j++)
+                    dtable[((i / w - j / w + w - 1) * (2 * w - 1) + i % w - j % w + w - 1) * heads +
+                           h] += ds[i * T + j];
         }
 }
 

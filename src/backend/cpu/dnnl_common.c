@@ -410,6 +410,31 @@ static float *param_grad(const cv_node *nd, int k, const cv_train_io *io)
     return io && nd->param[k] >= 0 && io->grad[nd->param[k]] ? io->grad[nd->param[k]]->data : NULL;
 }
 
+/* Backward on channels-last values into din_val[0]. Pad and crop: the gradient is dy's part
+ * over the input (zero-filled beyond dy). Attention, around the softmax backward: phase 0 the
+ * probabilities' gradient from dy and v, phase 1 dqkv and the bias table's gradient from the
+ * scores' gradient (din_val[1]) and the probabilities (in_val[1]). */
+static void run_cl_backward(cv_exec *e, const xstep *x, const cv_train_io *io)
+{
+    const cv_node *nd = &e->g->nodes[x->node];
+    const float *qkv = ptr(e, x->in_val[0]), *dy = ptr(e, x->dout_val);
+    float *out = ptr(e, x->din_val[0]);
+    const cv_shape4 *xs = &e->shapes[nd->in[0]];
+    int win = nd->op == OP_WINDOW_ATTENTION;
+    if (nd->op == OP_PAD || nd->op == OP_CROP)
+        cl_pad_crop(dy, out, &e->shapes[x->node], xs);
+    else if (!x->phase && win)
+        cl_window_dprobs(qkv, dy, out, xs, nd->a.kh, nd->a.sh, nd->a.groups);
+    else if (!x->phase)
+        cl_attention_dprobs(qkv, dy, out, xs, nd->a.groups);
+    else if (win)
+        cl_window_grads(qkv, dy, ptr(e, x->in_val[1]), ptr(e, x->din_val[1]), out,
+                        param_grad(nd, 0, io), xs, nd->a.kh, nd->a.sh, nd->a.groups);
+    else
+        cl_attention_grads(qkv, dy, ptr(e, x->in_val[1]), ptr(e, x->din_val[1]), out, xs,
+                           nd->a.groups);
+}
+
 static void run_ref_backward(cv_exec *e, const xstep *x, const cv_train_io *io)
 {
     const cv_node *nd = &e->g->nodes[x->node];
@@ -572,6 +597,18 @@ static void dropout(cv_exec *e, const xstep *x, const cv_train_io *io, int backw
     float scale = p < 1 ? 1 / (1 - p) : 0;
     uint64_t seed = io ? io->seed : 0;
     const cv_shape4 *s = &e->shapes[x->node];
+    if (nd->a.rows) { /* one mask value per sample, whose elements are contiguous (any layout) */
+        int64_t per = n / s->d[0];
+        for (int64_t b = 0; b < s->d[0]; b++) {
+            const float *sp = src + b * per;
+            float *dp = dst + b * per;
+            if (dropout_keep(seed, x->node, b, p))
+                for (int64_t k = 0; k < per; k++) dp[k] = sp[k] * scale;
+            else
+                memset(dp, 0, (size_t)per * sizeof *dp);
+        }
+        return;
+    }
     for (int64_t k = 0; k < n; k++)
         dst[k] = dropout_keep(seed, x->node, dropout_index(nd, s, k), p) ? src[k] * scale : 0;
 }
@@ -607,6 +644,9 @@ cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *i
         case X_REF_BWD:
             run_ref_backward(e, x, io);
             break;
+        case X_CL_BWD:
+            run_cl_backward(e, x, io);
+            break;
         case X_BN_UPDATE:
             bn_update(e, x, ptr(e, x->in_val[0]), ptr(e, x->in_val[1]), bn_count(e, x->node));
             break;
@@ -633,9 +673,11 @@ cv_status run_list(cv_ctx *ctx, cv_exec *e, const xlist *l, const cv_train_io *i
             }
             break;
         }
-        if (e->prof && x->node >= 0) {
+        if (e->prof && x->node >= 0 && x->kind != X_GRAD_READY) { /* its node is a parameter */
             cv_op op = e->g->nodes[x->node].op;
-            int k = x->kind == X_PRIM ? x->prof : x->kind == X_CL ? PROF_CL : PROF_REF;
+            int k = x->kind == X_PRIM                        ? x->prof
+                    : x->kind == X_CL || x->kind == X_CL_BWD ? PROF_CL
+                                                             : PROF_REF;
             e->prof->seconds[op][k] += omp_get_wtime() - t0;
             e->prof->calls[op][k]++;
         }
@@ -692,6 +734,7 @@ static int step_values(const xstep *x, int *vals)
         for (int k = 0; k < x->nargs; k++) vals[n++] = x->arg_val[k];
         break;
     case X_REF_BWD: /* also reads the forward's inputs and output */
+    case X_CL_BWD:
         for (int k = 0; k < x->nin; k++) vals[n++] = x->din_val[k];
         vals[n++] = x->dout_val;
         for (int k = 0; k < x->nin; k++) vals[n++] = x->in_val[k];

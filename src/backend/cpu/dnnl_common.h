@@ -25,6 +25,7 @@ typedef enum {
     X_ZERO,       /* clear a value */
     X_GRAD_READY, /* parameter `node`'s gradient is final: io->grad_ready (data parallelism) */
     X_CL,         /* a node's forward (phase `phase`) by a channels-last kernel (dnnl_cl.c) */
+    X_CL_BWD,     /* attention's backward (phase `phase`) by a channels-last kernel */
     /* synchronised batch norm (io->sum): the batch statistics over all ranks from the plain input
      * in_val[0] into in_val[1] (mean) and in_val[2] (variance), and the running ones updated */
     X_BN_SYNC_STATS,
@@ -155,6 +156,15 @@ void cl_window_scores(const float *qkv, float *S, const cv_shape4 *xs, int w, in
                       const float *table);
 void cl_window_apply(const float *qkv, const float *P, float *y, const cv_shape4 *xs, int w,
                      int shift, int heads);
+/* training: attention's backward (dnnl_cl.c, around oneDNN's softmax backward) */
+void cl_attention_dprobs(const float *qkv, const float *dy, float *dP, const cv_shape4 *xs,
+                         int heads);
+void cl_attention_grads(const float *qkv, const float *dy, const float *P, const float *dS,
+                        float *dqkv, const cv_shape4 *xs, int heads);
+void cl_window_dprobs(const float *qkv, const float *dy, float *dP, const cv_shape4 *xs, int w,
+                      int shift, int heads);
+void cl_window_grads(const float *qkv, const float *dy, const float *P, const float *dS,
+                     float *dqkv, float *dtable, const cv_shape4 *xs, int w, int shift, int heads);
 int64_t cl_window_score_rows(const cv_shape4 *xs, int w, int heads);
 void cl_tokens(const float *x, float *y, const cv_shape4 *xs, const float *cls, const float *pos);
 void cl_take(const float *x, float *y, const cv_shape4 *xs, int token);

@@ -16,7 +16,8 @@
 typedef struct {
     int x[CV_MAX_INPUTS];     /* the values the forward read (maybe reordered copies) */
     dnnl_primitive_desc_t pd; /* the forward primitive's, the hint of its backward ones */
-    int ws, mean, var;        /* max-pool workspace; batch-norm batch statistics */
+    int ws, mean, var; /* max-pool workspace or attention's probabilities; batch or layer norm
+                          statistics */
     int w_user, w_fwd; /* conv/linear weights: the parameter, and the forward layout's copy */
     int ref;           /* run by a reference kernel on plain layouts */
 } tnode;
@@ -319,6 +320,116 @@ static cv_status fwd_bn(tplanner *p, int i)
     return add_xstep(ctx, &e->fwd, &upd);
 }
 
+/* LayerNorm over the channels at each position: oneDNN's layer normalisation on a channels-last
+ * copy of the input (NHWC; [N, F] for rank 2, the plain layout) viewed as [positions, channels],
+ * as the eval planner runs it. Its batch statistics (per position) are kept for the backward. A
+ * value outside the arena (the graph's input) cannot be viewed; the reference kernel takes it. */
+static cv_status ln_descs(tplanner *p, int i, dnnl_memory_desc_t *cl, dnnl_memory_desc_t *rows,
+                          dnnl_memory_desc_t *stat, dnnl_memory_desc_t *c_md)
+{
+    const cv_shape4 *ys = &p->e->shapes[i];
+    int64_t C = ys->d[1], M = shape_numel(ys) / C, rd[2] = {M, C};
+    md_cl(cl, ys);
+    cv_status s = desc(p->ctx, rows, 2, rd, dnnl_nc);
+    if (!s) s = desc(p->ctx, stat, 1, &M, dnnl_x);
+    return s ? s : desc(p->ctx, c_md, 1, &C, dnnl_x);
+}
+
+static cv_status fwd_layernorm(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    dnnl_memory_desc_t cl, rows, stat, c_md;
+    cv_status s = ln_descs(p, i, &cl, &rows, &stat, &c_md);
+    if (!s) s = as_layout(ctx, e, &e->fwd, in_val(p, nd, 0), &cl, &t->x[0], p->temps, &p->ntemps);
+    if (s) return s;
+    if (e->vals[t->x[0]].slot < 0) return fwd_ref(p, i);
+    dnnl_layer_normalization_desc_t ld;
+    DNNL(ctx,
+         dnnl_layer_normalization_forward_desc_init(&ld, dnnl_forward_training, &rows, &stat,
+                                                    nd->a.eps, dnnl_use_scale | dnnl_use_shift));
+    int xr, yr, sc, sh, y = -1;
+    s = make_pd(ctx, e, &ld, NULL, &t->pd, "layer norm", i);
+    if (!s) s = new_value(ctx, e, &cl, 1, &y);
+    if (!s) s = alias_value(ctx, e, t->x[0], &rows, &xr);
+    if (!s) s = alias_value(ctx, e, y, &rows, &yr);
+    if (!s) s = param_value(p, nd, 0, &c_md, &sc);
+    if (!s) s = param_value(p, nd, 1, &c_md, &sh);
+    if (!s) s = new_value(ctx, e, &stat, 1, &t->mean);
+    if (!s) s = new_value(ctx, e, &stat, 1, &t->var);
+    if (s) return s;
+    e->node_val[i] = y;
+    return prim_step(ctx, e, &e->fwd, t->pd, 6,
+                     (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE,
+                             DNNL_ARG_SHIFT, DNNL_ARG_DST},
+                     (int[]){xr, t->mean, t->var, sc, sh, yr});
+}
+
+/* Multi-head and shifted-window attention on the channels-last qkv, as the eval planner runs
+ * them: scores (dnnl_cl.c) into [rows, tokens], oneDNN's softmax along the rows in place (its
+ * output, the probabilities, kept for the backward), then the product with v. */
+static cv_status attn_descs(tplanner *p, int i, dnnl_memory_desc_t *cl_in, dnnl_memory_desc_t *smd)
+{
+    const cv_node *nd = &p->e->g->nodes[i];
+    const cv_shape4 *xs = &p->e->shapes[nd->in[0]];
+    int win = nd->op == OP_WINDOW_ATTENTION;
+    int64_t T = win ? (int64_t)nd->a.kh * nd->a.kh : xs->d[2];
+    int64_t sd[2] = {
+        win ? cl_window_score_rows(xs, nd->a.kh, nd->a.groups) : xs->d[0] * nd->a.groups * T, T};
+    md_cl(cl_in, xs);
+    return desc(p->ctx, smd, 2, sd, dnnl_nc);
+}
+
+static cv_status fwd_attention(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    dnnl_memory_desc_t cl_in, smd, cl_out;
+    md_cl(&cl_out, &e->shapes[i]);
+    cv_status s = attn_descs(p, i, &cl_in, &smd);
+    if (!s)
+        s = as_layout(ctx, e, &e->fwd, in_val(p, nd, 0), &cl_in, &t->x[0], p->temps, &p->ntemps);
+    if (!s) s = new_value(ctx, e, &smd, 1, &t->ws);
+    if (s) return s;
+    xstep a = {.kind = X_CL, .node = i, .nin = 1, .in_val = {t->x[0]}, .out_val = t->ws};
+    if ((s = add_xstep(ctx, &e->fwd, &a))) return s;
+    dnnl_softmax_desc_t sd;
+    DNNL(ctx, dnnl_softmax_forward_desc_init(&sd, dnnl_forward_training, &smd, 1));
+    if ((s = make_pd(ctx, e, &sd, NULL, &t->pd, "softmax", i))) return s;
+    s = prim_step(ctx, e, &e->fwd, t->pd, 2, (int[]){DNNL_ARG_SRC, DNNL_ARG_DST},
+                  (int[]){t->ws, t->ws});
+    if (!s) s = new_value(ctx, e, &cl_out, 1, &e->node_val[i]);
+    xstep b = {.kind = X_CL,
+               .node = i,
+               .nin = 2,
+               .in_val = {t->x[0], t->ws},
+               .out_val = e->node_val[i],
+               .phase = 1};
+    return s ? s : add_xstep(ctx, &e->fwd, &b);
+}
+
+/* Pad and crop on channels-last values with the eval planner's kernel (dnnl_cl.c); crop's second
+ * input only gives the size. Their backward is the same kernel from the output's size back to the
+ * input's. */
+static cv_status fwd_pad_crop(tplanner *p, int i)
+{
+    cv_exec *e = p->e;
+    const cv_node *nd = &e->g->nodes[i];
+    dnnl_memory_desc_t cl_in, cl_out;
+    md_cl(&cl_in, &e->shapes[nd->in[0]]);
+    md_cl(&cl_out, &e->shapes[i]);
+    xstep x = {.kind = X_CL, .node = i, .nin = 1};
+    cv_status s =
+        as_layout(p->ctx, e, &e->fwd, in_val(p, nd, 0), &cl_in, &x.in_val[0], p->temps, &p->ntemps);
+    if (!s) s = new_value(p->ctx, e, &cl_out, 1, &e->node_val[i]);
+    x.out_val = e->node_val[i];
+    return s ? s : add_xstep(p->ctx, &e->fwd, &x);
+}
+
 /* The training eltwise algorithm: ReLU computes its backward from its output (the same result:
  * dst > 0 exactly where src > 0), so its input need not be kept. */
 static act_algs train_act(cv_act act)
@@ -519,8 +630,9 @@ static cv_status bwd_weights(tplanner *p, int i, int x, int dy, int *dyc,
     cv_exec *e = p->e;
     const cv_node *nd = &e->g->nodes[i];
     tnode *t = &p->t[i];
-    int dw, db = -1;
+    int dw, db = -1, tmp[1], nt = 0;
     cv_status s = dy_as(p, dy, q(pd, dnnl_query_diff_dst_md), dyc, &dy);
+    if (!s) s = as_layout(p->ctx, e, &e->bwd, x, q(pd, dnnl_query_src_md), &x, tmp, &nt);
     if (!s) s = new_value(p->ctx, e, q(pd, dnnl_query_diff_weights_md), 1, &dw);
     if (!s && nd->param[1] >= 0) s = new_value(p->ctx, e, b_md, 1, &db);
     if (!s) s = weighted_step(p, &e->bwd, pd, BWD_W_ARGS, x, dy, dw, db);
@@ -569,14 +681,28 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
     if ((s = conv_weight_desc(p, nd, dnnl_f32, 0, &w_f32))) return s;
     ds = dnnl_unimplemented;
     int lowp = p->lowp != dnnl_f32, xw = lowp ? in_val(p, nd, 0) : t->x[0];
-    dnnl_memory_desc_t dyw = lowp ? *md_of(p, dy) : dy_md;
-    for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
-        dnnl_convolution_desc_t cd;
-        ds = dnnl_dilated_convolution_backward_weights_desc_init(
-            &cd, conv_algs[a], md_of(p, xw), &w_f32, nd->param[1] >= 0 ? &b_md : NULL, &dyw,
-            strides, dil, pl, pr);
-        if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, NULL, e->eng, t->pd);
-    }
+    dnnl_memory_desc_t dyw = lowp ? *md_of(p, dy) : dy_md, x_any, dy_any;
+    if ((s = desc(ctx, &x_any, 4, xs->d, dnnl_format_tag_any)) ||
+        (s = desc(ctx, &dy_any, 4, ys->d, dnnl_format_tag_any)))
+        return s;
+    /* In the values' layouts unless oneDNN has only its reference kernel for them (ViT's patch
+     * embedding, a 32x32 stride-32 kernel on the plain 3-channel input with a blocked output
+     * gradient: 10.5 of vit_b_32's 12 s per step); then in the layouts it picks, reordered to. */
+    for (int pass = 0; pass < 2 && ds != dnnl_success; pass++)
+        for (int a = conv_first_alg(ys); a < CONV_ALGS && ds != dnnl_success; a++) {
+            dnnl_convolution_desc_t cd;
+            ds = dnnl_dilated_convolution_backward_weights_desc_init(
+                &cd, conv_algs[a], pass ? &x_any : md_of(p, xw), &w_f32,
+                nd->param[1] >= 0 ? &b_md : NULL, pass ? &dy_any : &dyw, strides, dil, pl, pr);
+            if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, NULL, e->eng, t->pd);
+            const char *impl = NULL;
+            if (ds == dnnl_success && !pass &&
+                (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) || !impl ||
+                 strstr(impl, "ref"))) {
+                dnnl_primitive_desc_destroy(pd);
+                ds = dnnl_unimplemented;
+            }
+        }
     if (ds != dnnl_success) return no_primitive(ctx, "convolution backward weights", i);
     s = bwd_weights(p, i, xw, dy, &dyc, pd, &b_md);
     dnnl_primitive_desc_destroy(pd);
@@ -711,6 +837,91 @@ static cv_status bwd_bn(tplanner *p, int i, int dy)
     return s;
 }
 
+/* LayerNorm's backward on the [positions, channels] views of its channels-last input copy, output
+ * gradient and input gradient; the weight and bias gradients (diff scale and shift) accumulate
+ * into the parameters' gradients as batch norm's do. */
+static cv_status bwd_layernorm(tplanner *p, int i, int dy)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    int want_params = pgrad(p, nd, 0) || pgrad(p, nd, 1), need_x = p->need[nd->in[0]];
+    dnnl_memory_desc_t cl, rows, stat, c_md;
+    cv_status s = ln_descs(p, i, &cl, &rows, &stat, &c_md);
+    if (s) return s;
+    dnnl_layer_normalization_desc_t ld;
+    DNNL(ctx, dnnl_layer_normalization_backward_desc_init(
+                  &ld, want_params ? dnnl_backward : dnnl_backward_data, &rows, &rows, &stat,
+                  nd->a.eps, dnnl_use_scale | dnnl_use_shift));
+    dnnl_primitive_desc_t pd;
+    if ((s = make_pd(ctx, e, &ld, t->pd, &pd, "layer norm backward", i))) return s;
+    int xr, dyr, dx, dxr, sc, sh, dsc = -1, dsh = -1; /* dy is in the output's layout: cl */
+    s = need_x ? grad_target(p, nd->in[0], &cl, &dx) : new_value(ctx, e, &cl, 1, &dx);
+    if (!s) s = alias_value(ctx, e, t->x[0], &rows, &xr);
+    if (!s) s = alias_value(ctx, e, dy, &rows, &dyr);
+    if (!s) s = alias_value(ctx, e, dx, &rows, &dxr);
+    if (!s) s = param_value(p, nd, 0, &c_md, &sc);
+    if (!s)
+        s = param_value(p, nd, 1, &c_md, &sh); /* oneDNN 2.6 wants it whenever use_shift is set */
+    if (!s && want_params) s = new_value(ctx, e, &c_md, 1, &dsc);
+    if (!s && want_params) s = new_value(ctx, e, &c_md, 1, &dsh);
+    if (!s)
+        s = want_params
+                ? prim_step(ctx, e, &e->bwd, pd, 9,
+                            (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE,
+                                    DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT,
+                                    DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT},
+                            (int[]){xr, t->mean, t->var, dyr, sc, sh, dxr, dsc, dsh})
+                : prim_step(ctx, e, &e->bwd, pd, 7,
+                            (int[]){DNNL_ARG_SRC, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE,
+                                    DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT,
+                                    DNNL_ARG_DIFF_SRC},
+                            (int[]){xr, t->mean, t->var, dyr, sc, sh, dxr});
+    dnnl_primitive_desc_destroy(pd);
+    if (!s && need_x) s = contribute(p, nd->in[0], dx);
+    if (!s && want_params) s = into_grad(p, nd, 0, &c_md, dsc);
+    if (!s && want_params) s = into_grad(p, nd, 1, &c_md, dsh);
+    return s;
+}
+
+/* Attention's backward: the probabilities' gradient dP (dnnl_cl.c), oneDNN's softmax backward
+ * in place over it (the scores' gradient), then dqkv and the bias table's gradient (dnnl_cl.c). */
+static cv_status bwd_attention(tplanner *p, int i, int dy)
+{
+    cv_exec *e = p->e;
+    cv_ctx *ctx = p->ctx;
+    const cv_node *nd = &e->g->nodes[i];
+    tnode *t = &p->t[i];
+    dnnl_memory_desc_t cl_in, smd;
+    int dp, dx;
+    cv_status s = attn_descs(p, i, &cl_in, &smd);
+    if (!s) s = new_value(ctx, e, &smd, 1, &dp);
+    if (s) return s;
+    xstep a = {.kind = X_CL_BWD,
+               .node = i,
+               .nin = 2,
+               .in_val = {t->x[0], -1},
+               .out_val = -1,
+               .din_val = {dp, -1},
+               .dout_val = dy};
+    if ((s = add_xstep(ctx, &e->bwd, &a))) return s;
+    dnnl_softmax_desc_t sd;
+    DNNL(ctx, dnnl_softmax_backward_desc_init(&sd, &smd, &smd, 1));
+    dnnl_primitive_desc_t pd;
+    if ((s = make_pd(ctx, e, &sd, t->pd, &pd, "softmax backward", i))) return s;
+    s = prim_step(ctx, e, &e->bwd, pd, 3,
+                  (int[]){DNNL_ARG_DST, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC},
+                  (int[]){t->ws, dp, dp});
+    dnnl_primitive_desc_destroy(pd);
+    int need_x = p->need[nd->in[0]];
+    if (!s) s = need_x ? grad_target(p, nd->in[0], &cl_in, &dx) : new_value(ctx, e, &cl_in, 1, &dx);
+    xstep b = a;
+    b.in_val[1] = t->ws, b.din_val[0] = dx, b.din_val[1] = dp, b.phase = 1;
+    if (!s) s = add_xstep(ctx, &e->bwd, &b);
+    return s || !need_x ? s : contribute(p, nd->in[0], dx);
+}
+
 static cv_status bwd_eltwise(tplanner *p, int i, int dy)
 {
     cv_exec *e = p->e;
@@ -776,6 +987,26 @@ static cv_status bwd_node(tplanner *p, int i)
         return bwd_linear(p, i, dy);
     case OP_BN:
         return bwd_bn(p, i, dy);
+    case OP_LAYERNORM:
+        return bwd_layernorm(p, i, dy);
+    case OP_ATTENTION:
+    case OP_WINDOW_ATTENTION:
+        return bwd_attention(p, i, dy);
+    case OP_PAD:
+    case OP_CROP: {
+        if (!p->need[nd->in[0]]) return CV_OK;
+        dnnl_memory_desc_t cl_in;
+        md_cl(&cl_in, &e->shapes[nd->in[0]]);
+        xstep x = {.kind = X_CL_BWD,
+                   .node = i,
+                   .nin = 1,
+                   .in_val = {-1},
+                   .out_val = -1,
+                   .dout_val = dy}; /* dy is channels-last, as the output */
+        cv_status s = grad_target(p, nd->in[0], &cl_in, &x.din_val[0]);
+        if (!s) s = add_xstep(p->ctx, &e->bwd, &x);
+        return s ? s : contribute(p, nd->in[0], x.din_val[0]);
+    }
     case OP_ACT:
         return p->need[nd->in[0]] ? bwd_eltwise(p, i, dy) : CV_OK;
     case OP_MAXPOOL:
@@ -837,6 +1068,7 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
             p.need[i] |= nd->param[k] >= 0 && io->grad[nd->param[k]];
         for (int k = 0; k < nd->nin; k++) p.need[i] |= p.need[nd->in[k]];
         p.ntemps = 0;
+        e->cur_node = i; /* its primitive steps count for it in cv_model_profile */
         switch (nd->op) {
         case OP_INPUT: {
             dnnl_memory_desc_t md;
@@ -853,6 +1085,17 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
             break;
         case OP_BN:
             s = fwd_bn(&p, i);
+            break;
+        case OP_LAYERNORM:
+            s = fwd_layernorm(&p, i);
+            break;
+        case OP_ATTENTION:
+        case OP_WINDOW_ATTENTION:
+            s = fwd_attention(&p, i);
+            break;
+        case OP_PAD:
+        case OP_CROP:
+            s = fwd_pad_crop(&p, i);
             break;
         case OP_ACT:
             s = fwd_eltwise(&p, i);
@@ -888,6 +1131,7 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
     int *final = s ? NULL : grad_final_node(g, e->params);
     if (!s && !final) s = cv_fail(ctx, CV_ERR_NOMEM, "oneDNN plan: out of memory");
     for (int i = n - 1; !s && i >= 0; i--) {
+        e->cur_node = i;
         if (p.need[i] && p.written[i] && g->nodes[i].op != OP_INPUT) s = bwd_node(&p, i);
         /* after the last step that accumulates into a parameter's gradient: a hook step */
         for (int k = 0; !s && k < g->nodes[i].nparam; k++) {
@@ -897,6 +1141,7 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
         }
     }
     free(final);
+    e->cur_node = -1;
     if (!s) s = exec_pack_slots(ctx, e);
     for (int i = 0; p.t && i < n; i++)
         if (p.t[i].pd) dnnl_primitive_desc_destroy(p.t[i].pd);
