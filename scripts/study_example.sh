@@ -80,7 +80,7 @@ for m in ${MODELS//,/ }; do
     if [ ! -f "$P/upstream.txt" ]; then
         "$CV" eval -m "$m" -w "$P/best.safetensors" --data fashionmnist:test --json \
             --threads "$THREADS" |
-            /usr/bin/python3 -c 'import json,sys; print(100*json.load(sys.stdin)["metrics"]["accuracy_score"])' \
+            /usr/bin/python3 -c 'import json,sys; print("%.2f" % (100 * json.load(sys.stdin)["metrics"]["accuracy_score"]))' \
                 >"$P/upstream.txt"
     fi
     WEIGHTS+="${WEIGHTS:+,}$m=$P/best.safetensors"
