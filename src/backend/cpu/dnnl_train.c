@@ -894,7 +894,7 @@ static cv_status bwd_attention(tplanner *p, int i, int dy)
     const cv_node *nd = &e->g->nodes[i];
     tnode *t = &p->t[i];
     dnnl_memory_desc_t cl_in, smd;
-    int dp, dx;
+    int dp, dx = -1;
     cv_status s = attn_descs(p, i, &cl_in, &smd);
     if (!s) s = new_value(ctx, e, &smd, 1, &dp);
     if (s) return s;
