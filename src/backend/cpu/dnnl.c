@@ -124,13 +124,7 @@ static cv_status plan_conv(planner *p, const cv_step *st, int step, int *out)
                 &cd, dnnl_forward_inference, conv_algs[a], pass ? &src_any : &src_cl, &w_any, &b_md,
                 pass ? &dst_any : &dst_cl, strides, dil, pl, pr);
             if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, attr, e->eng, NULL);
-            const char *impl = NULL;
-            if (ds == dnnl_success && !pass &&
-                (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) || !impl ||
-                 strstr(impl, "ref"))) {
-                dnnl_primitive_desc_destroy(pd);
-                ds = dnnl_unimplemented;
-            }
+            if (ds == dnnl_success && !pass) ds = reject_ref_impl(&pd);
         }
     dnnl_primitive_attr_destroy(attr);
     if (ds != dnnl_success)

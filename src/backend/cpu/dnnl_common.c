@@ -230,6 +230,16 @@ int conv_first_alg(const cv_shape4 *ys)
     return ys->d[2] >= 4 && ys->d[3] >= 4 ? 0 : 1;
 }
 
+dnnl_status_t reject_ref_impl(dnnl_primitive_desc_t *pd)
+{
+    const char *impl = NULL;
+    if (!dnnl_primitive_desc_query(*pd, dnnl_query_impl_info_str, 0, &impl) && impl &&
+        !strstr(impl, "ref"))
+        return dnnl_success;
+    dnnl_primitive_desc_destroy(*pd);
+    return dnnl_unimplemented;
+}
+
 void conv_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys, int64_t kh,
                    int64_t kw, dnnl_dims_t strides, dnnl_dims_t dil, dnnl_dims_t pl, dnnl_dims_t pr)
 {

@@ -130,6 +130,9 @@ void conv_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys, 
 extern const dnnl_alg_kind_t conv_algs[CONV_ALGS];
 /* Index into conv_algs of the first algorithm worth trying for output shape `ys`. */
 int conv_first_alg(const cv_shape4 *ys);
+/* Destroys *pd and returns dnnl_unimplemented when oneDNN gave its reference kernel (or says
+ * nothing of its implementation), so the caller tries other layouts; else dnnl_success. */
+dnnl_status_t reject_ref_impl(dnnl_primitive_desc_t *pd);
 /* Pooling geometry; adaptive pooling with uniform windows becomes a plain average pool. */
 void pool_geometry(const cv_node *nd, const cv_shape4 *xs, const cv_shape4 *ys,
                    dnnl_alg_kind_t *alg, dnnl_dims_t strides, dnnl_dims_t kernel, dnnl_dims_t dil,

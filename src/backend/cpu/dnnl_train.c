@@ -695,13 +695,7 @@ static cv_status bwd_conv(tplanner *p, int i, int dy)
                 &cd, conv_algs[a], pass ? &x_any : md_of(p, xw), &w_f32,
                 nd->param[1] >= 0 ? &b_md : NULL, pass ? &dy_any : &dyw, strides, dil, pl, pr);
             if (ds == dnnl_success) ds = dnnl_primitive_desc_create(&pd, &cd, NULL, e->eng, t->pd);
-            const char *impl = NULL;
-            if (ds == dnnl_success && !pass &&
-                (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) || !impl ||
-                 strstr(impl, "ref"))) {
-                dnnl_primitive_desc_destroy(pd);
-                ds = dnnl_unimplemented;
-            }
+            if (ds == dnnl_success && !pass) ds = reject_ref_impl(&pd);
         }
     if (ds != dnnl_success) return no_primitive(ctx, "convolution backward weights", i);
     s = bwd_weights(p, i, xw, dy, &dyc, pd, &b_md);
