@@ -20,7 +20,7 @@ int main(int argc, char **argv)
     cv_loader_opts o = {0};
     o.world = atoi(argv[2]), o.rank = atoi(argv[3]), o.shuffle = atoi(argv[4]);
     o.seed = strtoull(argv[5], NULL, 10);
-    o.shard = !strcmp(argv[7], "drop") ? CV_SHARD_DROP
+    o.shard = !strcmp(argv[7], "drop")    ? CV_SHARD_DROP
               : !strcmp(argv[7], "exact") ? CV_SHARD_EXACT
                                           : CV_SHARD_PAD;
     o.batch_size = atoi(argv[8]);
