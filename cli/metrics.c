@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "util.h"
 #include "report/json.h"
 
 static const char *usage_text =
@@ -42,19 +43,6 @@ typedef struct {
     double level, beta, threshold, recall, precision, cost;
     long long duplicates;
 } args_t;
-
-static int parse_num(cv_ctx *ctx, const char *opt, const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v >= lo && v <= hi)) {
-        cv_fail(ctx, CV_ERR_INVALID, "metrics: %s needs a number in [%g, %g], not '%s'", opt, lo,
-                hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 static int parse_args(cv_ctx *ctx, int argc, char **argv, args_t *a)
 {
@@ -102,14 +90,14 @@ static int parse_args(cv_ctx *ctx, int argc, char **argv, args_t *a)
                       : !strcmp(o, "--cost")             ? &a->cost
                                                          : NULL;
         if (num) {
-            if (parse_num(ctx, o, v, -1e300, 1e300, num)) return -1;
+            if (cli_double(ctx, o, v, -1e300, 1e300, num)) return -1;
             continue;
         }
         if (!strcmp(o, "--classes") || !strcmp(o, "--ci") || !strcmp(o, "--bins") ||
             !strcmp(o, "--curve-points") || !strcmp(o, "--duplicates")) {
-            if (parse_num(ctx, o, v, 0, 1e9, &d) || d != (long long)d) {
-                if (d != (long long)d)
-                    cv_fail(ctx, CV_ERR_INVALID, "metrics: %s needs an integer, not '%s'", o, v);
+            if (cli_double(ctx, o, v, 0, 1e9, &d)) return -1;
+            if (d != (long long)d) {
+                cv_fail(ctx, CV_ERR_INVALID, "metrics: %s needs an integer, not '%s'", o, v);
                 return -1;
             }
             if (!strcmp(o, "--classes")) a->classes = (int)d;
