@@ -414,23 +414,30 @@ static cv_status plan_cl(planner *p, const cv_step *st, int *out)
     return s ? s : add_xstep(p->ctx, &e->fwd, &x);
 }
 
-/* Multi-head and shifted-window attention: scores (dnnl_cl.c) into a temporary [rows, tokens],
- * oneDNN's softmax along the rows in place, then the product with v. */
+/* Multi-head and windowed attention: scores (dnnl_cl.c) into a temporary [rows, tokens], oneDNN's
+ * softmax along the rows in place, then the product with v. Swin V2 first makes its position-bias
+ * table and prepared q, k, v (temporaries too). */
 static cv_status plan_attention(planner *p, const cv_step *st, int *out)
 {
     cv_exec *e = p->e;
     cv_ctx *ctx = p->ctx;
     const cv_node *nd = &e->g->nodes[st->node];
     const cv_shape4 *xs = &e->shapes[nd->in[0]];
-    int win = nd->op == OP_WINDOW_ATTENTION;
+    int v2 = nd->op == OP_WINDOW_ATTENTION_V2;
+    int win = v2 || nd->op == OP_WINDOW_ATTENTION || nd->op == OP_PARTITION_ATTENTION;
+    cl_win cw = win ? cl_win_of(nd, xs) : (cl_win){0};
     int64_t T = win ? (int64_t)nd->a.kh * nd->a.kh : xs->d[2];
-    int64_t rows =
-        win ? cl_window_score_rows(xs, nd->a.kh, nd->a.groups) : xs->d[0] * nd->a.groups * T;
+    int64_t rows = win ? cl_window_score_rows(xs, &cw) : xs->d[0] * nd->a.groups * T;
     dnnl_memory_desc_t smd, od;
     DNNL(ctx, dnnl_memory_desc_init_by_tag(&smd, 2, (dnnl_dims_t){rows, T}, dnnl_f32, dnnl_nc));
     md_cl(&od, &e->shapes[st->node]);
-    xstep a = {.kind = X_CL, .node = st->node, .nin = 1};
+    xstep a = {.kind = X_CL, .node = st->node, .nin = v2 ? 2 : 1, .phase = CL_OP};
     cv_status s = cl_input(p, nd, &a.in_val[0]);
+    if (!s && v2) {
+        s = cl_v2_steps(ctx, e, &e->fwd, st->node, a.in_val[0], &a.in_val[1], &a.in_val[0]);
+        p->temps[p->ntemps++] = a.in_val[1];
+        p->temps[p->ntemps++] = a.in_val[0];
+    }
     if (!s) s = new_value(ctx, e, &smd, 1, &a.out_val);
     if (s) return s;
     p->temps[p->ntemps++] = a.out_val;
@@ -449,7 +456,7 @@ static cv_status plan_attention(planner *p, const cv_step *st, int *out)
                .nin = 2,
                .in_val = {a.in_val[0], a.out_val},
                .out_val = *out,
-               .phase = 1};
+               .phase = CL_APPLY};
     return s ? s : add_xstep(ctx, &e->fwd, &b);
 }
 
@@ -535,6 +542,8 @@ static cv_status plan_step(planner *p, int si)
         break;
     case OP_ATTENTION:
     case OP_WINDOW_ATTENTION:
+    case OP_WINDOW_ATTENTION_V2:
+    case OP_PARTITION_ATTENTION:
         s = plan_attention(p, st, &y);
         break;
     case OP_TOKENS:
@@ -552,8 +561,6 @@ static cv_status plan_step(planner *p, int si)
     case OP_SHUFFLE:
     case OP_AFFINE:
     case OP_CHANNEL_SCALE:
-    case OP_WINDOW_ATTENTION_V2:
-    case OP_PARTITION_ATTENTION:
         s = plan_ref(p, st, &y);
         break;
     default:

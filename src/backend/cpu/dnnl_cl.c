@@ -67,20 +67,59 @@ void cl_attention_grads(const float *qkv, const float *dy, const float *P, const
         }
 }
 
-/* ---- Swin's shifted-window attention: qkv [N, H, W, 3C], scores [N, windows, heads, T, T] ---- */
+/* ---- windowed attention (Swin's shifted windows, MaxViT's blocks and grids): qkv [N, H, W, 3C],
+ * scores [N, windows, heads, T, T] with T = w * w tokens per window ---- */
 
+cl_win cl_win_of(const cv_node *nd, const cv_shape4 *xs)
+{
+    int64_t C = xs->d[1] / 3;
+    cl_win cw = {.w = nd->a.kh, .heads = nd->a.groups};
+    if (nd->op == OP_PARTITION_ATTENTION) {
+        cw.grid = nd->a.grid;
+        cw.scale = (float)(1 / sqrt((double)C)); /* torchvision's MaxViT: feat_dim^-0.5 */
+    } else if (nd->op == OP_WINDOW_ATTENTION_V2) {
+        cw.shift = nd->a.sh;
+        cw.scale = 1; /* on q and k as ref_v2_prepare leaves them */
+    } else {
+        cw.shift = nd->a.sh;
+        cw.scale = (float)(1 / sqrt((double)(C / cw.heads)));
+    }
+    return cw;
+}
+
+/* The partition of one sample's map into windows, the same for every sample: each window's
+ * tokens' pixel indices (pos) and shift-mask regions (label), [nwin, T] each. */
 typedef struct {
     int64_t N, C, H, W, hd, T, nwin;
-    int w, heads, sh, sw;
+    int w, heads, masked;
+    int64_t *pos;
+    int *label;
 } win_geom;
 
-static win_geom win_geometry(const cv_shape4 *xs, int w, int shift, int heads)
+static void win_free(win_geom *g)
 {
-    win_geom g = {.N = xs->d[0], .C = xs->d[1] / 3, .H = xs->d[2], .W = xs->d[3], .w = w};
-    g.heads = heads, g.hd = g.C / heads, g.T = (int64_t)w * w;
-    g.nwin = (g.H / w) * (g.W / w);
-    g.sh = w >= g.H ? 0 : shift, g.sw = w >= g.W ? 0 : shift; /* as torchvision zeroes it */
-    return g;
+    free(g->pos), free(g->label);
+}
+
+/* 0 when out of memory (the kernels then leave their output alone, as the reference's do). */
+static int win_geometry(win_geom *g, const cv_shape4 *xs, const cl_win *cw)
+{
+    int w = cw->w;
+    *g = (win_geom){.N = xs->d[0], .C = xs->d[1] / 3, .H = xs->d[2], .W = xs->d[3], .w = w};
+    g->heads = cw->heads, g->hd = g->C / cw->heads, g->T = (int64_t)w * w;
+    g->nwin = (g->H / w) * (g->W / w);
+    int sh = w >= g->H ? 0 : cw->shift, sw = w >= g->W ? 0 : cw->shift; /* as torchvision */
+    g->masked = sh + sw > 0;
+    g->pos = malloc((size_t)(g->nwin * g->T) * sizeof *g->pos);
+    g->label = malloc((size_t)(g->nwin * g->T) * sizeof *g->label);
+    if (!g->pos || !g->label) {
+        win_free(g);
+        return 0;
+    }
+    for (int64_t win = 0; win < g->nwin; win++)
+        attn_window_tokens(g->H, g->W, w, sh, sw, cw->grid, win / (g->W / w), win % (g->W / w),
+                           g->pos + win * g->T, g->label + win * g->T);
+    return 1;
 }
 
 /* Copies channels [off, off + hd) of the window's tokens into a dense [T, hd] block. */
@@ -90,98 +129,6 @@ static void gather(const float *x, int64_t stride, const int64_t *pos, int64_t T
     for (int64_t t = 0; t < T; t++) memcpy(out + t * hd, x + pos[t] * stride, (size_t)hd * 4);
 }
 
-void cl_window_scores(const float *qkv, float *S, const cv_shape4 *xs, int w, int shift, int heads,
-                      const float *table)
-{
-    win_geom g = win_geometry(xs, w, shift, heads);
-    float s = (float)(1 / sqrt((double)g.hd));
-    int masked = g.sh + g.sw > 0;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < g.N; n++)
-        for (int64_t win = 0; win < g.nwin; win++) {
-            int64_t *pos = malloc((size_t)g.T * sizeof *pos);
-            int *label = malloc((size_t)g.T * sizeof *label);
-            float *qk = malloc((size_t)(2 * g.T * g.hd) * sizeof *qk);
-            if (pos && label && qk) {
-                swin_window_tokens(g.H, g.W, w, g.sh, g.sw, win / (g.W / w), win % (g.W / w), pos,
-                                   label);
-                const float *base = qkv + n * g.H * g.W * 3 * g.C;
-                for (int h = 0; h < heads; h++) {
-                    float *sp = S + ((n * g.nwin + win) * heads + h) * g.T * g.T;
-                    gather(base + h * g.hd, 3 * g.C, pos, g.T, g.hd, qk);
-                    gather(base + g.C + h * g.hd, 3 * g.C, pos, g.T, g.hd, qk + g.T * g.hd);
-                    dnnl_sgemm('N', 'T', g.T, g.T, g.hd, s, qk, g.hd, qk + g.T * g.hd, g.hd, 0, sp,
-                               g.T);
-                    for (int64_t i = 0; i < g.T; i++)
-                        for (int64_t j = 0; j < g.T; j++) {
-                            int64_t r =
-                                (i / w - j / w + w - 1) * (2 * w - 1) + i % w - j % w + w - 1;
-                            sp[i * g.T + j] += table[r * heads + h];
-                            if (masked && label[i] != label[j]) sp[i * g.T + j] -= 100;
-                        }
-                }
-            }
-            free(pos), free(label), free(qk);
-        }
-}
-
-void cl_window_apply(const float *qkv, const float *P, float *y, const cv_shape4 *xs, int w,
-                     int shift, int heads)
-{
-    win_geom g = win_geometry(xs, w, shift, heads);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < g.N; n++)
-        for (int64_t win = 0; win < g.nwin; win++) {
-            int64_t *pos = malloc((size_t)g.T * sizeof *pos);
-            int *label = malloc((size_t)g.T * sizeof *label);
-            float *vo = malloc((size_t)(2 * g.T * g.hd) * sizeof *vo);
-            if (pos && label && vo) {
-                swin_window_tokens(g.H, g.W, w, g.sh, g.sw, win / (g.W / w), win % (g.W / w), pos,
-                                   label);
-                const float *base = qkv + n * g.H * g.W * 3 * g.C;
-                float *yb = y + n * g.H * g.W * g.C, *o = vo + g.T * g.hd;
-                for (int h = 0; h < heads; h++) {
-                    gather(base + 2 * g.C + h * g.hd, 3 * g.C, pos, g.T, g.hd, vo);
-                    dnnl_sgemm('N', 'N', g.T, g.hd, g.T, 1,
-                               P + ((n * g.nwin + win) * heads + h) * g.T * g.T, g.T, vo, g.hd, 0,
-                               o, g.hd);
-                    for (int64_t t = 0; t < g.T; t++)
-                        memcpy(yb + pos[t] * g.C + h * g.hd, o + t * g.hd, (size_t)g.hd * 4);
-                }
-            }
-            free(pos), free(label), free(vo);
-        }
-}
-
-/* The window attention's backward (training), as cl_attention_dprobs and cl_attention_grads per
- * window and head on gathered [T, hd] blocks, the gradients scattered back to the windows'
- * pixels (every pixel is in exactly one window, so dqkv is written whole); the relative position
- * bias table's gradient, the sum of dS over the windows, accumulates into dtable (optional). */
-void cl_window_dprobs(const float *qkv, const float *dy, float *dP, const cv_shape4 *xs, int w,
-                      int shift, int heads)
-{
-    win_geom g = win_geometry(xs, w, shift, heads);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < g.N; n++)
-        for (int64_t win = 0; win < g.nwin; win++) {
-            int64_t *pos = malloc((size_t)g.T * sizeof *pos);
-            int *label = malloc((size_t)g.T * sizeof *label);
-            float *vg = malloc((size_t)(2 * g.T * g.hd) * sizeof *vg);
-            if (pos && label && vg) {
-                swin_window_tokens(g.H, g.W, w, g.sh, g.sw, win / (g.W / w), win % (g.W / w), pos,
-                                   label);
-                const float *base = qkv + n * g.H * g.W * 3 * g.C, *dyb = dy + n * g.H * g.W * g.C;
-                for (int h = 0; h < heads; h++) {
-                    gather(base + 2 * g.C + h * g.hd, 3 * g.C, pos, g.T, g.hd, vg);
-                    gather(dyb + h * g.hd, g.C, pos, g.T, g.hd, vg + g.T * g.hd);
-                    dnnl_sgemm('N', 'T', g.T, g.T, g.hd, 1, vg + g.T * g.hd, g.hd, vg, g.hd, 0,
-                               dP + ((n * g.nwin + win) * heads + h) * g.T * g.T, g.T);
-                }
-            }
-            free(pos), free(label), free(vg);
-        }
-}
-
 /* Writes the [T, hd] block b to channels [off, off + hd) of the window's pixels. */
 static void scatter(const float *b, float *x, int64_t stride, const int64_t *pos, int64_t T,
                     int64_t hd)
@@ -189,38 +136,118 @@ static void scatter(const float *b, float *x, int64_t stride, const int64_t *pos
     for (int64_t t = 0; t < T; t++) memcpy(x + pos[t] * stride, b + t * hd, (size_t)hd * 4);
 }
 
-void cl_window_grads(const float *qkv, const float *dy, const float *P, const float *dS,
-                     float *dqkv, float *dtable, const cv_shape4 *xs, int w, int shift, int heads)
+void cl_window_scores(const float *qkv, float *S, const cv_shape4 *xs, const cl_win *cw,
+                      const float *table)
 {
-    win_geom g = win_geometry(xs, w, shift, heads);
-    float s = (float)(1 / sqrt((double)g.hd));
-    int64_t T = g.T, hd = g.hd, C = g.C;
+    win_geom g;
+    if (!win_geometry(&g, xs, cw)) return;
+    int w = g.w, heads = g.heads;
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < g.N; n++)
         for (int64_t win = 0; win < g.nwin; win++) {
-            int64_t *pos = malloc((size_t)T * sizeof *pos);
-            int *label = malloc((size_t)T * sizeof *label);
-            float *b = malloc((size_t)(4 * T * hd) * sizeof *b); /* q, k, dy, and a result */
-            if (pos && label && b) {
-                swin_window_tokens(g.H, g.W, w, g.sh, g.sw, win / (g.W / w), win % (g.W / w), pos,
-                                   label);
-                const float *base = qkv + n * g.H * g.W * 3 * C;
-                float *dbase = dqkv + n * g.H * g.W * 3 * C, *o = b + 3 * T * hd;
-                for (int h = 0; h < heads; h++) {
-                    int64_t k0 = ((n * g.nwin + win) * heads + h) * T * T;
-                    gather(base + h * hd, 3 * C, pos, T, hd, b);
-                    gather(base + C + h * hd, 3 * C, pos, T, hd, b + T * hd);
-                    gather(dy + n * g.H * g.W * C + h * hd, C, pos, T, hd, b + 2 * T * hd);
-                    dnnl_sgemm('N', 'N', T, hd, T, s, dS + k0, T, b + T * hd, hd, 0, o, hd);
-                    scatter(o, dbase + h * hd, 3 * C, pos, T, hd);
-                    dnnl_sgemm('T', 'N', T, hd, T, s, dS + k0, T, b, hd, 0, o, hd);
-                    scatter(o, dbase + C + h * hd, 3 * C, pos, T, hd);
-                    dnnl_sgemm('T', 'N', T, hd, T, 1, P + k0, T, b + 2 * T * hd, hd, 0, o, hd);
-                    scatter(o, dbase + 2 * C + h * hd, 3 * C, pos, T, hd);
-                }
+            float *qk = malloc((size_t)(2 * g.T * g.hd) * sizeof *qk);
+            const int64_t *pos = g.pos + win * g.T;
+            const int *label = g.label + win * g.T;
+            const float *base = qkv + n * g.H * g.W * 3 * g.C;
+            for (int h = 0; qk && h < heads; h++) {
+                float *sp = S + ((n * g.nwin + win) * heads + h) * g.T * g.T;
+                gather(base + h * g.hd, 3 * g.C, pos, g.T, g.hd, qk);
+                gather(base + g.C + h * g.hd, 3 * g.C, pos, g.T, g.hd, qk + g.T * g.hd);
+                dnnl_sgemm('N', 'T', g.T, g.T, g.hd, cw->scale, qk, g.hd, qk + g.T * g.hd, g.hd, 0,
+                           sp, g.T);
+                for (int64_t i = 0; i < g.T; i++)
+                    for (int64_t j = 0; j < g.T; j++) {
+                        int64_t r = (i / w - j / w + w - 1) * (2 * w - 1) + i % w - j % w + w - 1;
+                        sp[i * g.T + j] += table[r * heads + h];
+                        if (g.masked && label[i] != label[j]) sp[i * g.T + j] -= 100;
+                    }
             }
-            free(pos), free(label), free(b);
+            free(qk);
         }
+    win_free(&g);
+}
+
+void cl_window_apply(const float *qkv, const float *P, float *y, const cv_shape4 *xs,
+                     const cl_win *cw)
+{
+    win_geom g;
+    if (!win_geometry(&g, xs, cw)) return;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t win = 0; win < g.nwin; win++) {
+            float *vo = malloc((size_t)(2 * g.T * g.hd) * sizeof *vo);
+            const int64_t *pos = g.pos + win * g.T;
+            const float *base = qkv + n * g.H * g.W * 3 * g.C;
+            for (int h = 0; vo && h < g.heads; h++) {
+                float *o = vo + g.T * g.hd;
+                gather(base + 2 * g.C + h * g.hd, 3 * g.C, pos, g.T, g.hd, vo);
+                dnnl_sgemm('N', 'N', g.T, g.hd, g.T, 1,
+                           P + ((n * g.nwin + win) * g.heads + h) * g.T * g.T, g.T, vo, g.hd, 0, o,
+                           g.hd);
+                scatter(o, y + n * g.H * g.W * g.C + h * g.hd, g.C, pos, g.T, g.hd);
+            }
+            free(vo);
+        }
+    win_free(&g);
+}
+
+/* The windowed attention's backward (training), as cl_attention_dprobs and cl_attention_grads per
+ * window and head on gathered [T, hd] blocks, the gradients scattered back to the windows'
+ * pixels (every pixel is in exactly one window, so dqkv is written whole); the relative position
+ * bias table's gradient, the sum of dS over the windows, accumulates into dtable (optional). */
+void cl_window_dprobs(const float *qkv, const float *dy, float *dP, const cv_shape4 *xs,
+                      const cl_win *cw)
+{
+    win_geom g;
+    if (!win_geometry(&g, xs, cw)) return;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t win = 0; win < g.nwin; win++) {
+            float *vg = malloc((size_t)(2 * g.T * g.hd) * sizeof *vg);
+            const int64_t *pos = g.pos + win * g.T;
+            const float *base = qkv + n * g.H * g.W * 3 * g.C, *dyb = dy + n * g.H * g.W * g.C;
+            for (int h = 0; vg && h < g.heads; h++) {
+                gather(base + 2 * g.C + h * g.hd, 3 * g.C, pos, g.T, g.hd, vg);
+                gather(dyb + h * g.hd, g.C, pos, g.T, g.hd, vg + g.T * g.hd);
+                dnnl_sgemm('N', 'T', g.T, g.T, g.hd, 1, vg + g.T * g.hd, g.hd, vg, g.hd, 0,
+                           dP + ((n * g.nwin + win) * g.heads + h) * g.T * g.T, g.T);
+            }
+            free(vg);
+        }
+    win_free(&g);
+}
+
+void cl_window_grads(const float *qkv, const float *dy, const float *P, const float *dS,
+                     float *dqkv, float *dtable, const cv_shape4 *xs, const cl_win *cw)
+{
+    win_geom g;
+    if (!win_geometry(&g, xs, cw)) return;
+    int64_t T = g.T, hd = g.hd, C = g.C;
+    int w = g.w, heads = g.heads;
+    float s = cw->scale;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < g.N; n++)
+        for (int64_t win = 0; win < g.nwin; win++) {
+            float *b = malloc((size_t)(4 * T * hd) * sizeof *b); /* q, k, dy, and a result */
+            float *dbase = dqkv + n * g.H * g.W * 3 * C;
+            const int64_t *pos = g.pos + win * T;
+            const float *base = qkv + n * g.H * g.W * 3 * C;
+            for (int h = 0; b && h < heads; h++) {
+                float *o = b + 3 * T * hd;
+                int64_t k0 = ((n * g.nwin + win) * heads + h) * T * T;
+                gather(base + h * hd, 3 * C, pos, T, hd, b);
+                gather(base + C + h * hd, 3 * C, pos, T, hd, b + T * hd);
+                gather(dy + n * g.H * g.W * C + h * hd, C, pos, T, hd, b + 2 * T * hd);
+                dnnl_sgemm('N', 'N', T, hd, T, s, dS + k0, T, b + T * hd, hd, 0, o, hd);
+                scatter(o, dbase + h * hd, 3 * C, pos, T, hd);
+                dnnl_sgemm('T', 'N', T, hd, T, s, dS + k0, T, b, hd, 0, o, hd);
+                scatter(o, dbase + C + h * hd, 3 * C, pos, T, hd);
+                dnnl_sgemm('T', 'N', T, hd, T, 1, P + k0, T, b + 2 * T * hd, hd, 0, o, hd);
+                scatter(o, dbase + 2 * C + h * hd, 3 * C, pos, T, hd);
+            }
+            free(b);
+        }
+    win_free(&g);
     if (!dtable) return;
 #pragma omp parallel for schedule(static)
     for (int h = 0; h < heads; h++) /* one head per thread: no two threads share an entry */
@@ -233,10 +260,15 @@ void cl_window_grads(const float *qkv, const float *dy, const float *P, const fl
         }
 }
 
-int64_t cl_window_score_rows(const cv_shape4 *xs, int w, int heads)
+size_t cl_v2_table_size(const cl_win *cw)
 {
-    win_geom g = win_geometry(xs, w, 0, heads);
-    return g.N * g.nwin * heads * g.T;
+    return (size_t)(2 * cw->w - 1) * (size_t)(2 * cw->w - 1) * (size_t)cw->heads;
+}
+
+int64_t cl_window_score_rows(const cv_shape4 *xs, const cl_win *cw)
+{
+    int64_t T = (int64_t)cw->w * cw->w;
+    return xs->d[0] * (xs->d[2] / cw->w) * (xs->d[3] / cw->w) * cw->heads * T;
 }
 
 /* ---- data movement on NHWC ---- */

@@ -385,17 +385,28 @@ static void run_cl(cv_exec *e, const xstep *x)
     const cv_shape4 *xs = &e->shapes[nd->in[0]], *ys = &e->shapes[x->node];
     switch (nd->op) {
     case OP_ATTENTION:
-        if (x->phase)
+        if (x->phase == CL_APPLY)
             cl_attention_apply(in, ptr(e, x->in_val[1]), y, xs, nd->a.groups);
         else
             cl_attention_scores(in, y, xs, nd->a.groups);
         break;
     case OP_WINDOW_ATTENTION:
-        if (x->phase)
-            cl_window_apply(in, ptr(e, x->in_val[1]), y, xs, nd->a.kh, nd->a.sh, nd->a.groups);
+    case OP_WINDOW_ATTENTION_V2:
+    case OP_PARTITION_ATTENTION: {
+        cl_win cw = cl_win_of(nd, xs);
+        int v2 = nd->op == OP_WINDOW_ATTENTION_V2;
+        const float *prm[5];
+        for (int k = 0; k < 5; k++) prm[k] = v2 ? param(e, nd, k) : NULL;
+        if (x->phase == CL_APPLY)
+            cl_window_apply(in, ptr(e, x->in_val[1]), y, xs, &cw);
+        else if (x->phase == CL_OP)
+            cl_window_scores(in, y, xs, &cw, v2 ? ptr(e, x->in_val[1]) : param(e, nd, 0));
+        else if (x->phase == CL_V2_TABLE)
+            ref_cpb_table(cw.w, cw.heads, nd->a.kw, prm, y, NULL);
         else
-            cl_window_scores(in, y, xs, nd->a.kh, nd->a.sh, nd->a.groups, param(e, nd, 0));
+            ref_v2_prepare(in, y, xs, cw.heads, prm, 1);
         break;
+    }
     case OP_TOKENS:
         cl_tokens(in, y, xs, param(e, nd, 0), param(e, nd, 1));
         break;
@@ -421,28 +432,74 @@ static float *param_grad(const cv_node *nd, int k, const cv_train_io *io)
 }
 
 /* Backward on channels-last values into din_val[0]. Pad and crop: the gradient is dy's part
- * over the input (zero-filled beyond dy). Attention, around the softmax backward: phase 0 the
- * probabilities' gradient from dy and v, phase 1 dqkv and the bias table's gradient from the
- * scores' gradient (din_val[1]) and the probabilities (in_val[1]). */
+ * over the input (zero-filled beyond dy). Attention, around the softmax backward: phase CL_OP the
+ * probabilities' gradient from dy and v, phase CL_APPLY dqkv and the bias table's gradient from
+ * the scores' gradient (din_val[1]) and the probabilities (in_val[1]). Swin V2: CL_APPLY's qkv is
+ * the prepared one and its table gradient goes to din_val[2]; phase CL_V2_PREPARE then takes both
+ * back to qkv (in_val[0], its prepared form in_val[1]) and the parameters. */
 static void run_cl_backward(cv_exec *e, const xstep *x, const cv_train_io *io)
 {
     const cv_node *nd = &e->g->nodes[x->node];
     const float *qkv = ptr(e, x->in_val[0]), *dy = ptr(e, x->dout_val);
     float *out = ptr(e, x->din_val[0]);
     const cv_shape4 *xs = &e->shapes[nd->in[0]];
-    int win = nd->op == OP_WINDOW_ATTENTION;
-    if (nd->op == OP_PAD || nd->op == OP_CROP)
+    int v2 = nd->op == OP_WINDOW_ATTENTION_V2;
+    int win = v2 || nd->op == OP_WINDOW_ATTENTION || nd->op == OP_PARTITION_ATTENTION;
+    cl_win cw = win ? cl_win_of(nd, xs) : (cl_win){0};
+    if (nd->op == OP_PAD || nd->op == OP_CROP) {
         cl_pad_crop(dy, out, &e->shapes[x->node], xs);
-    else if (!x->phase && win)
-        cl_window_dprobs(qkv, dy, out, xs, nd->a.kh, nd->a.sh, nd->a.groups);
-    else if (!x->phase)
+    } else if (x->phase == CL_OP && win) {
+        cl_window_dprobs(qkv, dy, out, xs, &cw);
+    } else if (x->phase == CL_OP) {
         cl_attention_dprobs(qkv, dy, out, xs, nd->a.groups);
-    else if (win)
-        cl_window_grads(qkv, dy, ptr(e, x->in_val[1]), ptr(e, x->din_val[1]), out,
-                        param_grad(nd, 0, io), xs, nd->a.kh, nd->a.sh, nd->a.groups);
-    else
+    } else if (x->phase == CL_APPLY && win) {
+        float *dtable = param_grad(nd, 0, io);
+        if (v2) {
+            dtable = ptr(e, x->din_val[2]);
+            memset(dtable, 0, cl_v2_table_size(&cw) * sizeof(float));
+        }
+        cl_window_grads(qkv, dy, ptr(e, x->in_val[1]), ptr(e, x->din_val[1]), out, dtable, xs, &cw);
+    } else if (x->phase == CL_APPLY) {
         cl_attention_grads(qkv, dy, ptr(e, x->in_val[1]), ptr(e, x->din_val[1]), out, xs,
                            nd->a.groups);
+    } else if (x->phase == CL_V2_PREPARE) {
+        const float *prm[5];
+        float *grad[5];
+        for (int k = 0; k < 5; k++) prm[k] = param(e, nd, k), grad[k] = param_grad(nd, k, io);
+        memset(out, 0, (size_t)shape_numel(xs) * sizeof(float));
+        ref_v2_prepare_backward(qkv, ptr(e, x->in_val[1]), ptr(e, x->din_val[1]), out, grad, xs,
+                                cw.heads, prm, 1);
+        ref_cpb_table_backward(cw.w, cw.heads, nd->a.kw, prm, ptr(e, x->din_val[2]), grad);
+    }
+}
+
+cv_status cl_v2_steps(cv_ctx *ctx, cv_exec *e, xlist *l, int node, int x, int *table, int *prep)
+{
+    const cv_node *nd = &e->g->nodes[node];
+    const cv_shape4 *xs = &e->shapes[nd->in[0]];
+    cl_win cw = cl_win_of(nd, xs);
+    dnnl_memory_desc_t tmd, cl;
+    md_cl(&cl, xs);
+    DNNL(ctx, dnnl_memory_desc_init_by_tag(&tmd, 1, (dnnl_dims_t){(int64_t)cl_v2_table_size(&cw)},
+                                           dnnl_f32, dnnl_a));
+    cv_status s = new_value(ctx, e, &tmd, 1, table);
+    if (!s) s = new_value(ctx, e, &cl, 1, prep);
+    if (s) return s;
+    e->vals[*prep].cl = 1;
+    xstep t = {.kind = X_CL,
+               .node = node,
+               .nin = 0,
+               .in_val = {-1},
+               .out_val = *table,
+               .phase = CL_V2_TABLE};
+    xstep q = {.kind = X_CL,
+               .node = node,
+               .nin = 1,
+               .in_val = {x},
+               .out_val = *prep,
+               .phase = CL_V2_PREPARE};
+    s = add_xstep(ctx, l, &t);
+    return s ? s : add_xstep(ctx, l, &q);
 }
 
 static void run_ref_backward(cv_exec *e, const xstep *x, const cv_train_io *io)

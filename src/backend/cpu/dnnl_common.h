@@ -35,6 +35,11 @@ typedef enum {
     X_BN_SYNC_BWD,
 } xkind;
 
+/* The parts of an op on channels-last values (dnnl_cl.c): attention is CL_OP (its scores), oneDNN's
+ * softmax, then CL_APPLY (the product with v); Swin V2's attention starts with CL_V2_TABLE (the
+ * position-bias table from its MLP) and CL_V2_PREPARE (normalised q and k, biases). */
+typedef enum { CL_OP, CL_APPLY, CL_V2_TABLE, CL_V2_PREPARE } cl_phase;
+
 typedef struct {
     xkind kind;
     dnnl_primitive_t prim;
@@ -43,7 +48,7 @@ typedef struct {
     int arg_val[10]; /* value indices */
     /* the other kinds: a node, its (plain) inputs and output, and for backward their gradients */
     int node, nin, in_val[CV_MAX_INPUTS], out_val, din_val[CV_MAX_INPUTS], dout_val;
-    int phase; /* X_CL: 0 the op (attention: its scores), 1 attention's product with v */
+    int phase; /* X_CL, X_CL_BWD: a cl_phase */
     int prof;  /* PROF_* kind for cv_profile (X_PRIM steps: node is the node planned, or -1) */
 } xstep;
 
@@ -155,20 +160,32 @@ cv_status exec_bind(cv_ctx *ctx, cv_exec *e);
 /* dnnl_cl.c: kernels on channels-last values (see there) */
 void cl_attention_scores(const float *qkv, float *S, const cv_shape4 *xs, int heads);
 void cl_attention_apply(const float *qkv, const float *P, float *y, const cv_shape4 *xs, int heads);
-void cl_window_scores(const float *qkv, float *S, const cv_shape4 *xs, int w, int shift, int heads,
+/* A windowed attention: Swin's (shifted) windows or MaxViT's blocks and grids of w x w tokens,
+ * `heads` heads, scores scaled by `scale`. */
+typedef struct {
+    int w, shift, grid, heads;
+    float scale;
+} cl_win;
+cl_win cl_win_of(const cv_node *nd, const cv_shape4 *xs);
+void cl_window_scores(const float *qkv, float *S, const cv_shape4 *xs, const cl_win *cw,
                       const float *table);
-void cl_window_apply(const float *qkv, const float *P, float *y, const cv_shape4 *xs, int w,
-                     int shift, int heads);
+void cl_window_apply(const float *qkv, const float *P, float *y, const cv_shape4 *xs,
+                     const cl_win *cw);
 /* training: attention's backward (dnnl_cl.c, around oneDNN's softmax backward) */
 void cl_attention_dprobs(const float *qkv, const float *dy, float *dP, const cv_shape4 *xs,
                          int heads);
 void cl_attention_grads(const float *qkv, const float *dy, const float *P, const float *dS,
                         float *dqkv, const cv_shape4 *xs, int heads);
-void cl_window_dprobs(const float *qkv, const float *dy, float *dP, const cv_shape4 *xs, int w,
-                      int shift, int heads);
+void cl_window_dprobs(const float *qkv, const float *dy, float *dP, const cv_shape4 *xs,
+                      const cl_win *cw);
 void cl_window_grads(const float *qkv, const float *dy, const float *P, const float *dS,
-                     float *dqkv, float *dtable, const cv_shape4 *xs, int w, int shift, int heads);
-int64_t cl_window_score_rows(const cv_shape4 *xs, int w, int heads);
+                     float *dqkv, float *dtable, const cv_shape4 *xs, const cl_win *cw);
+int64_t cl_window_score_rows(const cv_shape4 *xs, const cl_win *cw);
+/* Entries of a window's relative position bias table, (2w - 1)^2 x heads. */
+size_t cl_v2_table_size(const cl_win *cw);
+/* Swin V2: the CL_V2_TABLE and CL_V2_PREPARE steps on the channels-last qkv x of attention
+ * `node`, into new values *table and *prep (channels-last, as x). */
+cv_status cl_v2_steps(cv_ctx *ctx, cv_exec *e, xlist *l, int node, int x, int *table, int *prep);
 void cl_tokens(const float *x, float *y, const cv_shape4 *xs, const float *cls, const float *pos);
 void cl_take(const float *x, float *y, const cv_shape4 *xs, int token);
 void cl_pad_crop(const float *x, float *y, const cv_shape4 *xs, const cv_shape4 *ys);

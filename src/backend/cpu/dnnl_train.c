@@ -367,17 +367,18 @@ static cv_status fwd_layernorm(tplanner *p, int i)
                      (int[]){xr, t->mean, t->var, sc, sh, yr});
 }
 
-/* Multi-head and shifted-window attention on the channels-last qkv, as the eval planner runs
- * them: scores (dnnl_cl.c) into [rows, tokens], oneDNN's softmax along the rows in place (its
- * output, the probabilities, kept for the backward), then the product with v. */
+/* Multi-head and windowed attention on the channels-last qkv, as the eval planner runs them:
+ * scores (dnnl_cl.c) into [rows, tokens], oneDNN's softmax along the rows in place (its output,
+ * the probabilities, kept for the backward), then the product with v. Swin V2 keeps its prepared
+ * q, k, v in x[1] and its position-bias table in x[2]. */
 static cv_status attn_descs(tplanner *p, int i, dnnl_memory_desc_t *cl_in, dnnl_memory_desc_t *smd)
 {
     const cv_node *nd = &p->e->g->nodes[i];
     const cv_shape4 *xs = &p->e->shapes[nd->in[0]];
-    int win = nd->op == OP_WINDOW_ATTENTION;
+    int win = nd->op != OP_ATTENTION;
+    cl_win cw = win ? cl_win_of(nd, xs) : (cl_win){0};
     int64_t T = win ? (int64_t)nd->a.kh * nd->a.kh : xs->d[2];
-    int64_t sd[2] = {
-        win ? cl_window_score_rows(xs, nd->a.kh, nd->a.groups) : xs->d[0] * nd->a.groups * T, T};
+    int64_t sd[2] = {win ? cl_window_score_rows(xs, &cw) : xs->d[0] * nd->a.groups * T, T};
     md_cl(cl_in, xs);
     return desc(p->ctx, smd, 2, sd, dnnl_nc);
 }
@@ -388,14 +389,22 @@ static cv_status fwd_attention(tplanner *p, int i)
     cv_ctx *ctx = p->ctx;
     const cv_node *nd = &e->g->nodes[i];
     tnode *t = &p->t[i];
+    int v2 = nd->op == OP_WINDOW_ATTENTION_V2;
     dnnl_memory_desc_t cl_in, smd, cl_out;
     md_cl(&cl_out, &e->shapes[i]);
     cv_status s = attn_descs(p, i, &cl_in, &smd);
     if (!s)
         s = as_layout(ctx, e, &e->fwd, in_val(p, nd, 0), &cl_in, &t->x[0], p->temps, &p->ntemps);
+    if (!s && v2) s = cl_v2_steps(ctx, e, &e->fwd, i, t->x[0], &t->x[2], &t->x[1]);
     if (!s) s = new_value(ctx, e, &smd, 1, &t->ws);
     if (s) return s;
-    xstep a = {.kind = X_CL, .node = i, .nin = 1, .in_val = {t->x[0]}, .out_val = t->ws};
+    int q = v2 ? t->x[1] : t->x[0];
+    xstep a = {.kind = X_CL,
+               .node = i,
+               .nin = v2 ? 2 : 1,
+               .in_val = {q, v2 ? t->x[2] : -1},
+               .out_val = t->ws,
+               .phase = CL_OP};
     if ((s = add_xstep(ctx, &e->fwd, &a))) return s;
     dnnl_softmax_desc_t sd;
     DNNL(ctx, dnnl_softmax_forward_desc_init(&sd, dnnl_forward_training, &smd, 1));
@@ -406,9 +415,9 @@ static cv_status fwd_attention(tplanner *p, int i)
     xstep b = {.kind = X_CL,
                .node = i,
                .nin = 2,
-               .in_val = {t->x[0], t->ws},
+               .in_val = {q, t->ws},
                .out_val = e->node_val[i],
-               .phase = 1};
+               .phase = CL_APPLY};
     return s ? s : add_xstep(ctx, &e->fwd, &b);
 }
 
@@ -887,18 +896,20 @@ static cv_status bwd_attention(tplanner *p, int i, int dy)
     cv_ctx *ctx = p->ctx;
     const cv_node *nd = &e->g->nodes[i];
     tnode *t = &p->t[i];
+    int v2 = nd->op == OP_WINDOW_ATTENTION_V2, q = v2 ? t->x[1] : t->x[0];
     dnnl_memory_desc_t cl_in, smd;
-    int dp, dx = -1;
+    int dp, dx = -1, dq = -1, dtab = -1;
     cv_status s = attn_descs(p, i, &cl_in, &smd);
     if (!s) s = new_value(ctx, e, &smd, 1, &dp);
     if (s) return s;
     xstep a = {.kind = X_CL_BWD,
                .node = i,
                .nin = 2,
-               .in_val = {t->x[0], -1},
+               .in_val = {q, -1},
                .out_val = -1,
                .din_val = {dp, -1},
-               .dout_val = dy};
+               .dout_val = dy,
+               .phase = CL_OP};
     if ((s = add_xstep(ctx, &e->bwd, &a))) return s;
     dnnl_softmax_desc_t sd;
     DNNL(ctx, dnnl_softmax_backward_desc_init(&sd, &smd, &smd, 1));
@@ -910,9 +921,21 @@ static cv_status bwd_attention(tplanner *p, int i, int dy)
     dnnl_primitive_desc_destroy(pd);
     int need_x = p->need[nd->in[0]];
     if (!s) s = need_x ? grad_target(p, nd->in[0], &cl_in, &dx) : new_value(ctx, e, &cl_in, 1, &dx);
+    if (!s && v2) s = new_value(ctx, e, &cl_in, 1, &dq);
+    if (!s && v2) s = new_value(ctx, e, md_of(p, t->x[2]), 1, &dtab);
     xstep b = a;
-    b.in_val[1] = t->ws, b.din_val[0] = dx, b.din_val[1] = dp, b.phase = 1;
+    b.nin = v2 ? 3 : 2, b.in_val[1] = t->ws, b.in_val[2] = -1, b.phase = CL_APPLY;
+    b.din_val[0] = v2 ? dq : dx, b.din_val[1] = dp, b.din_val[2] = dtab;
     if (!s) s = add_xstep(ctx, &e->bwd, &b);
+    xstep c = {.kind = X_CL_BWD,
+               .node = i,
+               .nin = 3,
+               .in_val = {t->x[0], t->x[1], -1},
+               .out_val = -1,
+               .din_val = {dx, dq, dtab},
+               .dout_val = dy,
+               .phase = CL_V2_PREPARE};
+    if (!s && v2) s = add_xstep(ctx, &e->bwd, &c);
     return s || !need_x ? s : contribute(p, nd->in[0], dx);
 }
 
@@ -985,6 +1008,8 @@ static cv_status bwd_node(tplanner *p, int i)
         return bwd_layernorm(p, i, dy);
     case OP_ATTENTION:
     case OP_WINDOW_ATTENTION:
+    case OP_WINDOW_ATTENTION_V2:
+    case OP_PARTITION_ATTENTION:
         return bwd_attention(p, i, dy);
     case OP_PAD:
     case OP_CROP: {
@@ -1085,6 +1110,8 @@ cv_status dnnl_plan_train(cv_ctx *ctx, cv_exec *e, const cv_train_io *io)
             break;
         case OP_ATTENTION:
         case OP_WINDOW_ATTENTION:
+        case OP_WINDOW_ATTENTION_V2:
+        case OP_PARTITION_ATTENTION:
             s = fwd_attention(&p, i);
             break;
         case OP_PAD:

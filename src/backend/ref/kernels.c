@@ -41,8 +41,8 @@ void ref_concat_backward(const float *dy, float *const *dxs, const cv_shape4 *sh
         }
 }
 
-void swin_window_tokens(int64_t H, int64_t W, int w, int sh, int sw, int64_t wy, int64_t wx,
-                        int64_t *pos, int *label)
+void attn_window_tokens(int64_t H, int64_t W, int w, int sh, int sw, int grid, int64_t wy,
+                        int64_t wx, int64_t *pos, int *label)
 {
-    window_tokens(H, W, w, sh, sw, 0, wy, wx, pos, label);
+    window_tokens(H, W, w, sh, sw, grid, wy, wx, pos, label);
 }

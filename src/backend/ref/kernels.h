@@ -151,10 +151,11 @@ void ref_window_attention_f64(const double *qkv, double *y, const cv_shape4 *xs,
 void ref_window_attention_backward_f64(const double *qkv, const double *dy, double *dqkv,
                                        double *dtable, const cv_shape4 *xs, int w, int shift,
                                        int heads, const double *table);
-/* Swin's window (wy, wx) of an H x W map rolled by (sh, sw): each of its w*w tokens' pixel index
- * (pos) and shift-mask region (label), as ref_window_attention uses them. */
-void swin_window_tokens(int64_t H, int64_t W, int w, int sh, int sw, int64_t wy, int64_t wx,
-                        int64_t *pos, int *label);
+/* Window (wy, wx) of an H x W map: Swin's (rolled by (sh, sw)) or, with grid, MaxViT's grid
+ * window of w x w pixels (H/w, W/w) apart: each of its w*w tokens' pixel index (pos) and
+ * shift-mask region (label), as the reference's window attention uses them. */
+void attn_window_tokens(int64_t H, int64_t W, int w, int sh, int sw, int grid, int64_t wy,
+                        int64_t wx, int64_t *pos, int *label);
 /* Swin V2 (see kernels_impl.h): prm/grad = logit_scale, cpb_mlp.0.weight, cpb_mlp.0.bias,
  * cpb_mlp.2.weight, qkv.bias */
 void ref_window_attention_v2(const float *qkv, float *y, const cv_shape4 *xs, int w, int shift,
@@ -168,6 +169,15 @@ void ref_window_attention_v2_backward_f64(const double *qkv, const double *dy, d
                                           double *const *grad, const cv_shape4 *xs, int w,
                                           int shift, int heads, int hidden,
                                           const double *const *prm);
+/* Swin V2's parts (kernels_impl.h), for the oneDNN backend's channels-last path (cl = 1) */
+void ref_cpb_table(int w, int heads, int hidden, const float *const *prm, float *table, float *hid);
+void ref_cpb_table_backward(int w, int heads, int hidden, const float *const *prm,
+                            const float *dtab, float *const *grad);
+void ref_v2_prepare(const float *qkv, float *out, const cv_shape4 *xs, int heads,
+                    const float *const *prm, int cl);
+void ref_v2_prepare_backward(const float *qkv, const float *q, const float *dq, float *dqkv,
+                             float *const *grad, const cv_shape4 *xs, int heads,
+                             const float *const *prm, int cl);
 void ref_partition_attention(const float *qkv, float *y, const cv_shape4 *xs, int w, int grid,
                              int heads, const float *table);
 void ref_partition_attention_backward(const float *qkv, const float *dy, float *dqkv, float *dtable,

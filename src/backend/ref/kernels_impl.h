@@ -927,10 +927,10 @@ static void FN(cpb_coords)(int w, int64_t t, REAL *c)
     }
 }
 
-static void FN(cpb_table)(int w, int heads, int hidden, const REAL *w0, const REAL *b0,
-                          const REAL *w2, REAL *table, REAL *hid)
+void FN(ref_cpb_table)(int w, int heads, int hidden, const REAL *const *prm, REAL *table, REAL *hid)
 {
     int64_t nt = (int64_t)(2 * w - 1) * (2 * w - 1);
+    const REAL *w0 = prm[1], *b0 = prm[2], *w2 = prm[3];
     REAL *hbuf = hid ? NULL : malloc((size_t)hidden * sizeof *hbuf);
     for (int64_t t = 0; t < nt; t++) {
         REAL c[2], *hp = hid ? hid + t * hidden : hbuf;
@@ -949,32 +949,125 @@ static void FN(cpb_table)(int w, int heads, int hidden, const REAL *w0, const RE
     free(hbuf);
 }
 
+/* The position-bias MLP's parameter gradients (grad[1..3], each optional) from the table's
+ * gradient dtab. */
+void FN(ref_cpb_table_backward)(int w, int heads, int hidden, const REAL *const *prm,
+                                const REAL *dtab, REAL *const *grad)
+{
+    int64_t nt = (int64_t)(2 * w - 1) * (2 * w - 1);
+    REAL *table = malloc((size_t)(nt * heads) * sizeof *table);
+    REAL *hid = malloc((size_t)(nt * hidden) * sizeof *hid);
+    REAL *dh = malloc((size_t)hidden * sizeof *dh);
+    if (table && hid && dh) {
+        FN(ref_cpb_table)(w, heads, hidden, prm, table, hid);
+        for (int64_t t = 0; t < nt; t++) { /* table = 16 sigmoid(pre) */
+            REAL c[2];
+            FN(cpb_coords)(w, t, c);
+            for (int j = 0; j < hidden; j++) dh[j] = 0;
+            for (int h = 0; h < heads; h++) {
+                REAL sg = table[t * heads + h] / 16, da = dtab[t * heads + h] * 16 * sg * (1 - sg);
+                for (int j = 0; j < hidden; j++) {
+                    if (grad[3]) grad[3][(int64_t)h * hidden + j] += da * hid[t * hidden + j];
+                    dh[j] += da * prm[3][(int64_t)h * hidden + j];
+                }
+            }
+            for (int j = 0; j < hidden; j++) {
+                if (hid[t * hidden + j] <= 0) continue;
+                if (grad[1]) grad[1][2 * j] += dh[j] * c[0], grad[1][2 * j + 1] += dh[j] * c[1];
+                if (grad[2]) grad[2][j] += dh[j];
+            }
+        }
+    }
+    free(table), free(hid), free(dh);
+}
+
 /* Swin V2's queries and keys: per head, q + q_bias and k (whose bias torchvision zeroes) are
  * L2-normalised (F.normalize, eps 1e-12) and q is scaled by exp(min(logit_scale, log 100)); v
- * gets its bias. The cosine attention is then the plain one with s = 1. */
-static void FN(v2_prepare)(const REAL *qkv, REAL *out, const cv_shape4 *xs, int heads,
-                           const REAL *logit_scale, const REAL *bias)
+ * gets its bias. The cosine attention is then the plain one with s = 1. qkv [N, 3C, H, W] is
+ * stored NCHW, or NHWC when cl is set. prm as ref_window_attention_v2's (prm[0] logit_scale,
+ * prm[4] qkv.bias, optional). */
+static void FN(v2_strides)(const cv_shape4 *xs, int cl, int64_t *cs, int64_t *ps)
 {
-    int64_t N = xs->d[0], C = xs->d[1] / 3, HW = xs->d[2] * xs->d[3], hd = C / heads;
+    int64_t HW = xs->d[2] * xs->d[3];
+    *cs = cl ? 1 : HW, *ps = cl ? xs->d[1] : 1; /* between channels, between positions */
+}
+
+void FN(ref_v2_prepare)(const REAL *qkv, REAL *out, const cv_shape4 *xs, int heads,
+                        const REAL *const *prm, int cl)
+{
+    int64_t N = xs->d[0], C = xs->d[1] / 3, HW = xs->d[2] * xs->d[3], hd = C / heads, cs, ps;
+    FN(v2_strides)(xs, cl, &cs, &ps);
+    const REAL *bias = prm[4];
     REAL lmax = (REAL)log(100.0);
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < N; n++)
         for (int64_t p = 0; p < HW; p++)
             for (int part = 0; part < 3; part++)
                 for (int h = 0; h < heads; h++) {
-                    int64_t c0 = part * C + h * hd;
-                    const REAL *x = qkv + (n * 3 * C + c0) * HW + p;
-                    REAL *o = out + (n * 3 * C + c0) * HW + p, ss = 0;
+                    int64_t c0 = part * C + h * hd, off = n * 3 * C * HW + c0 * cs + p * ps;
+                    const REAL *x = qkv + off;
+                    REAL *o = out + off, ss = 0;
                     for (int64_t c = 0; c < hd; c++) {
-                        REAL v = x[c * HW] + (part != 1 && bias ? bias[c0 + c] : 0);
-                        o[c * HW] = v;
+                        REAL v = x[c * cs] + (part != 1 && bias ? bias[c0 + c] : 0);
+                        o[c * cs] = v;
                         ss += v * v;
                     }
                     if (part == 2) continue;
                     REAL nrm = sqrt(ss), f = 1 / (nrm > (REAL)1e-12 ? nrm : (REAL)1e-12);
-                    if (part == 0) f *= exp(logit_scale[h] < lmax ? logit_scale[h] : lmax);
-                    for (int64_t c = 0; c < hd; c++) o[c * HW] *= f;
+                    if (part == 0) f *= exp(prm[0][h] < lmax ? prm[0][h] : lmax);
+                    for (int64_t c = 0; c < hd; c++) o[c * cs] *= f;
                 }
+}
+
+/* Back through ref_v2_prepare: from its input qkv, its output q and q's gradient dq, into dqkv
+ * (optional, accumulated) and the gradients of logit_scale (grad[0]) and qkv.bias (grad[4]),
+ * each optional. */
+void FN(ref_v2_prepare_backward)(const REAL *qkv, const REAL *q, const REAL *dq, REAL *dqkv,
+                                 REAL *const *grad, const cv_shape4 *xs, int heads,
+                                 const REAL *const *prm, int cl)
+{
+    int64_t N = xs->d[0], C = xs->d[1] / 3, HW = xs->d[2] * xs->d[3], hd = C / heads, cs, ps;
+    FN(v2_strides)(xs, cl, &cs, &ps);
+    REAL lmax = (REAL)log(100.0);
+    /* the parameter gradients summed over (n, p) in per-thread sums */
+    REAL *dl = calloc((size_t)heads, sizeof *dl), *db = calloc((size_t)(3 * C), sizeof *db);
+    if (!dl || !db) goto done;
+#pragma omp parallel for collapse(2) schedule(static) reduction(+ : dl[:heads], db[:3 * C])
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t p = 0; p < HW; p++)
+            for (int part = 0; part < 3; part++)
+                for (int h = 0; h < heads; h++) {
+                    int64_t c0 = part * C + h * hd, off = n * 3 * C * HW + c0 * cs + p * ps;
+                    const REAL *o = q + off, *g = dq + off;
+                    if (part == 2) { /* v: y = x + b */
+                        for (int64_t c = 0; c < hd; c++) {
+                            if (dqkv) dqkv[off + c * cs] += g[c * cs];
+                            db[c0 + c] += g[c * cs];
+                        }
+                        continue;
+                    }
+                    /* o = f u with u = x/max(|x|, eps) and f = exp(clamped logit scale) for q */
+                    REAL ss = 0, dot = 0, f = 1;
+                    if (part == 0) f = exp(prm[0][h] < lmax ? prm[0][h] : lmax);
+                    for (int64_t c = 0; c < hd; c++) {
+                        REAL x = qkv[off + c * cs] + (part == 0 && prm[4] ? prm[4][c0 + c] : 0);
+                        ss += x * x;
+                        dot += o[c * cs] * g[c * cs]; /* u . du with du = f g */
+                    }
+                    if (part == 0 && prm[0][h] <= lmax) dl[h] += dot;
+                    REAL nrm = sqrt(ss);
+                    int big = nrm > (REAL)1e-12;
+                    for (int64_t c = 0; c < hd; c++) {
+                        REAL du = f * g[c * cs], u = o[c * cs] / f;
+                        REAL dx = big ? (du - u * dot) / nrm : du / (REAL)1e-12;
+                        if (dqkv) dqkv[off + c * cs] += dx;
+                        if (part == 0) db[c0 + c] += dx;
+                    }
+                }
+    for (int h = 0; grad[0] && h < heads; h++) grad[0][h] += dl[h];
+    for (int64_t c = 0; grad[4] && c < 3 * C; c++) grad[4][c] += db[c];
+done:
+    free(dl), free(db);
 }
 
 /* prm: logit_scale [heads], cpb_mlp.0.weight [hidden, 2], cpb_mlp.0.bias, cpb_mlp.2.weight
@@ -986,8 +1079,8 @@ void FN(ref_window_attention_v2)(const REAL *qkv, REAL *y, const cv_shape4 *xs, 
     REAL *table = malloc((size_t)nt * sizeof *table);
     REAL *q = malloc((size_t)shape_numel(xs) * sizeof *q);
     if (table && q) {
-        FN(cpb_table)(w, heads, hidden, prm[1], prm[2], prm[3], table, NULL);
-        FN(v2_prepare)(qkv, q, xs, heads, prm[0], prm[4]);
+        FN(ref_cpb_table)(w, heads, hidden, prm, table, NULL);
+        FN(ref_v2_prepare)(qkv, q, xs, heads, prm, 0);
         FN(window_attention_core)(q, y, xs, w, shift, 0, heads, table, 1);
     }
     free(table), free(q);
@@ -999,69 +1092,18 @@ void FN(ref_window_attention_v2_backward)(const REAL *qkv, const REAL *dy, REAL 
                                           REAL *const *grad, const cv_shape4 *xs, int w, int shift,
                                           int heads, int hidden, const REAL *const *prm)
 {
-    int64_t N = xs->d[0], C = xs->d[1] / 3, HW = xs->d[2] * xs->d[3], hd = C / heads;
     int64_t nt = (int64_t)(2 * w - 1) * (2 * w - 1), n_all = shape_numel(xs);
     REAL *table = malloc((size_t)(nt * heads) * sizeof *table);
     REAL *dtab = calloc((size_t)(nt * heads), sizeof *dtab);
-    REAL *hid = malloc((size_t)(nt * hidden) * sizeof *hid);
     REAL *q = malloc((size_t)n_all * sizeof *q), *dq = calloc((size_t)n_all, sizeof *dq);
-    REAL *dh = malloc((size_t)hidden * sizeof *dh);
-    if (!table || !dtab || !hid || !q || !dq || !dh) goto done;
-    FN(cpb_table)(w, heads, hidden, prm[1], prm[2], prm[3], table, hid);
-    FN(v2_prepare)(qkv, q, xs, heads, prm[0], prm[4]);
-    FN(window_attention_core_backward)(q, dy, dq, dtab, xs, w, shift, 0, heads, table, 1);
-    REAL lmax = (REAL)log(100.0);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t p = 0; p < HW; p++)
-            for (int part = 0; part < 3; part++)
-                for (int h = 0; h < heads; h++) {
-                    int64_t c0 = part * C + h * hd, off = (n * 3 * C + c0) * HW + p;
-                    const REAL *o = q + off, *g = dq + off;
-                    if (part == 2) { /* v: y = x + b */
-                        for (int64_t c = 0; c < hd; c++) {
-                            if (dqkv) dqkv[off + c * HW] += g[c * HW];
-                            if (grad[4]) grad[4][c0 + c] += g[c * HW];
-                        }
-                        continue;
-                    }
-                    /* o = f u with u = x/max(|x|, eps) and f = exp(clamped logit scale) for q */
-                    REAL ss = 0, dot = 0, f = 1;
-                    if (part == 0) f = exp(prm[0][h] < lmax ? prm[0][h] : lmax);
-                    for (int64_t c = 0; c < hd; c++) {
-                        REAL x = qkv[off + c * HW] + (part == 0 && prm[4] ? prm[4][c0 + c] : 0);
-                        ss += x * x;
-                        dot += o[c * HW] * g[c * HW]; /* u . du with du = f g */
-                    }
-                    if (part == 0 && grad[0] && prm[0][h] <= lmax) grad[0][h] += dot;
-                    REAL nrm = sqrt(ss);
-                    int big = nrm > (REAL)1e-12;
-                    for (int64_t c = 0; c < hd; c++) {
-                        REAL du = f * g[c * HW], u = o[c * HW] / f;
-                        REAL dx = big ? (du - u * dot) / nrm : du / (REAL)1e-12;
-                        if (dqkv) dqkv[off + c * HW] += dx;
-                        if (part == 0 && grad[4]) grad[4][c0 + c] += dx;
-                    }
-                }
-    /* table = 16 sigmoid(pre): back through the MLP */
-    for (int64_t t = 0; t < nt; t++) {
-        REAL c[2];
-        FN(cpb_coords)(w, t, c);
-        for (int j = 0; j < hidden; j++) dh[j] = 0;
-        for (int h = 0; h < heads; h++) {
-            REAL sg = table[t * heads + h] / 16, da = dtab[t * heads + h] * 16 * sg * (1 - sg);
-            for (int j = 0; j < hidden; j++) {
-                if (grad[3]) grad[3][(int64_t)h * hidden + j] += da * hid[t * hidden + j];
-                dh[j] += da * prm[3][(int64_t)h * hidden + j];
-            }
-        }
-        for (int j = 0; j < hidden; j++) {
-            if (hid[t * hidden + j] <= 0) continue;
-            if (grad[1]) grad[1][2 * j] += dh[j] * c[0], grad[1][2 * j + 1] += dh[j] * c[1];
-            if (grad[2]) grad[2][j] += dh[j];
-        }
+    if (table && dtab && q && dq) {
+        FN(ref_cpb_table)(w, heads, hidden, prm, table, NULL);
+        FN(ref_v2_prepare)(qkv, q, xs, heads, prm, 0);
+        FN(window_attention_core_backward)(q, dy, dq, dtab, xs, w, shift, 0, heads, table, 1);
+        FN(ref_v2_prepare_backward)(qkv, q, dq, dqkv, grad, xs, heads, prm, 0);
+        FN(ref_cpb_table_backward)(w, heads, hidden, prm, dtab, grad);
     }
-done:
-    free(table), free(dtab), free(hid), free(q), free(dq), free(dh);
+    free(table), free(dtab), free(q), free(dq);
 }
 
 /* MaxViT's block (grid = 0: w x w windows) and grid (grid = 1: w x w pixels H/w, W/w apart)
