@@ -364,10 +364,7 @@ int cmd_study(cv_ctx *ctx, int argc, char **argv)
                 st = cv_fail(ctx, CV_ERR_INVALID, "--seed: expected a non-negative integer");
             break;
         case O_STALE:
-            c.stale_s = strtod(optarg, &end);
-            if (end == optarg || *end || !(c.stale_s > 0))
-                st =
-                    cv_fail(ctx, CV_ERR_INVALID, "--stale: expected seconds > 0, got '%s'", optarg);
+            st = cli_double(ctx, "--stale", optarg, 1e-3, 1e9, &c.stale_s);
             break;
         case O_RETRY:
             retry = 1;

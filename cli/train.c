@@ -32,16 +32,6 @@ static void usage(FILE *f)
         "DIR/runs.sqlite.\n");
 }
 
-static cv_status num(cv_ctx *ctx, const char *opt, const char *s, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !isfinite(v))
-        return cv_fail(ctx, CV_ERR_INVALID, "%s: expected a number, got '%s'", opt, s);
-    *out = v;
-    return CV_OK;
-}
-
 int cmd_train(cv_ctx *ctx, int argc, char **argv)
 {
     enum {
@@ -136,7 +126,7 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
             c.val = optarg;
             break;
         case O_VALF:
-            s = num(ctx, "--val-fraction", optarg, &c.val_fraction);
+            s = cli_double(ctx, "--val-fraction", optarg, 0, 1, &c.val_fraction);
             break;
         case 'o':
             c.out_dir = optarg;
@@ -148,19 +138,19 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
             s = cli_int(ctx, "--batch", optarg, 1, 1 << 20, &c.batch);
             break;
         case 'l':
-            s = num(ctx, "--lr", optarg, &c.lr);
+            s = cli_double(ctx, "--lr", optarg, 0, 1e9, &c.lr);
             break;
         case O_OPT:
             c.optim = optarg;
             break;
         case 'M':
-            s = num(ctx, "--momentum", optarg, &c.momentum);
+            s = cli_double(ctx, "--momentum", optarg, 0, 1, &c.momentum);
             break;
         case 'W':
-            s = num(ctx, "--wd", optarg, &c.weight_decay);
+            s = cli_double(ctx, "--wd", optarg, 0, 1e9, &c.weight_decay);
             break;
         case O_NWD:
-            s = num(ctx, "--norm-wd", optarg, &c.norm_weight_decay);
+            s = cli_double(ctx, "--norm-wd", optarg, 0, 1e9, &c.norm_weight_decay);
             break;
         case O_SCHED:
             c.sched = optarg;
@@ -175,7 +165,7 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
             c.loss = optarg;
             break;
         case O_LS:
-            s = num(ctx, "--label-smoothing", optarg, &c.label_smoothing);
+            s = cli_double(ctx, "--label-smoothing", optarg, 0, 1, &c.label_smoothing);
             break;
         case O_MODE:
             c.mode = optarg;
@@ -187,13 +177,13 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
             c.lr_mults = optarg;
             break;
         case O_CLIP:
-            s = num(ctx, "--clip-grad", optarg, &c.clip_grad);
+            s = cli_double(ctx, "--clip-grad", optarg, 0, 1e30, &c.clip_grad);
             break;
         case O_PAT:
             s = cli_int(ctx, "--patience", optarg, 0, 1 << 20, &c.patience);
             break;
         case O_EMA:
-            s = num(ctx, "--ema", optarg, &c.ema_decay);
+            s = cli_double(ctx, "--ema", optarg, 0, 1, &c.ema_decay);
             break;
         case O_METRIC:
             c.metric = optarg;
@@ -202,13 +192,13 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
             c.amp = optarg;
             break;
         case O_MIXUP:
-            s = num(ctx, "--mixup", optarg, &c.mixup);
+            s = cli_double(ctx, "--mixup", optarg, 0, 1e9, &c.mixup);
             break;
         case O_CUTMIX:
-            s = num(ctx, "--cutmix", optarg, &c.cutmix);
+            s = cli_double(ctx, "--cutmix", optarg, 0, 1e9, &c.cutmix);
             break;
         case 's':
-            s = num(ctx, "--seed", optarg, &seed);
+            s = cli_double(ctx, "--seed", optarg, 0, 9007199254740992.0, &seed);
             break;
         case O_RESUME:
             c.resume = 1;
@@ -235,7 +225,7 @@ int cmd_train(cv_ctx *ctx, int argc, char **argv)
             c.no_shuffle = 1;
             break;
         case O_DROPOUT:
-            s = num(ctx, "--dropout", optarg, &c.dropout);
+            s = cli_double(ctx, "--dropout", optarg, 0, 1, &c.dropout);
             break;
         case O_SYNCBN:
             c.sync_bn = 1;

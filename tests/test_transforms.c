@@ -46,6 +46,45 @@ static void test_parse_errors(void)
     cv_ctx_free(ctx);
 }
 
+/* A training pipeline's evaluation counterpart: random crops made deterministic, the other random
+ * ops dropped, and the result itself a valid, non-random pipeline. */
+static void test_eval_spec(void)
+{
+    cv_ctx *ctx = cv_ctx_new();
+    struct {
+        const char *train, *eval;
+    } cases[] = {
+        {"grayscale(3),resize(56),random_crop(56,padding=4),hflip,to_tensor,normalize(imagenet),"
+         "random_erasing(p=0.25)",
+         "grayscale(3),resize(56),center_crop(56,56),to_tensor,normalize(imagenet)"},
+        {"rrc(224,bicubic),hflip,trivialaugment,to_tensor,normalize(imagenet)",
+         "resize(256,bicubic),center_crop(224,224),to_tensor,normalize(imagenet)"},
+        {"random_resized_crop(160,120),color_jitter(0.4,0.4,0.4)",
+         "resize(137,bilinear),center_crop(160,120)"},
+        {"hflip,vflip", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cv_transform_pipeline *p = NULL, *e = NULL;
+        char out[512];
+        CHECK_OK(ctx, cv_transform_pipeline_parse(ctx, cases[i].train, &p));
+        CHECK_OK(ctx, cv_transform_pipeline_eval_spec(ctx, p, out, sizeof out));
+        if (strcmp(out, cases[i].eval)) {
+            fprintf(stderr, "  '%s' -> '%s', expected '%s'\n", cases[i].train, out, cases[i].eval);
+            test_failures++;
+        }
+        if (out[0]) {
+            CHECK_OK(ctx, cv_transform_pipeline_parse(ctx, out, &e));
+            CHECK(e && !cv_transform_pipeline_is_random(e));
+        }
+        char small[20];
+        if (strlen(cases[i].eval) >= sizeof small)
+            CHECK(cv_transform_pipeline_eval_spec(ctx, p, small, sizeof small) == CV_ERR_INVALID);
+        cv_transform_pipeline_free(e);
+        cv_transform_pipeline_free(p);
+    }
+    cv_ctx_free(ctx);
+}
+
 /* ---- the same augmentation whatever the thread and order ---- */
 
 #define NSAMPLES 12
@@ -182,6 +221,7 @@ static void test_mixup_cutmix(void)
 int main(void)
 {
     RUN(test_parse_errors);
+    RUN(test_eval_spec);
     RUN(test_thread_determinism);
     RUN(test_rng);
     RUN(test_mixup_cutmix);

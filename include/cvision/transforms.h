@@ -94,6 +94,12 @@ cv_status cv_transform_pipeline_parse(cv_ctx *ctx, const char *spec, cv_transfor
 void cv_transform_pipeline_free(cv_transform_pipeline *pipe);
 /* Whether any op draws random numbers. */
 int cv_transform_pipeline_is_random(const cv_transform_pipeline *pipe);
+/* The evaluation counterpart of a training pipeline, as torchvision's reference scripts pair them:
+ * random_resized_crop(s) becomes resize(s / 0.875), center_crop(s) (256 for 224), random_crop(s)
+ * becomes center_crop(s), the other random ops are dropped and the deterministic ones kept as
+ * written. Written into out (n bytes); too long a result is an error. */
+cv_status cv_transform_pipeline_eval_spec(cv_ctx *ctx, const cv_transform_pipeline *train,
+                                          char *out, size_t n);
 /* Applies the pipeline to one image; the result is a new float32 tensor [C, H, W]. All randomness
  * comes from a generator seeded with `seed` alone: use a per-sample seed (e.g. from
  * cv_transform_sample_seed) to get the same augmentation whatever the thread count. */

@@ -646,6 +646,45 @@ int cv_transform_pipeline_is_random(const cv_transform_pipeline *pipe)
     return 0;
 }
 
+/* Appends one op to the spec being built, failing when it does not fit. */
+static cv_status append_op(cv_ctx *ctx, char *out, size_t n, const char *text)
+{
+    size_t len = strlen(out);
+    int k = snprintf(out + len, n - len, "%s%s", len ? "," : "", text);
+    if (k < 0 || (size_t)k >= n - len)
+        return cv_fail(ctx, CV_ERR_INVALID, "transform: derived evaluation pipeline too long");
+    return CV_OK;
+}
+
+cv_status cv_transform_pipeline_eval_spec(cv_ctx *ctx, const cv_transform_pipeline *train,
+                                          char *out, size_t n)
+{
+    if (!n) return cv_fail(ctx, CV_ERR_INVALID, "transform: no room for a pipeline string");
+    out[0] = 0;
+    cv_status s = CV_OK;
+    for (int i = 0; i < train->nops && !s; i++) {
+        const tf_op *op = &train->ops[i];
+        char text[160];
+        if (op->kind == TF_RRC) { /* torchvision's ImageClassification: resize 256 for crop 224 */
+            int side = op->h < op->w ? op->h : op->w;
+            snprintf(text, sizeof text, "resize(%ld,%s),center_crop(%d,%d)", lround(side / 0.875),
+                     cv_interp_name((cv_interp)op->interp), op->h, op->w);
+        } else if (op->kind == TF_RANDOM_CROP) {
+            snprintf(text, sizeof text, "center_crop(%d,%d)", op->h, op->w);
+        } else if (tf_op_is_random(op)) {
+            continue;
+        } else if (strlen(op->text) + 1 < sizeof op->text) {
+            snprintf(text, sizeof text, "%s", op->text);
+        } else { /* op->text holds a truncated copy */
+            return cv_fail(ctx, CV_ERR_INVALID,
+                           "transform '%s...': too long to copy into an evaluation pipeline",
+                           op->text);
+        }
+        s = append_op(ctx, out, n, text);
+    }
+    return s;
+}
+
 uint64_t cv_transform_sample_seed(uint64_t seed, uint64_t epoch, uint64_t index)
 {
     cv_rng r;

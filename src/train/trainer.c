@@ -93,7 +93,9 @@ static void trainer_free(trainer *t)
 /* Default transforms: images already at the model's working size (small datasets such as
  * FashionMNIST or CIFAR) are only converted to 3 channels and normalised with ImageNet's
  * statistics; larger images get torchvision's classification recipe (RandomResizedCrop(224) and a
- * flip for training; Resize(256) and CenterCrop(224) for evaluation). */
+ * flip for training; Resize(256) and CenterCrop(224) for evaluation). Without --eval-transform, a
+ * given training pipeline's deterministic counterpart evaluates (cv_transform_pipeline_eval_spec):
+ * a model trained on resize(56) must be evaluated at 56x56 too. */
 static cv_status default_transforms(cv_ctx *ctx, trainer *t)
 {
     cv_image *img = NULL;
@@ -107,10 +109,17 @@ static cv_status default_transforms(cv_ctx *ctx, trainer *t)
         snprintf(t->train_tf, sizeof t->train_tf, "%s%s", gray,
                  small ? "to_tensor,normalize(imagenet)"
                        : "rrc(224),hflip,to_tensor,normalize(imagenet)");
-    if (!t->c->eval_transform)
-        snprintf(t->eval_tf, sizeof t->eval_tf, "%s%s", gray,
-                 small ? "to_tensor,normalize(imagenet)"
-                       : "resize(256),center_crop(224),to_tensor,normalize(imagenet)");
+    if (t->c->eval_transform) return CV_OK;
+    if (t->c->train_transform) { /* evaluate what training saw, without its randomness */
+        cv_transform_pipeline *pipe;
+        if ((s = cv_transform_pipeline_parse(ctx, t->c->train_transform, &pipe))) return s;
+        s = cv_transform_pipeline_eval_spec(ctx, pipe, t->eval_tf, sizeof t->eval_tf);
+        cv_transform_pipeline_free(pipe);
+        return s;
+    }
+    snprintf(t->eval_tf, sizeof t->eval_tf, "%s%s", gray,
+             small ? "to_tensor,normalize(imagenet)"
+                   : "resize(256),center_crop(224),to_tensor,normalize(imagenet)");
     return CV_OK;
 }
 

@@ -201,6 +201,8 @@ ckpt = f"{cdir}/runs/" + os.listdir(f"{cdir}/runs")[0] + "/best.safetensors"
 side = json.load(open(ckpt.replace(".safetensors", ".json")))
 check(side.get("train_transform") == "grayscale(3),hflip,to_tensor,normalize(imagenet)",
       f"--train-transform reaches the runs: {side.get('train_transform')}")
+check(side.get("eval_transform") == "grayscale(3),to_tensor,normalize(imagenet)",
+      f"without --eval-transform, evaluation is the training pipeline without hflip: {side.get('eval_transform')}")
 
 
 def ml_preds(spec, tag):
