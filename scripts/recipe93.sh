@@ -20,7 +20,7 @@ start=$(date +%s)
 # pipeline without its randomness: grayscale(3),resize(56),center_crop(56,56),to_tensor,normalize.
 "$CV" train -m resnet18 --data fashionmnist:train --val-fraction 0 --out "$OUT/train" \
     --epochs "$EPOCHS" --batch 128 --opt sgd_nesterov --lr 0.1 --momentum 0.9 --wd 5e-4 --norm-wd 0 \
-    --sched onecycle --label-smoothing 0.1 --seed 0 --amp bf16 \
+    --sched onecycle --label-smoothing 0.1 --seed "${CVISION_RECIPE_SEED:-0}" --amp bf16 \
     --train-transform "grayscale(3),resize($SIDE),random_crop($SIDE,padding=4),hflip,to_tensor,normalize(imagenet)"
 trained=$(($(date +%s) - start))
 
