@@ -424,12 +424,11 @@ static cv_status plan_attention(planner *p, const cv_step *st, int *out)
     const cv_node *nd = &e->g->nodes[st->node];
     const cv_shape4 *xs = &e->shapes[nd->in[0]];
     int v2 = nd->op == OP_WINDOW_ATTENTION_V2;
-    int win = v2 || nd->op == OP_WINDOW_ATTENTION || nd->op == OP_PARTITION_ATTENTION;
-    cl_win cw = win ? cl_win_of(nd, xs) : (cl_win){0};
-    int64_t T = win ? (int64_t)nd->a.kh * nd->a.kh : xs->d[2];
-    int64_t rows = win ? cl_window_score_rows(xs, &cw) : xs->d[0] * nd->a.groups * T;
+    int64_t dims[2];
+    cl_score_shape(nd, xs, dims);
     dnnl_memory_desc_t smd, od;
-    DNNL(ctx, dnnl_memory_desc_init_by_tag(&smd, 2, (dnnl_dims_t){rows, T}, dnnl_f32, dnnl_nc));
+    DNNL(ctx,
+         dnnl_memory_desc_init_by_tag(&smd, 2, (dnnl_dims_t){dims[0], dims[1]}, dnnl_f32, dnnl_nc));
     md_cl(&od, &e->shapes[st->node]);
     xstep a = {.kind = X_CL, .node = st->node, .nin = v2 ? 2 : 1, .phase = CL_OP};
     cv_status s = cl_input(p, nd, &a.in_val[0]);

@@ -265,10 +265,20 @@ size_t cl_v2_table_size(const cl_win *cw)
     return (size_t)(2 * cw->w - 1) * (size_t)(2 * cw->w - 1) * (size_t)cw->heads;
 }
 
-int64_t cl_window_score_rows(const cv_shape4 *xs, const cl_win *cw)
+int cl_windowed(const cv_node *nd)
 {
-    int64_t T = (int64_t)cw->w * cw->w;
-    return xs->d[0] * (xs->d[2] / cw->w) * (xs->d[3] / cw->w) * cw->heads * T;
+    return nd->op == OP_WINDOW_ATTENTION || nd->op == OP_WINDOW_ATTENTION_V2 ||
+           nd->op == OP_PARTITION_ATTENTION;
+}
+
+void cl_score_shape(const cv_node *nd, const cv_shape4 *xs, int64_t sd[2])
+{
+    if (!cl_windowed(nd)) { /* [N, heads, tokens] rows of all tokens */
+        sd[0] = xs->d[0] * nd->a.groups * xs->d[2], sd[1] = xs->d[2];
+        return;
+    }
+    int64_t w = nd->a.kh, T = w * w;
+    sd[0] = xs->d[0] * (xs->d[2] / w) * (xs->d[3] / w) * nd->a.groups * T, sd[1] = T;
 }
 
 /* ---- data movement on NHWC ---- */

@@ -443,8 +443,7 @@ static void run_cl_backward(cv_exec *e, const xstep *x, const cv_train_io *io)
     const float *qkv = ptr(e, x->in_val[0]), *dy = ptr(e, x->dout_val);
     float *out = ptr(e, x->din_val[0]);
     const cv_shape4 *xs = &e->shapes[nd->in[0]];
-    int v2 = nd->op == OP_WINDOW_ATTENTION_V2;
-    int win = v2 || nd->op == OP_WINDOW_ATTENTION || nd->op == OP_PARTITION_ATTENTION;
+    int v2 = nd->op == OP_WINDOW_ATTENTION_V2, win = cl_windowed(nd);
     cl_win cw = win ? cl_win_of(nd, xs) : (cl_win){0};
     if (nd->op == OP_PAD || nd->op == OP_CROP) {
         cl_pad_crop(dy, out, &e->shapes[x->node], xs);

@@ -180,7 +180,10 @@ void cl_window_dprobs(const float *qkv, const float *dy, float *dP, const cv_sha
                       const cl_win *cw);
 void cl_window_grads(const float *qkv, const float *dy, const float *P, const float *dS,
                      float *dqkv, float *dtable, const cv_shape4 *xs, const cl_win *cw);
-int64_t cl_window_score_rows(const cv_shape4 *xs, const cl_win *cw);
+/* Whether attention node nd is windowed (Swin V1 and V2, MaxViT), and its scores' shape
+ * [rows, tokens]: a row per sample, window, head and query token. */
+int cl_windowed(const cv_node *nd);
+void cl_score_shape(const cv_node *nd, const cv_shape4 *xs, int64_t sd[2]);
 /* Entries of a window's relative position bias table, (2w - 1)^2 x heads. */
 size_t cl_v2_table_size(const cl_win *cw);
 /* Swin V2: the CL_V2_TABLE and CL_V2_PREPARE steps on the channels-last qkv x of attention

@@ -375,10 +375,8 @@ static cv_status attn_descs(tplanner *p, int i, dnnl_memory_desc_t *cl_in, dnnl_
 {
     const cv_node *nd = &p->e->g->nodes[i];
     const cv_shape4 *xs = &p->e->shapes[nd->in[0]];
-    int win = nd->op != OP_ATTENTION;
-    cl_win cw = win ? cl_win_of(nd, xs) : (cl_win){0};
-    int64_t T = win ? (int64_t)nd->a.kh * nd->a.kh : xs->d[2];
-    int64_t sd[2] = {win ? cl_window_score_rows(xs, &cw) : xs->d[0] * nd->a.groups * T, T};
+    int64_t sd[2];
+    cl_score_shape(nd, xs, sd);
     md_cl(cl_in, xs);
     return desc(p->ctx, smd, 2, sd, dnnl_nc);
 }
